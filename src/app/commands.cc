@@ -1,0 +1,189 @@
+// The subcommands: serve (wiring, signals, graceful shutdown), migrate, audit, token, seed.
+#include "app/commands.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <iostream>
+#include <thread>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "audit/audit.h"
+#include "http/api.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "http/token.h"
+#include "ledger/sqlite/sqlite_ledger.h"
+#include "service/red_packet_service.h"
+
+namespace redpacket::app {
+
+void SetUpLogging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("redpacket");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ level=%l thread=%t %v", spdlog::pattern_time_type::utc);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+namespace {
+
+void PrintDevExample(const Config& config, std::uint16_t port) {
+  const std::string base = fmt::format("http://{}:{}", config.host, port);
+  std::cout << fmt::format(R"(
+redpacket is running in embedded --dev mode on {0}  (Ctrl-C stops it)
+Try it (X-User-Id names the caller in --dev mode):
+
+  curl -s -X POST {0}/v1/users -d '{{"name":"alice"}}'
+  curl -s -X POST {0}/v1/users/1/deposit -d '{{"amount_cents":10000,"request_id":"d-1"}}'
+  curl -s -X POST {0}/v1/packets -H 'X-User-Id: 1' -d '{{"total_cents":1000,"count":5,"kind":"lucky","greeting":"恭喜发财"}}'
+  curl -s -X POST {0}/v1/packets/1/grab -H 'X-User-Id: 2'
+  curl -s {0}/v1/packets/1 -H 'X-User-Id: 2'
+  curl -s {0}/v1/users/2/balance -H 'X-User-Id: 2'
+
+)",
+                           base)
+            << std::flush;
+}
+
+}  // namespace
+
+int RunServe(const Config& config) {
+  SetUpLogging(config.log_level);
+  if (config.mode == "cluster") {
+    spdlog::critical("--mode cluster is not available in this build yet (see the README)");
+    return 2;
+  }
+  // Signals are taken by sigwait on this thread only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  http::ApiOptions api_options;
+  api_options.dev = config.dev;
+  api_options.token_secret = EffectiveTokenSecret(config);
+
+  service::ServiceOptions service_options;
+  service_options.data_dir = config.data_dir;
+  service_options.limits = config.limits;
+  service_options.sweep_interval = std::chrono::milliseconds(config.sweep_interval_ms);
+  service::RedPacketService service(service_options);
+  http::Api api(api_options, service);
+
+  http::ServerOptions server_options;
+  server_options.host = config.host;
+  server_options.port = config.port;
+  server_options.threads = config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  server_options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  http::Server server(server_options, api);
+  try {
+    server.Start();
+  } catch (const std::exception& error) {
+    spdlog::critical("{}", error.what());
+    return 1;
+  }
+  api.WatchServer(server);
+  spdlog::info("listening on http://{}:{} mode={} threads={} dev={} data_dir={}", config.host, server.port(),
+               config.mode, server_options.threads, config.dev, config.data_dir);
+  try {
+    // /readyz answers 503 until this returns.
+    service.Start();
+  } catch (const std::exception& error) {
+    spdlog::critical("startup failed: {}", error.what());
+    server.Stop(std::chrono::milliseconds(0));
+    return 1;
+  }
+  spdlog::info("ready");
+  if (config.dev) PrintDevExample(config, server.port());
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("received {}, draining", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  server.Stop(std::chrono::milliseconds(config.shutdown_grace_ms));
+  service.Stop();
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+int RunMigrate(const Config& config) {
+  SetUpLogging(config.log_level);
+  std::filesystem::create_directories(config.data_dir);
+  const auto file = std::filesystem::path(config.data_dir) / "ledger.sqlite";
+  auto ledger = ledger::OpenSqliteLedger(file);
+  if (auto status = ledger->Migrate(); !status) {
+    spdlog::critical("migration failed: {}", status.error().message);
+    return 1;
+  }
+  std::cout << "ledger schema is current: " << file.string() << "\n";
+  return 0;
+}
+
+int RunAudit(const Config& config) {
+  SetUpLogging(config.log_level);
+  audit::AuditReport report = audit::RunAudit(config.data_dir);
+  for (const auto& line : report.checked) std::cout << "checked: " << line << "\n";
+  for (const auto& line : report.violations) std::cout << "VIOLATION: " << line << "\n";
+  std::cout << (report.ok() ? "audit OK\n" : fmt::format("audit FAILED: {} violations\n", report.violations.size()));
+  return report.ok() ? 0 : 1;
+}
+
+int RunToken(const Config& config, std::int64_t user_id, std::int64_t ttl_s, bool admin) {
+  http::TokenClaims claims;
+  claims.user_id = user_id;
+  claims.admin = admin;
+  claims.expires_unix_s =
+      std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch()).count() + ttl_s;
+  std::cout << http::SignToken(claims, EffectiveTokenSecret(config)) << "\n";
+  return 0;
+}
+
+int RunSeed(const Config& config, const SeedOptions& options) {
+  SetUpLogging("warn");
+  namespace json = boost::json;
+  const std::string secret = EffectiveTokenSecret(config);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch()).count();
+  auto bearer = [&](domain::UserId user, bool admin) {
+    return std::map<std::string, std::string>{
+        {"Authorization", "Bearer " + http::SignToken({user, now + 3600, admin}, secret)}};
+  };
+  http::Client client(options.host, options.port);
+  const auto admin = bearer(1, true);
+  std::vector<domain::UserId> users;
+  for (int i = 0; i < options.users; ++i) {
+    auto response = client.Post("/v1/users", fmt::format(R"({{"name":"user{}"}})", i + 1), admin);
+    if (response.status != 201) {
+      std::cerr << "seed: creating a user failed: " << response.status << " " << response.body << "\n";
+      return 1;
+    }
+    const auto user_id = json::parse(response.body).at("user_id").as_int64();
+    users.push_back(user_id);
+    response = client.Post(fmt::format("/v1/users/{}/deposit", user_id),
+                           fmt::format(R"({{"amount_cents":100000,"request_id":"seed-{}"}})", user_id), admin);
+    if (response.status != 200) {
+      std::cerr << "seed: deposit failed: " << response.status << " " << response.body << "\n";
+      return 1;
+    }
+  }
+  std::cout << fmt::format("seed: {} users ({}..{}), 1000.00 CNY each\n", users.size(), users.front(), users.back());
+  for (int i = 0; i < options.packets; ++i) {
+    const domain::UserId sender = users[static_cast<std::size_t>(i) % users.size()];
+    auto response = client.Post("/v1/packets",
+                                fmt::format(R"({{"total_cents":{},"count":{},"kind":"{}","greeting":"恭喜发财 #{}"}})",
+                                            1000 * (i + 1), 5 + i % 6, i % 2 ? "equal" : "lucky", i + 1),
+                                bearer(sender, false));
+    if (response.status != 201) {
+      std::cerr << "seed: creating a packet failed: " << response.status << " " << response.body << "\n";
+      return 1;
+    }
+    std::cout << "seed: packet " << json::parse(response.body).at("packet_id").as_string().c_str() << " from user "
+              << sender << "\n";
+  }
+  return 0;
+}
+
+}  // namespace redpacket::app

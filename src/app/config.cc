@@ -1,0 +1,134 @@
+// ConfigBinder: CLI11 flags with env names, then the TOML file fills what they left unset.
+#include "app/config.h"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+namespace redpacket::app {
+namespace {
+
+std::string EnvName(const std::string& key) {
+  std::string name = "REDPACKET_";
+  for (char c : key) name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+std::string FlagName(const std::string& key) {
+  std::string name = "--";
+  for (char c : key) name += c == '_' ? '-' : c;
+  return name;
+}
+
+template <class T>
+T ParseNumber(const std::string& key, const std::string& text) {
+  T value{};
+  if (!CLI::detail::lexical_conversion<T, T>({text}, value)) {
+    throw std::runtime_error(fmt::format("config key {}: '{}' is not a valid number", key, text));
+  }
+  return value;
+}
+
+}  // namespace
+
+ConfigBinder::ConfigBinder(CLI::App& command, Config& config, const std::vector<std::string>& keys)
+    : command_(command), config_(config) {
+  command.add_option("--config", config.config_file, "TOML file with any of these keys (flags and env win)")
+      ->envname("REDPACKET_CONFIG")
+      ->check(CLI::ExistingFile);
+  auto limits = &config.limits;
+  struct Definition {
+    const char* key;
+    const char* help;
+    std::function<CLI::Option*(const std::string& flag)> add;
+    std::function<void(const std::string&)> set;
+  };
+  const std::vector<Definition> definitions = {
+      {"mode", "embedded (one process) or cluster (Redis Cluster)",
+       [&](const std::string& flag) { return command.add_option(flag, config.mode)->check(CLI::IsMember({"embedded", "cluster"})); },
+       [&](const std::string& v) { config.mode = v; }},
+      {"host", "address to listen on", [&](const std::string& flag) { return command.add_option(flag, config.host); },
+       [&](const std::string& v) { config.host = v; }},
+      {"port", "port to listen on (0: any free port)",
+       [&](const std::string& flag) { return command.add_option(flag, config.port); },
+       [&](const std::string& v) { config.port = ParseNumber<std::uint16_t>("port", v); }},
+      {"data_dir", "directory of the ledger and journal",
+       [&](const std::string& flag) { return command.add_option(flag, config.data_dir); },
+       [&](const std::string& v) { config.data_dir = v; }},
+      {"dev", "development mode: X-User-Id accepted, admin endpoints open, GET /grab",
+       [&](const std::string& flag) { return command.add_flag(flag, config.dev); },
+       [&](const std::string& v) { config.dev = v == "true" || v == "1"; }},
+      {"threads", "I/O event loops (0: one per core)",
+       [&](const std::string& flag) { return command.add_option(flag, config.threads)->check(CLI::Range(0, 256)); },
+       [&](const std::string& v) { config.threads = ParseNumber<int>("threads", v); }},
+      {"max_count", "most shares in one packet",
+       [&command, limits](const std::string& flag) { return command.add_option(flag, limits->max_count)->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000})); },
+       [limits](const std::string& v) { limits->max_count = ParseNumber<std::int64_t>("max_count", v); }},
+      {"max_total_cents", "largest packet in cents",
+       [&command, limits](const std::string& flag) { return command.add_option(flag, limits->max_total_cents)->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000'000})); },
+       [limits](const std::string& v) { limits->max_total_cents = ParseNumber<std::int64_t>("max_total_cents", v); }},
+      {"min_expires_in_s", "shortest expiry a packet may ask for",
+       [&command, limits](const std::string& flag) { return command.add_option(flag, limits->min_expires_in_s)->check(CLI::Range(std::int64_t{1}, std::int64_t{86400})); },
+       [limits](const std::string& v) { limits->min_expires_in_s = ParseNumber<std::int64_t>("min_expires_in_s", v); }},
+      {"max_expires_in_s", "longest expiry (and the default)",
+       [&command, limits](const std::string& flag) { return command.add_option(flag, limits->max_expires_in_s)->check(CLI::Range(std::int64_t{1}, std::int64_t{30 * 86400})); },
+       [limits](const std::string& v) { limits->max_expires_in_s = ParseNumber<std::int64_t>("max_expires_in_s", v); }},
+      {"token_secret", "HMAC secret of bearer tokens",
+       [&](const std::string& flag) { return command.add_option(flag, config.token_secret); },
+       [&](const std::string& v) { config.token_secret = v; }},
+      {"sweep_interval_ms", "how often expired packets are looked for",
+       [&](const std::string& flag) { return command.add_option(flag, config.sweep_interval_ms)->check(CLI::Range(std::int64_t{10}, std::int64_t{3'600'000})); },
+       [&](const std::string& v) { config.sweep_interval_ms = ParseNumber<std::int64_t>("sweep_interval_ms", v); }},
+      {"idle_timeout_ms", "close a connection idle this long",
+       [&](const std::string& flag) { return command.add_option(flag, config.idle_timeout_ms)->check(CLI::Range(std::int64_t{100}, std::int64_t{3'600'000})); },
+       [&](const std::string& v) { config.idle_timeout_ms = ParseNumber<std::int64_t>("idle_timeout_ms", v); }},
+      {"shutdown_grace_ms", "on SIGTERM, wait this long for in-flight requests",
+       [&](const std::string& flag) { return command.add_option(flag, config.shutdown_grace_ms); },
+       [&](const std::string& v) { config.shutdown_grace_ms = ParseNumber<std::int64_t>("shutdown_grace_ms", v); }},
+      {"log_level", "trace, debug, info, warn, error",
+       [&](const std::string& flag) { return command.add_option(flag, config.log_level)->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"})); },
+       [&](const std::string& v) { config.log_level = v; }},
+  };
+  for (const auto& key : keys) {
+    auto it = std::find_if(definitions.begin(), definitions.end(), [&](const Definition& d) { return key == d.key; });
+    if (it == definitions.end()) throw std::logic_error("unknown config key " + key);
+    CLI::Option* option = it->add(FlagName(key));
+    option->description(it->help)->envname(EnvName(key))->capture_default_str();
+    bindings_.push_back({key, option, it->set});
+  }
+}
+
+void ConfigBinder::ApplyConfigFile() {
+  if (config_.config_file.empty()) return;
+  toml::table table;
+  try {
+    table = toml::parse_file(config_.config_file);
+  } catch (const toml::parse_error& error) {
+    throw std::runtime_error(fmt::format("cannot parse {}: {}", config_.config_file, error.description()));
+  }
+  for (const auto& [key, node] : table) {
+    const std::string name(key.str());
+    auto it = std::find_if(bindings_.begin(), bindings_.end(), [&](const Binding& b) { return b.key == name; });
+    if (it == bindings_.end()) {
+      throw std::runtime_error(fmt::format("{}: unknown key '{}' for this command", config_.config_file, name));
+    }
+    if (it->option->count() > 0) continue;  // a flag or env variable set it: they win
+    std::string text;
+    if (auto value = node.value<std::string>(); value && node.is_string()) text = *value;
+    else if (auto number = node.value<std::int64_t>()) text = std::to_string(*number);
+    else if (auto flag = node.value<bool>()) text = *flag ? "true" : "false";
+    else throw std::runtime_error(fmt::format("{}: key '{}' must be a string, integer or boolean", config_.config_file, name));
+    it->set_from_text(text);
+  }
+}
+
+std::string EffectiveTokenSecret(const Config& config) {
+  if (!config.token_secret.empty()) return config.token_secret;
+  if (config.dev) return kDevTokenSecret;
+  throw std::runtime_error(
+      "a token secret is required: set --token-secret, REDPACKET_TOKEN_SECRET or token_secret in the "
+      "config file (or run with --dev)");
+}
+
+}  // namespace redpacket::app

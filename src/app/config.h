@@ -1,0 +1,59 @@
+// Configuration of `redpacket serve` and the tools: every key can come from a flag (--max-count),
+// the environment (REDPACKET_MAX_COUNT) or a TOML file (--config, key max_count), in that order of
+// precedence, over the defaults below.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "domain/packet.h"
+
+namespace redpacket::app {
+
+struct Config {
+  std::string mode = "embedded";
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  std::string data_dir = "./data";
+  bool dev = false;
+  int threads = 0;  // 0: one per core
+  domain::Limits limits;
+  std::string token_secret;
+  std::int64_t sweep_interval_ms = 1000;
+  std::int64_t idle_timeout_ms = 60000;
+  std::int64_t shutdown_grace_ms = 10000;
+  std::string log_level = "info";
+  std::string config_file;
+};
+
+// Registers the options named in `keys` (TOML names, e.g. "max_count") on `command`, bound to
+// `config`, with their env names. `--config FILE` is always added. Call ApplyConfigFile after
+// parsing.
+class ConfigBinder {
+ public:
+  ConfigBinder(CLI::App& command, Config& config, const std::vector<std::string>& keys);
+  // Reads --config (if given) and sets every key that no flag or env variable set. Throws
+  // CLI::ValidationError-like std::runtime_error on an unknown key or a wrong type.
+  void ApplyConfigFile();
+
+ private:
+  struct Binding {
+    std::string key;
+    CLI::Option* option;
+    std::function<void(const std::string&)> set_from_text;
+  };
+  CLI::App& command_;
+  Config& config_;
+  std::vector<Binding> bindings_;
+};
+
+// The secret for tokens: the configured one, or in --dev a fixed development secret.
+// Throws std::runtime_error when neither is available.
+std::string EffectiveTokenSecret(const Config& config);
+inline constexpr const char* kDevTokenSecret = "redpacket-dev-secret";
+
+}  // namespace redpacket::app

@@ -1,0 +1,136 @@
+// The audit: invariants 1-3 and 6 of DESIGN.md checked against the durable state.
+#include "audit/audit.h"
+
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "bus/local/journal.h"
+#include "ledger/sqlite/sqlite_ledger.h"
+
+namespace redpacket::audit {
+
+using domain::Cents;
+using domain::LedgerEvent;
+
+AuditReport RunAudit(const std::filesystem::path& data_dir) {
+  const auto ledger_file = data_dir / "ledger.sqlite";
+  if (!std::filesystem::exists(ledger_file)) {
+    throw std::runtime_error(fmt::format("no ledger at {} (is --data-dir right?)", ledger_file.string()));
+  }
+  auto ledger = ledger::OpenSqliteLedger(ledger_file, /*read_only=*/true);
+  auto facts = ledger->ReadAuditFacts();
+  if (!facts) throw std::runtime_error("cannot read the ledger: " + facts.error().message);
+  std::vector<bus::PositionedEvent> pending;
+  if (std::filesystem::exists(data_dir / "journal")) {
+    auto read = bus::Journal::ReadAll(data_dir / "journal", facts->applied_position);
+    if (!read) throw std::runtime_error("cannot read the journal: " + read.error().message);
+    pending = std::move(*read);
+  }
+
+  AuditReport report;
+  auto violation = [&report](std::string text) { report.violations.push_back(std::move(text)); };
+
+  // Journal events the ledger has not applied yet belong to their packet too.
+  std::map<domain::PacketId, std::vector<domain::Grab>> pending_grabs;
+  std::map<domain::PacketId, Cents> pending_refunds;
+  Cents pending_cents = 0;
+  for (const auto& positioned : pending) {
+    const LedgerEvent& event = positioned.event;
+    pending_cents += event.amount_cents;
+    if (event.type == LedgerEvent::Type::kGrab) {
+      pending_grabs[event.packet_id].push_back({event.user_id, event.amount_cents, event.seq, {}});
+    } else {
+      if (pending_refunds.contains(event.packet_id)) violation(fmt::format("packet {}: refunded twice in the journal", event.packet_id));
+      pending_refunds[event.packet_id] = event.amount_cents;
+    }
+  }
+
+  Cents escrow_cents = 0;
+  std::size_t grab_count = 0;
+  std::size_t refund_count = 0;
+  for (const auto& packet : facts->packets) {
+    const auto id = packet.packet_id;
+    Cents shares_sum = 0;
+    for (Cents share : packet.shares) {
+      shares_sum += share;
+      if (share < 1) violation(fmt::format("packet {}: a share of {} cents (every share must be >= 1)", id, share));
+    }
+    if (static_cast<std::int64_t>(packet.shares.size()) != packet.count || shares_sum != packet.total_cents) {
+      violation(fmt::format("packet {}: {} shares summing to {} for count {} and total {}", id, packet.shares.size(),
+                            shares_sum, packet.count, packet.total_cents));
+    }
+    std::vector<domain::Grab> grabs = packet.grabs;
+    if (auto it = pending_grabs.find(id); it != pending_grabs.end()) {
+      grabs.insert(grabs.end(), it->second.begin(), it->second.end());
+    }
+    std::set<domain::UserId> users;
+    std::set<std::int64_t> seqs;
+    Cents grabbed = 0;
+    for (const auto& grab : grabs) {
+      grabbed += grab.amount_cents;
+      if (!users.insert(grab.user_id).second) violation(fmt::format("packet {}: user {} grabbed twice", id, grab.user_id));
+      if (!seqs.insert(grab.seq).second) violation(fmt::format("packet {}: seq {} used twice", id, grab.seq));
+      if (grab.seq < 1 || grab.seq > packet.count) {
+        violation(fmt::format("packet {}: seq {} beyond count {} (oversell)", id, grab.seq, packet.count));
+      } else if (packet.shares.size() == static_cast<std::size_t>(packet.count) &&
+                 packet.shares[static_cast<std::size_t>(grab.seq - 1)] != grab.amount_cents) {
+        violation(fmt::format("packet {}: grab {} took {} cents, share {} is {}", id, grab.seq, grab.amount_cents,
+                              grab.seq, packet.shares[static_cast<std::size_t>(grab.seq - 1)]));
+      }
+    }
+    grab_count += grabs.size();
+    std::optional<Cents> refund = packet.refund_cents;
+    if (auto it = pending_refunds.find(id); it != pending_refunds.end()) {
+      if (refund) violation(fmt::format("packet {}: refunded twice (ledger and journal)", id));
+      refund = it->second;
+    }
+    if (static_cast<std::int64_t>(grabs.size()) > packet.count) {
+      violation(fmt::format("packet {}: {} grabs for {} shares (oversell)", id, grabs.size(), packet.count));
+    }
+    if (refund) {
+      ++refund_count;
+      if (grabbed + *refund != packet.total_cents) {
+        violation(fmt::format("packet {}: grabs {} + refund {} != total {}", id, grabbed, *refund, packet.total_cents));
+      }
+    } else if (grabbed > packet.total_cents) {
+      violation(fmt::format("packet {}: grabs {} exceed total {}", id, grabbed, packet.total_cents));
+    }
+    if (packet.status == domain::PacketStatus::kExhausted &&
+        (static_cast<std::int64_t>(packet.grabs.size()) != packet.count || grabbed != packet.total_cents)) {
+      violation(fmt::format("packet {}: exhausted with {} grabs summing to {}", id, packet.grabs.size(), grabbed));
+    }
+    escrow_cents += packet.total_cents - grabbed - refund.value_or(0);
+  }
+  for (const auto& [id, grabs] : pending_grabs) {
+    bool known = false;
+    for (const auto& packet : facts->packets) known = known || packet.packet_id == id;
+    if (!known) violation(fmt::format("journal: {} grabs of unknown packet {}", grabs.size(), id));
+  }
+  for (const auto& mismatch : facts->account_mismatches) {
+    violation(fmt::format("account {}: balance {} but its history gives {}", mismatch.user_id, mismatch.balance_cents,
+                          mismatch.expected_cents));
+  }
+  const Cents accounted = facts->balances_cents + escrow_cents + pending_cents;
+  if (facts->deposits_cents != accounted) {
+    violation(fmt::format("money not conserved: deposits {} != balances {} + escrow {} + pending {} = {}",
+                          facts->deposits_cents, facts->balances_cents, escrow_cents, pending_cents, accounted));
+  }
+
+  report.checked.push_back(fmt::format("{} packets: shares sum to total, every share >= 1, count right",
+                                       facts->packets.size()));
+  report.checked.push_back(fmt::format("{} grabs ({} not yet applied): at most count per packet, one per user, "
+                                       "each took its share",
+                                       grab_count, pending.size()));
+  report.checked.push_back(fmt::format("{} refunds: sum(grabs) + refund == total", refund_count));
+  report.checked.push_back(fmt::format("accounts: every balance matches its deposits, packets, grabs and refunds "
+                                       "({} mismatches)",
+                                       facts->account_mismatches.size()));
+  report.checked.push_back(fmt::format("money: deposits {} == balances {} + escrow {} + pending {}",
+                                       facts->deposits_cents, facts->balances_cents, escrow_cents, pending_cents));
+  return report;
+}
+
+}  // namespace redpacket::audit

@@ -1,0 +1,77 @@
+// A local append-only journal with group commit: the embedded twin of Kafka. Grabs and refunds
+// are appended here and acknowledged once fsync'ed; the ledger applies them later, exactly once.
+// Thread-safe: Append/WhenDurable from any thread; completions run on the journal's writer thread.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "domain/packet.h"
+#include "domain/status.h"
+
+namespace redpacket::bus {
+
+struct PositionedEvent {
+  std::uint64_t position = 0;  // 1, 2, 3, ... across the journal's whole life, never reused
+  domain::LedgerEvent event;
+};
+
+class Journal {
+ public:
+  struct Options {
+    std::filesystem::path directory;         // segments live here as journal-<first position>.log
+    std::size_t segment_bytes = 64u << 20;   // rotate to a new segment past this size
+    std::size_t max_batch_events = 4096;     // at most this many events per fsync
+  };
+  using Completion = std::function<void()>;
+  // Called on the writer thread after each durable batch, in position order (feeds the applier).
+  using DurableListener = std::function<void(std::span<const PositionedEvent>)>;
+
+  explicit Journal(Options options);
+  ~Journal();  // Stop()s if still running
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Blocking; call once before Start(). Opens or creates the directory, reads every segment,
+  // truncates a torn tail (a short or corrupt record at the end of the last segment: it was never
+  // acknowledged), and returns the events with position > after_position in order. A corrupt
+  // record that is not at the tail is an error (never silently skipped).
+  domain::Result<std::vector<PositionedEvent>> Recover(std::uint64_t after_position);
+
+  // Starts the writer thread.
+  void Start(DurableListener on_durable);
+
+  // Non-blocking. Assigns the next position and queues the event; the writer thread writes queued
+  // events in one batch, fdatasyncs once, then runs each batch member's `done` in order. Returns
+  // the position. If the write or fsync fails the process aborts: an acknowledged grab must never
+  // be lost, and state already handed out in memory cannot be taken back.
+  std::uint64_t Append(const domain::LedgerEvent& event, Completion done);
+
+  // Runs `done` once every position <= `position` is durable (at once, on the calling thread, if it
+  // already is; else on the writer thread).
+  void WhenDurable(std::uint64_t position, Completion done);
+
+  std::uint64_t durable_position() const;
+  std::uint64_t last_position() const;  // the last position handed out by Append
+  std::size_t queued_events() const;    // appended, not yet durable (a metric)
+
+  // Segments whose every event is <= applied_position are deleted (the ledger has them).
+  void ReleaseUpTo(std::uint64_t applied_position);
+
+  // Blocking: writes and fsyncs everything queued, runs the completions, joins the writer thread.
+  void Stop();
+
+  // Reads every event with position > after_position without changing any file (for audit).
+  static domain::Result<std::vector<PositionedEvent>> ReadAll(const std::filesystem::path& directory,
+                                                               std::uint64_t after_position);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace redpacket::bus

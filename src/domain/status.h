@@ -1,0 +1,70 @@
+// Error codes of the API contract and a small Result<T>: the hot path returns values, not
+// exceptions (exceptions are for startup and configuration errors only).
+#pragma once
+
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace redpacket::domain {
+
+enum class ErrorCode {
+  kOk,
+  kBadRequest,         // 400
+  kUnauthenticated,    // 401
+  kInsufficientFunds,  // 402
+  kForbidden,          // 403
+  kNotFound,           // 404
+  kConflict,           // 409
+  kGone,               // 410
+  kPayloadTooLarge,    // 413
+  kRateLimited,        // 429
+  kInternal,           // 500
+  kUnavailable,        // 503
+};
+
+// The wire name ("bad_request") and HTTP status of an error code.
+const char* ErrorName(ErrorCode code);
+int HttpStatus(ErrorCode code);
+
+struct Error {
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+};
+
+inline Error MakeError(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
+
+template <class T>
+class Result {
+ public:
+  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error) : value_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+
+  bool ok() const { return value_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  T& value() { return std::get<0>(value_); }
+  const T& value() const { return std::get<0>(value_); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() { return value(); }
+  const Error& error() const { return std::get<1>(value_); }
+
+ private:
+  std::variant<T, Error> value_;
+};
+
+// Result<void>.
+class Status {
+ public:
+  Status() = default;
+  Status(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT
+  bool ok() const { return ok_; }
+  explicit operator bool() const { return ok_; }
+  const Error& error() const { return error_; }
+
+ private:
+  Error error_{ErrorCode::kOk, {}};
+  bool ok_ = true;
+};
+
+}  // namespace redpacket::domain

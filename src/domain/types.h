@@ -1,0 +1,31 @@
+// Basic value types of the red packet domain: ids, money in integer cents, time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace redpacket::domain {
+
+using Cents = std::int64_t;     // money is always integer cents; never floating point
+using UserId = std::int64_t;    // positive, below 2^53 (JavaScript-safe)
+using PacketId = std::int64_t;  // positive 63-bit; written as a JSON string
+using Clock = std::chrono::system_clock;
+using TimePoint = Clock::time_point;
+
+inline constexpr UserId kMaxUserId = (std::int64_t{1} << 53) - 1;
+
+enum class PacketKind { kLucky, kEqual };
+enum class PacketStatus { kOpen, kExhausted, kExpired, kRefunded };
+
+const char* ToString(PacketKind kind);
+const char* ToString(PacketStatus status);
+bool ParsePacketKind(std::string_view text, PacketKind* kind);
+bool ParsePacketStatus(std::string_view text, PacketStatus* status);
+
+// RFC 3339 UTC with millisecond precision, e.g. "2026-11-25T17:29:06.123Z".
+std::string FormatTime(TimePoint time);
+std::int64_t ToUnixMillis(TimePoint time);
+TimePoint FromUnixMillis(std::int64_t millis);
+
+}  // namespace redpacket::domain

@@ -1,0 +1,614 @@
+// The routing table and the handlers of every endpoint (API.md). Handlers parse and validate,
+// resolve the caller, call the service, and turn its result into JSON.
+#include "http/api.h"
+
+#include <array>
+#include <charconv>
+#include <optional>
+
+#include <boost/json.hpp>
+#include <boost/url/parse_query.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "http/token.h"
+
+namespace redpacket::http {
+
+namespace json = boost::json;
+using boost::beast::http::verb;
+using domain::ErrorCode;
+using SteadyClock = std::chrono::steady_clock;
+
+enum class Access {
+  kPublic,  // no caller needed
+  kUser,    // any authenticated caller
+  kAdmin,   // an admin token (open in --dev)
+  kDevOnly  // exists only in --dev (the seed-compatible GET /grab)
+};
+
+struct Caller {
+  domain::UserId user_id = 0;
+  bool admin = false;
+};
+
+struct Api::Call {
+  Api* api;
+  std::size_t route;
+  Request request;
+  Responder respond;
+  SteadyClock::time_point started;
+  std::array<std::string_view, 2> params;  // the {id}s of the path, in order
+  std::optional<Caller> caller;
+
+  service::RedPacketService& service() const { return api->service_; }
+};
+
+namespace {
+
+using Call = Api::Call;
+using Handler = void (*)(Call&);
+
+// Finishes a call: metrics, a log line for server errors, the response to the connection.
+// Takes only what it needs by value so it can run on any thread after the Call is gone.
+struct Reply {
+  Api* api;
+  Metrics* metrics;
+  std::size_t route;
+  Responder respond;
+  SteadyClock::time_point started;
+  std::string request_id;
+
+  void operator()(Response response) const {
+    const double seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
+    metrics->ObserveRequest(route, response.status, seconds);
+    if (response.status >= 500) {
+      spdlog::warn("request failed status={} request_id={} body={}", response.status, request_id,
+                   response.body);
+    }
+    respond(std::move(response));
+  }
+  void Error(const domain::Error& error) const { (*this)(ErrorResponse(error)); }
+  void Error(ErrorCode code, std::string_view message) const { (*this)(ErrorResponse(code, message)); }
+  void Json(int status, const json::value& value) const {
+    Response response;
+    response.status = status;
+    response.body = json::serialize(value);
+    (*this)(std::move(response));
+  }
+};
+
+Reply MakeReply(Call& call, Metrics& metrics) {
+  return Reply{call.api, &metrics, call.route, call.respond, call.started, call.request.request_id_header};
+}
+
+// ---- parsing helpers -------------------------------------------------------------------------
+
+bool ParsePositive(std::string_view text, std::int64_t max, std::int64_t* value) {
+  if (text.empty() || text.size() > 19) return false;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *value);
+  return error == std::errc() && end == text.data() + text.size() && *value >= 1 && *value <= max;
+}
+
+constexpr std::int64_t kMaxPacketId = std::numeric_limits<std::int64_t>::max();
+constexpr domain::Cents kMaxDepositCents = 1'000'000'000'000;  // 10 billion CNY: beyond is a typo
+
+// The body as a JSON object, or a 400 reply. An empty body is an empty object when allowed.
+std::optional<json::object> ParseBody(const Call& call, const Reply& reply, bool empty_ok) {
+  if (call.request.body.empty() && empty_ok) return json::object();
+  boost::system::error_code error;
+  json::value value = json::parse(call.request.body, error);
+  if (error) {
+    reply.Error(ErrorCode::kBadRequest, "the body is not valid JSON: " + error.message());
+    return std::nullopt;
+  }
+  if (!value.is_object()) {
+    reply.Error(ErrorCode::kBadRequest, "the body must be a JSON object");
+    return std::nullopt;
+  }
+  return std::move(value.as_object());
+}
+
+// Reads an integer field in [min, max]. Absent: `fallback` if given, else an error. Wrong type
+// (string, float, bool) or out of range: an error naming the field.
+std::optional<std::int64_t> IntField(const json::object& body, std::string_view key, std::int64_t min,
+                                     std::int64_t max, std::optional<std::int64_t> fallback,
+                                     const Reply& reply) {
+  const json::value* value = body.if_contains(key);
+  if (value == nullptr || value->is_null()) {
+    if (fallback) return fallback;
+    reply.Error(ErrorCode::kBadRequest, fmt::format("{} is required", key));
+    return std::nullopt;
+  }
+  std::int64_t number = 0;
+  if (value->is_int64()) {
+    number = value->get_int64();
+  } else if (value->is_uint64()) {
+    reply.Error(ErrorCode::kBadRequest, fmt::format("{} is out of range [{}, {}]", key, min, max));
+    return std::nullopt;
+  } else {
+    reply.Error(ErrorCode::kBadRequest, fmt::format("{} must be an integer", key));
+    return std::nullopt;
+  }
+  if (number < min || number > max) {
+    reply.Error(ErrorCode::kBadRequest, fmt::format("{} is out of range [{}, {}]", key, min, max));
+    return std::nullopt;
+  }
+  return number;
+}
+
+// A string field of at most max_bytes; absent gives `fallback` (or an error when nullopt).
+std::optional<std::string> StringField(const json::object& body, std::string_view key, std::size_t min_bytes,
+                                       std::size_t max_bytes, std::optional<std::string> fallback,
+                                       const Reply& reply) {
+  const json::value* value = body.if_contains(key);
+  if (value == nullptr || value->is_null()) {
+    if (fallback) return fallback;
+    reply.Error(ErrorCode::kBadRequest, fmt::format("{} is required", key));
+    return std::nullopt;
+  }
+  if (!value->is_string()) {
+    reply.Error(ErrorCode::kBadRequest, fmt::format("{} must be a string", key));
+    return std::nullopt;
+  }
+  const json::string& text = value->get_string();
+  if (text.size() < min_bytes || text.size() > max_bytes) {
+    reply.Error(ErrorCode::kBadRequest, fmt::format("{} must be {} to {} bytes", key, min_bytes, max_bytes));
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
+// "request_id": 1-64 characters, optional.
+std::optional<std::string> RequestIdField(const json::object& body, const Reply& reply) {
+  return StringField(body, "request_id", 1, 64, std::string(), reply);
+}
+
+std::optional<std::int64_t> PathId(const Call& call, std::size_t index, std::int64_t max, std::string_view what,
+                                   const Reply& reply) {
+  std::int64_t id = 0;
+  if (!ParsePositive(call.params[index], max, &id)) {
+    reply.Error(ErrorCode::kBadRequest, fmt::format("{} must be a positive integer", what));
+    return std::nullopt;
+  }
+  return id;
+}
+
+// The caller may act on `user_id`'s account: itself, or an admin.
+bool OwnsAccount(const Call& call, domain::UserId user_id, const Reply& reply) {
+  if (call.caller && (call.caller->user_id == user_id || call.caller->admin)) return true;
+  reply.Error(ErrorCode::kForbidden, "only the account's owner may read it");
+  return false;
+}
+
+std::string Id(domain::PacketId id) { return std::to_string(id); }
+
+json::object PacketJson(const ledger::PacketRecord& packet) {
+  return {{"packet_id", Id(packet.packet_id)},
+          {"sender_id", packet.spec.sender_id},
+          {"kind", domain::ToString(packet.spec.kind)},
+          {"total_cents", packet.spec.total_cents},
+          {"count", packet.spec.count},
+          {"greeting", packet.spec.greeting},
+          {"receiver_id", packet.spec.receiver_id ? json::value(*packet.spec.receiver_id) : json::value(nullptr)},
+          {"created_at", domain::FormatTime(packet.created_at)},
+          {"expires_at", domain::FormatTime(packet.expires_at)}};
+}
+
+// ---- handlers --------------------------------------------------------------------------------
+
+void HandleRoot(Call& call);
+void HandleHealth(Call& call);
+void HandleReady(Call& call);
+void HandleMetrics(Call& call);
+void HandleCreateUser(Call& call);
+void HandleDeposit(Call& call);
+void HandleBalance(Call& call);
+void HandleHistory(Call& call);
+void HandleCreatePacket(Call& call);
+void HandleGrab(Call& call);
+void HandlePacket(Call& call);
+void HandleSeedGrab(Call& call);
+
+struct Route {
+  verb method;
+  std::string_view pattern;  // "{id}" matches one path segment
+  std::string_view name;     // the metrics label
+  Access access;
+  Handler handler;
+};
+
+// Every endpoint, its access and handler. Body size and header limits are the server's
+// (64 KiB body, 8 KiB headers; 413 beyond).
+constexpr std::array kRoutes = {
+    Route{verb::get, "/", "root", Access::kPublic, HandleRoot},
+    Route{verb::get, "/healthz", "healthz", Access::kPublic, HandleHealth},
+    Route{verb::get, "/readyz", "readyz", Access::kPublic, HandleReady},
+    Route{verb::get, "/metrics", "metrics", Access::kPublic, HandleMetrics},
+    Route{verb::post, "/v1/users", "create_user", Access::kAdmin, HandleCreateUser},
+    Route{verb::post, "/v1/users/{id}/deposit", "deposit", Access::kAdmin, HandleDeposit},
+    Route{verb::get, "/v1/users/{id}/balance", "balance", Access::kUser, HandleBalance},
+    Route{verb::get, "/v1/users/{id}/history", "history", Access::kUser, HandleHistory},
+    Route{verb::post, "/v1/packets", "create_packet", Access::kUser, HandleCreatePacket},
+    Route{verb::post, "/v1/packets/{id}/grab", "grab", Access::kUser, HandleGrab},
+    Route{verb::get, "/v1/packets/{id}", "packet", Access::kUser, HandlePacket},
+    Route{verb::get, "/grab", "seed_grab", Access::kDevOnly, HandleSeedGrab},
+};
+constexpr std::size_t kUnmatchedRoute = kRoutes.size();  // metrics label "unmatched"
+
+bool Match(std::string_view pattern, std::string_view path, std::array<std::string_view, 2>& params) {
+  std::size_t param = 0;
+  while (!pattern.empty() && !path.empty()) {
+    if (pattern.starts_with("{id}")) {
+      const auto end = path.find('/');
+      if (end == 0 || param == params.size()) return false;
+      params[param++] = path.substr(0, end);
+      pattern.remove_prefix(4);
+      path = end == std::string_view::npos ? std::string_view() : path.substr(end);
+    } else {
+      if (pattern.front() != path.front()) return false;
+      pattern.remove_prefix(1);
+      path.remove_prefix(1);
+    }
+  }
+  return pattern.empty() && path.empty();
+}
+
+Metrics& MetricsOf(Call& call);
+
+void HandleRoot(Call& call) {
+  Response response;
+  response.body = R"({"message":"Red Packet System is running!"})";
+  MakeReply(call, MetricsOf(call))(std::move(response));
+}
+
+void HandleHealth(Call& call) {
+  Response response;
+  response.body = R"({"status":"ok"})";
+  MakeReply(call, MetricsOf(call))(std::move(response));
+}
+
+void HandleReady(Call& call) {
+  const bool ready = call.service().ready();
+  Response response;
+  response.status = ready ? 200 : 503;
+  response.body = ready ? R"({"status":"ready","checks":{"ledger":"ok","journal":"ok"}})"
+                        : R"({"status":"not_ready","checks":{"ledger":"recovering","journal":"recovering"}})";
+  MakeReply(call, MetricsOf(call))(std::move(response));
+}
+
+void HandleMetrics(Call& call) {
+  Response response;
+  response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  response.body = MetricsOf(call).Render();
+  MakeReply(call, MetricsOf(call))(std::move(response));
+}
+
+void HandleCreateUser(Call& call) {
+  const Reply reply = MakeReply(call, MetricsOf(call));
+  auto body = ParseBody(call, reply, false);
+  if (!body) return;
+  auto name = StringField(*body, "name", 1, 64, std::nullopt, reply);
+  if (!name) return;
+  call.service().CreateUser(*name, [reply](domain::Result<ledger::UserRecord> user) {
+    if (!user) return reply.Error(user.error());
+    spdlog::info("user created user_id={} request_id={}", user->user_id, reply.request_id);
+    reply.Json(201, json::object{{"user_id", user->user_id}, {"name", user->name}, {"balance_cents", user->balance_cents}});
+  });
+}
+
+void HandleDeposit(Call& call) {
+  const Reply reply = MakeReply(call, MetricsOf(call));
+  auto user_id = PathId(call, 0, domain::kMaxUserId, "user id", reply);
+  if (!user_id) return;
+  auto body = ParseBody(call, reply, false);
+  if (!body) return;
+  auto amount = IntField(*body, "amount_cents", 1, kMaxDepositCents, std::nullopt, reply);
+  if (!amount) return;
+  auto request_id = RequestIdField(*body, reply);
+  if (!request_id) return;
+  call.service().Deposit(*user_id, *amount, *request_id, [reply, user_id = *user_id, amount = *amount](domain::Result<domain::Cents> balance) {
+    if (!balance) return reply.Error(balance.error());
+    spdlog::info("deposit user_id={} amount_cents={} request_id={}", user_id, amount, reply.request_id);
+    reply.Json(200, json::object{{"user_id", user_id}, {"balance_cents", *balance}});
+  });
+}
+
+void HandleBalance(Call& call) {
+  const Reply reply = MakeReply(call, MetricsOf(call));
+  auto user_id = PathId(call, 0, domain::kMaxUserId, "user id", reply);
+  if (!user_id || !OwnsAccount(call, *user_id, reply)) return;
+  call.service().Balance(*user_id, [reply](domain::Result<service::BalanceView> view) {
+    if (!view) return reply.Error(view.error());
+    reply.Json(200, json::object{{"user_id", view->user_id},
+                                 {"balance_cents", view->balance_cents},
+                                 {"pending_cents", view->pending_cents}});
+  });
+}
+
+void HandleHistory(Call& call) {
+  const Reply reply = MakeReply(call, MetricsOf(call));
+  auto user_id = PathId(call, 0, domain::kMaxUserId, "user id", reply);
+  if (!user_id || !OwnsAccount(call, *user_id, reply)) return;
+  ledger::HistoryKind kind = ledger::HistoryKind::kReceived;
+  std::int64_t limit = 50;
+  std::string cursor;
+  auto query = boost::urls::parse_query(call.request.query());
+  if (!query) return reply.Error(ErrorCode::kBadRequest, "malformed query string");
+  for (const auto& param : *query) {
+    if (param.key == "kind") {
+      if (param.value == "sent") kind = ledger::HistoryKind::kSent;
+      else if (param.value == "received") kind = ledger::HistoryKind::kReceived;
+      else return reply.Error(ErrorCode::kBadRequest, "kind must be sent or received");
+    } else if (param.key == "limit") {
+      if (!ParsePositive(param.value, 100, &limit)) return reply.Error(ErrorCode::kBadRequest, "limit must be 1 to 100");
+    } else if (param.key == "cursor") {
+      cursor = param.value;
+    }
+  }
+  call.service().History(*user_id, kind, static_cast<int>(limit), cursor, [reply, kind](domain::Result<ledger::HistoryPage> page) {
+    if (!page) return reply.Error(page.error());
+    json::array items;
+    for (const auto& item : page->items) {
+      if (kind == ledger::HistoryKind::kReceived) {
+        items.push_back(json::object{{"packet_id", Id(item.packet_id)},
+                                     {"sender_id", item.sender_id},
+                                     {"amount_cents", item.amount_cents},
+                                     {"seq", item.seq},
+                                     {"grabbed_at", domain::FormatTime(item.at)}});
+      } else {
+        items.push_back(json::object{{"packet_id", Id(item.packet_id)},
+                                     {"kind", domain::ToString(item.kind)},
+                                     {"greeting", item.greeting},
+                                     {"total_cents", item.total_cents},
+                                     {"count", item.count},
+                                     {"status", domain::ToString(item.status)},
+                                     {"created_at", domain::FormatTime(item.at)},
+                                     {"expires_at", domain::FormatTime(item.expires_at)}});
+      }
+    }
+    json::object out{{"items", std::move(items)}};
+    out["next_cursor"] = page->next_cursor ? json::value(*page->next_cursor) : json::value(nullptr);
+    reply.Json(200, out);
+  });
+}
+
+void HandleCreatePacket(Call& call) {
+  const Reply reply = MakeReply(call, MetricsOf(call));
+  auto body = ParseBody(call, reply, false);
+  if (!body) return;
+  const domain::Limits& limits = call.service().limits();
+  domain::PacketSpec spec;
+  spec.sender_id = call.caller->user_id;
+  auto total = IntField(*body, "total_cents", 1, std::numeric_limits<std::int64_t>::max(), std::nullopt, reply);
+  if (!total) return;
+  auto count = IntField(*body, "count", 1, std::numeric_limits<std::int64_t>::max(), std::nullopt, reply);
+  if (!count) return;
+  auto kind = StringField(*body, "kind", 1, 16, std::string("lucky"), reply);
+  if (!kind) return;
+  if (!domain::ParsePacketKind(*kind, &spec.kind)) return reply.Error(ErrorCode::kBadRequest, "kind must be lucky or equal");
+  auto greeting = StringField(*body, "greeting", 0, limits.max_greeting_bytes, std::string(), reply);
+  if (!greeting) return;
+  auto expires = IntField(*body, "expires_in_s", std::numeric_limits<std::int64_t>::min(),
+                          std::numeric_limits<std::int64_t>::max(), limits.max_expires_in_s, reply);
+  if (!expires) return;
+  const json::value* receiver = body->if_contains("receiver_id");
+  if (receiver != nullptr && !receiver->is_null()) {
+    auto receiver_id = IntField(*body, "receiver_id", 1, domain::kMaxUserId, std::nullopt, reply);
+    if (!receiver_id) return;
+    spec.receiver_id = *receiver_id;
+  }
+  auto request_id = RequestIdField(*body, reply);
+  if (!request_id) return;
+  spec.total_cents = *total;
+  spec.count = *count;
+  spec.greeting = std::move(*greeting);
+  spec.expires_in_s = *expires;
+  call.service().CreatePacket(std::move(spec), *request_id, [reply](domain::Result<ledger::PacketRecord> packet) {
+    if (!packet) return reply.Error(packet.error());
+    spdlog::info("packet created packet_id={} sender_id={} total_cents={} count={} request_id={}",
+                 packet->packet_id, packet->spec.sender_id, packet->spec.total_cents, packet->spec.count,
+                 reply.request_id);
+    reply.Json(201, PacketJson(*packet));
+  });
+}
+
+// The hot path: the reply is formatted by hand, no JSON tree.
+void GrabAndReply(Call& call, domain::PacketId packet_id, bool seed_format) {
+  const domain::UserId user_id = call.caller->user_id;
+  call.service().Grab(packet_id, user_id, [reply = MakeReply(call, MetricsOf(call)), packet_id, user_id,
+                                           seed_format](store::GrabResult result) {
+    Response response;
+    if (result.code == ErrorCode::kOk) {
+      response.body = seed_format
+                          ? fmt::format(R"({{"message":"Red packet grabbed successfully","amount":{}.{:02},"amount_cents":{}}})",
+                                        result.amount_cents / 100, result.amount_cents % 100, result.amount_cents)
+                          : fmt::format(R"({{"packet_id":"{}","user_id":{},"amount_cents":{},"seq":{},"remaining_count":{}}})",
+                                        packet_id, user_id, result.amount_cents, result.seq, result.remaining_count);
+    } else if (result.code == ErrorCode::kConflict) {
+      response.status = 409;
+      response.body = fmt::format(R"({{"error":"conflict","message":"{}","packet_id":"{}","amount_cents":{},"seq":{}}})",
+                                  result.message, packet_id, result.amount_cents, result.seq);
+    } else {
+      response = ErrorResponse(result.code, result.message.empty() ? "no such packet" : result.message);
+    }
+    reply(std::move(response));
+  });
+}
+
+void HandleGrab(Call& call) {
+  std::int64_t packet_id = 0;
+  if (!ParsePositive(call.params[0], kMaxPacketId, &packet_id)) {
+    return MakeReply(call, MetricsOf(call)).Error(ErrorCode::kBadRequest, "packet id must be a positive integer");
+  }
+  GrabAndReply(call, packet_id, false);
+}
+
+void HandleSeedGrab(Call& call) {
+  const Reply reply = MakeReply(call, MetricsOf(call));
+  std::int64_t user_id = 0;
+  std::int64_t packet_id = 0;
+  auto query = boost::urls::parse_query(call.request.query());
+  if (!query) return reply.Error(ErrorCode::kBadRequest, "malformed query string");
+  bool have_user = false;
+  bool have_packet = false;
+  for (const auto& param : *query) {
+    if (param.key == "user_id") have_user = ParsePositive(param.value, domain::kMaxUserId, &user_id);
+    else if (param.key == "red_packet_id") have_packet = ParsePositive(param.value, kMaxPacketId, &packet_id);
+  }
+  if (!have_user || !have_packet) {
+    return reply.Error(ErrorCode::kBadRequest, "user_id and red_packet_id must be positive integers");
+  }
+  call.caller = Caller{user_id, false};
+  GrabAndReply(call, packet_id, true);
+}
+
+void HandlePacket(Call& call) {
+  const Reply reply = MakeReply(call, MetricsOf(call));
+  auto packet_id = PathId(call, 0, kMaxPacketId, "packet id", reply);
+  if (!packet_id) return;
+  call.service().GetPacket(*packet_id, [reply](domain::Result<store::PacketSnapshot> snapshot) {
+    if (!snapshot) return reply.Error(snapshot.error());
+    const ledger::PacketRecord& packet = snapshot->record;
+    json::object out = PacketJson(packet);
+    out["remaining_cents"] = snapshot->remaining_cents;
+    out["remaining_count"] = snapshot->remaining_count;
+    out["status"] = domain::ToString(packet.status);
+    out["refund_cents"] = packet.refund_cents ? json::value(*packet.refund_cents) : json::value(nullptr);
+    json::array grabs;
+    const domain::Grab* best = nullptr;
+    for (const auto& grab : packet.grabs) {
+      grabs.push_back(json::object{{"user_id", grab.user_id},
+                                   {"amount_cents", grab.amount_cents},
+                                   {"seq", grab.seq},
+                                   {"grabbed_at", domain::FormatTime(grab.grabbed_at)}});
+      // Best luck: the largest amount, ties to the earliest grab (grabs are in seq order).
+      if (best == nullptr || grab.amount_cents > best->amount_cents) best = &grab;
+    }
+    out["grabs"] = std::move(grabs);
+    const bool exhausted = snapshot->remaining_count == 0;
+    out["best_luck_user_id"] = exhausted && best != nullptr ? json::value(best->user_id) : json::value(nullptr);
+    reply.Json(200, out);
+  });
+}
+
+// ---- caller ----------------------------------------------------------------------------------
+
+// Resolves the caller from the bearer token (or X-User-Id in --dev). Returns false after replying
+// 401 when a credential is present but invalid.
+bool ResolveCaller(Call& call, const ApiOptions& options, const Reply& reply) {
+  const std::string& authorization = call.request.authorization;
+  if (!authorization.empty()) {
+    constexpr std::string_view kBearer = "Bearer ";
+    if (authorization.size() <= kBearer.size() || !std::string_view(authorization).starts_with(kBearer)) {
+      reply.Error(ErrorCode::kUnauthenticated, "Authorization must be 'Bearer <token>'");
+      return false;
+    }
+    TokenClaims claims;
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch()).count();
+    switch (VerifyToken(std::string_view(authorization).substr(kBearer.size()), options.token_secret, now, &claims)) {
+      case TokenCheck::kValid:
+        call.caller = Caller{claims.user_id, claims.admin};
+        return true;
+      case TokenCheck::kExpired:
+        reply.Error(ErrorCode::kUnauthenticated, "the token has expired");
+        return false;
+      case TokenCheck::kMalformed:
+      case TokenCheck::kBadSignature:
+        reply.Error(ErrorCode::kUnauthenticated, "the token is not valid");
+        return false;
+    }
+  }
+  if (options.dev && !call.request.user_id_header.empty()) {
+    std::int64_t user_id = 0;
+    if (!ParsePositive(call.request.user_id_header, domain::kMaxUserId, &user_id)) {
+      reply.Error(ErrorCode::kUnauthenticated, "X-User-Id must be a positive integer below 2^53");
+      return false;
+    }
+    call.caller = Caller{user_id, false};
+  }
+  return true;
+}
+
+}  // namespace
+
+namespace {
+std::vector<std::string> RouteNames() {
+  std::vector<std::string> names;
+  for (const auto& route : kRoutes) names.emplace_back(route.name);
+  names.emplace_back("unmatched");
+  return names;
+}
+}  // namespace
+
+Api::Api(ApiOptions options, service::RedPacketService& service)
+    : options_(std::move(options)), service_(service), metrics_(std::make_unique<Metrics>(RouteNames())) {
+  auto stat = [&service](auto field) { return [&service, field] { return static_cast<double>(service.stats().*field); }; };
+  metrics_->AddGauge("redpacket_journal_queued_events", "Grabs and refunds waiting for the journal's fsync",
+                     stat(&service::ServiceStats::journal_queued));
+  metrics_->AddGauge("redpacket_journal_durable_position", "Last durable journal position",
+                     stat(&service::ServiceStats::journal_durable_position));
+  metrics_->AddGauge("redpacket_ledger_applied_position", "Last journal position applied to the ledger",
+                     stat(&service::ServiceStats::applied_position));
+  metrics_->AddGauge("redpacket_ledger_queue_depth", "Tasks waiting for the ledger writer thread",
+                     stat(&service::ServiceStats::ledger_queue_depth));
+  metrics_->AddGauge("redpacket_packets_in_memory", "Packets held by the in-memory engine",
+                     stat(&service::ServiceStats::packets_in_memory));
+  metrics_->AddGauge("redpacket_grabs_total", "Grabs made durable (journal events, grabs and refunds)",
+                     stat(&service::ServiceStats::journal_durable_position));
+  metrics_->AddGauge("redpacket_refunds_applied_total", "Expired packets refunded to their sender",
+                     stat(&service::ServiceStats::packets_refunded));
+  metrics_->AddGauge("redpacket_ready", "1 once recovery is done", [&service] { return service.ready() ? 1.0 : 0.0; });
+}
+
+Api::~Api() = default;
+
+void Api::WatchServer(const Server& server) {
+  const ServerStats* stats = &server.stats();
+  metrics_->AddGauge("redpacket_http_open_connections", "Open client connections",
+                     [stats] { return static_cast<double>(stats->open_connections.load()); });
+  metrics_->AddGauge("redpacket_http_parse_errors_total", "Malformed or oversized requests",
+                     [stats] { return static_cast<double>(stats->parse_errors.load()); });
+}
+
+namespace {
+Metrics& MetricsOf(Call& call) { return call.api->metrics(); }
+}  // namespace
+
+void Api::Handle(Request request, Responder respond) {
+  Call call{this, kUnmatchedRoute, std::move(request), std::move(respond), SteadyClock::now(), {}, std::nullopt};
+  const std::string_view path = call.request.path();
+  const Route* route = nullptr;
+  bool path_known = false;
+  for (std::size_t i = 0; i < kRoutes.size(); ++i) {
+    std::array<std::string_view, 2> params{};
+    if (!Match(kRoutes[i].pattern, path, params)) continue;
+    if (kRoutes[i].access == Access::kDevOnly && !options_.dev) continue;
+    path_known = true;
+    if (kRoutes[i].method != call.request.method) continue;
+    route = &kRoutes[i];
+    call.route = i;
+    call.params = params;
+    break;
+  }
+  const Reply reply = MakeReply(call, *metrics_);
+  if (route == nullptr) {
+    return reply.Error(ErrorCode::kNotFound, path_known ? "method not allowed on this path" : "no such endpoint");
+  }
+  if (route->access != Access::kPublic && !service_.ready()) {
+    return reply.Error(ErrorCode::kUnavailable, "recovering: not ready yet");
+  }
+  if (route->access == Access::kUser || route->access == Access::kAdmin) {
+    if (!ResolveCaller(call, options_, reply)) return;
+    if (route->access == Access::kUser && !call.caller) {
+      return reply.Error(ErrorCode::kUnauthenticated, "an Authorization: Bearer token is required");
+    }
+    if (route->access == Access::kAdmin && !options_.dev) {
+      if (!call.caller) return reply.Error(ErrorCode::kUnauthenticated, "an admin token is required");
+      if (!call.caller->admin) return reply.Error(ErrorCode::kForbidden, "this endpoint needs an admin token");
+    }
+  }
+  route->handler(call);
+}
+
+}  // namespace redpacket::http

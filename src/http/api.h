@@ -1,0 +1,37 @@
+// The HTTP API of ../shared/API.md: one routing table (method, path, access, handler) and handlers
+// that only parse, check the caller and call the service. Runs on the I/O threads; never blocks.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "http/metrics.h"
+#include "http/server.h"
+#include "service/red_packet_service.h"
+
+namespace redpacket::http {
+
+struct ApiOptions {
+  bool dev = false;  // X-User-Id accepted as the caller, admin endpoints open, GET /grab served
+  std::string token_secret;
+};
+
+class Api final : public RequestHandler {
+ public:
+  Api(ApiOptions options, service::RedPacketService& service);
+  ~Api() override;
+  void Handle(Request request, Responder respond) override;
+  Metrics& metrics() { return *metrics_; }
+  // Exposes the server's counters as gauges (call once, after the server exists).
+  void WatchServer(const Server& server);
+
+  struct Call;  // one request in flight (defined in api.cc)
+
+ private:
+  ApiOptions options_;
+  service::RedPacketService& service_;
+  std::unique_ptr<Metrics> metrics_;
+};
+
+}  // namespace redpacket::http

@@ -1,0 +1,49 @@
+// Prometheus metrics of the server: requests and latency per route and status, grab outcomes,
+// and gauges read from the service at scrape time. Thread-safe.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+namespace redpacket::http {
+
+class Metrics {
+ public:
+  // `route_names[i]` labels route i.
+  explicit Metrics(std::vector<std::string> route_names);
+
+  void ObserveRequest(std::size_t route, int status, double seconds);
+  // A gauge whose value is read by `read` at every scrape.
+  void AddGauge(const std::string& name, const std::string& help, std::function<double()> read);
+  std::string Render();
+
+ private:
+  static constexpr std::size_t kStatusSlots = 16;
+  static std::size_t StatusSlot(int status);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::vector<std::string> route_names_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& latency_;
+  std::vector<prometheus::Histogram*> latency_by_route_;
+  // Created on first use: route x status slot.
+  std::vector<std::array<std::atomic<prometheus::Counter*>, kStatusSlots>> requests_by_route_;
+  std::mutex create_mutex_;
+  struct ReadGauge {
+    prometheus::Gauge* gauge;
+    std::function<double()> read;
+  };
+  std::vector<ReadGauge> read_gauges_;
+};
+
+}  // namespace redpacket::http

@@ -1,0 +1,31 @@
+// One parsed HTTP request, holding only what the handlers use (no per-header allocations).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/verb.hpp>
+
+namespace redpacket::http {
+
+struct Request {
+  boost::beast::http::verb method = boost::beast::http::verb::unknown;
+  std::string target;  // path and query as sent
+  std::string authorization;
+  std::string user_id_header;     // X-User-Id (accepted with --dev only)
+  std::string request_id_header;  // X-Request-Id (echoed in logs)
+  std::string body;
+  bool keep_alive = true;
+
+  std::string_view path() const {
+    std::string_view view(target);
+    return view.substr(0, view.find('?'));
+  }
+  std::string_view query() const {
+    std::string_view view(target);
+    auto mark = view.find('?');
+    return mark == std::string_view::npos ? std::string_view() : view.substr(mark + 1);
+  }
+};
+
+}  // namespace redpacket::http

@@ -1,0 +1,352 @@
+// Server, its per-thread loops and the Connection state machine (read, parse, dispatch, write in
+// order, idle timeout, drain on shutdown).
+#include "http/server.h"
+
+#include <pthread.h>
+
+#include <deque>
+#include <optional>
+#include <stdexcept>
+#include <unordered_map>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/error.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "http/request_parser.h"
+
+namespace redpacket::http {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+
+struct Server::Loop {
+  asio::io_context io{1};
+  std::optional<tcp::acceptor> acceptor;
+  std::unordered_map<Connection*, std::shared_ptr<Connection>> connections;  // io thread only
+  std::thread thread;
+  bool draining = false;  // io thread only
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, const ServerOptions& options, RequestHandler& handler,
+             ServerStats& stats, Server::Loop& loop)
+      : socket_(std::move(socket)),
+        options_(options),
+        handler_(handler),
+        stats_(stats),
+        loop_(loop),
+        idle_timer_(socket_.get_executor()) {
+    buffer_.resize(kInitialBuffer);
+  }
+
+  void Start() {
+    loop_.connections.emplace(this, shared_from_this());
+    ++stats_.open_connections;
+    ++stats_.accepted_connections;
+    last_activity_ = SteadyClock::now();
+    ArmIdle(options_.idle_timeout);
+    Read();
+  }
+
+  // From any thread.
+  void Deliver(std::uint64_t slot, Response response) {
+    if (loop_.io.get_executor().running_in_this_thread()) return Complete(slot, std::move(response));
+    asio::post(socket_.get_executor(), [self = shared_from_this(), slot, response = std::move(response)]() mutable {
+      self->Complete(slot, std::move(response));
+    });
+  }
+
+  // Shutdown: answer what was read, take nothing new, then close.
+  void Drain() {
+    closing_ = true;
+    if (slots_.empty() && !writing_) Close();
+  }
+
+ private:
+  static constexpr std::size_t kInitialBuffer = 16 * 1024;
+
+  struct Slot {
+    bool ready = false;
+    bool close = false;
+    std::string wire;
+  };
+
+  void Read() {
+    if (reading_ || closed_) return;
+    if (end_ == buffer_.size()) {
+      // The unparsed request fills the buffer: grow up to what the limits allow.
+      const std::size_t most = options_.header_limit + options_.body_limit + 4096;
+      if (begin_ > 0) {
+        std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+      } else if (buffer_.size() < most) {
+        buffer_.resize(std::min(most, buffer_.size() * 2));
+      } else {
+        return Fail(domain::ErrorCode::kPayloadTooLarge, "request too large");
+      }
+    }
+    reading_ = true;
+    socket_.async_read_some(asio::buffer(buffer_.data() + end_, buffer_.size() - end_),
+                            [self = shared_from_this()](boost::system::error_code error, std::size_t n) {
+                              self->OnRead(error, n);
+                            });
+  }
+
+  void OnRead(boost::system::error_code error, std::size_t n) {
+    reading_ = false;
+    if (error) {
+      // The peer closed or reset: answer nothing more; close once what is owed is written.
+      peer_closed_ = true;
+      closing_ = true;
+      if (slots_.empty() && !writing_) Close();
+      return;
+    }
+    end_ += n;
+    last_activity_ = SteadyClock::now();
+    ParseAvailable();
+  }
+
+  void ParseAvailable() {
+    while (!closing_ && slots_.size() < options_.max_pipelined && begin_ < end_) {
+      if (!parser_) {
+        request_ = Request{};
+        parser_.emplace(request_, options_.header_limit, options_.body_limit);
+      }
+      boost::beast::error_code error;
+      const std::size_t used = parser_->put(asio::buffer(buffer_.data() + begin_, end_ - begin_), error);
+      begin_ += used;
+      if (error == boost::beast::http::error::need_more) break;
+      if (error) {
+        ++stats_.parse_errors;
+        const bool too_large = error == boost::beast::http::error::header_limit ||
+                               error == boost::beast::http::error::body_limit ||
+                               error == boost::beast::http::error::buffer_overflow;
+        return Fail(too_large ? domain::ErrorCode::kPayloadTooLarge : domain::ErrorCode::kBadRequest,
+                    too_large ? fmt::format("request exceeds the limits (headers {} bytes, body {} bytes)",
+                                            options_.header_limit, options_.body_limit)
+                              : "malformed HTTP request: " + error.message());
+      }
+      if (parser_->is_done()) {
+        parser_.reset();
+        Dispatch(std::move(request_));
+      }
+    }
+    if (begin_ == end_) begin_ = end_ = 0;
+    if (!closing_ && slots_.size() < options_.max_pipelined) Read();
+  }
+
+  void Dispatch(Request request) {
+    const std::uint64_t slot = first_slot_ + slots_.size();
+    slots_.emplace_back();
+    if (!request.keep_alive || loop_.draining) {
+      slots_.back().close = true;
+      closing_ = true;
+    }
+    ++stats_.requests;
+    handler_.Handle(std::move(request), Responder(shared_from_this(), slot));
+  }
+
+  // A protocol error: answer it after what is already owed, then close.
+  void Fail(domain::ErrorCode code, std::string message) {
+    const std::uint64_t slot = first_slot_ + slots_.size();
+    slots_.emplace_back();
+    closing_ = true;
+    Response response = ErrorResponse(code, message);
+    response.close = true;
+    Complete(slot, std::move(response));
+  }
+
+  void Complete(std::uint64_t slot, Response response) {
+    if (closed_ || slot < first_slot_) return;
+    Slot& entry = slots_[slot - first_slot_];
+    entry.close = entry.close || response.close || (closing_ && slot + 1 == first_slot_ + slots_.size());
+    response.close = entry.close;
+    AppendWire(response, entry.wire);
+    entry.ready = true;
+    Flush();
+  }
+
+  void Flush() {
+    if (writing_ || closed_) return;
+    bool close_after = false;
+    while (!slots_.empty() && slots_.front().ready) {
+      Slot& front = slots_.front();
+      if (write_buffer_.empty()) write_buffer_.swap(front.wire);
+      else write_buffer_.append(front.wire);
+      close_after = front.close;
+      slots_.pop_front();
+      ++first_slot_;
+      if (close_after) break;
+    }
+    if (write_buffer_.empty()) {
+      if (closing_ && slots_.empty()) Close();
+      return;
+    }
+    writing_ = true;
+    close_after_write_ = close_after;
+    asio::async_write(socket_, asio::buffer(write_buffer_),
+                      [self = shared_from_this()](boost::system::error_code error, std::size_t) {
+                        self->OnWrite(error);
+                      });
+  }
+
+  void OnWrite(boost::system::error_code error) {
+    writing_ = false;
+    write_buffer_.clear();
+    last_activity_ = SteadyClock::now();
+    if (error || close_after_write_) return Close();
+    Flush();
+    if (!writing_ && closing_ && slots_.empty()) return Close();
+    ParseAvailable();  // reading may have paused at the pipelining limit
+  }
+
+  void ArmIdle(std::chrono::milliseconds after) {
+    idle_timer_.expires_after(after);
+    idle_timer_.async_wait([self = shared_from_this()](boost::system::error_code error) {
+      if (error || self->closed_) return;
+      const auto idle_for = SteadyClock::now() - self->last_activity_;
+      if (idle_for >= self->options_.idle_timeout && self->slots_.empty() && !self->writing_) {
+        return self->Close();
+      }
+      self->ArmIdle(std::max(std::chrono::milliseconds(1),
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 self->options_.idle_timeout - idle_for)));
+    });
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    idle_timer_.cancel();
+    --stats_.open_connections;
+    loop_.connections.erase(this);  // may drop the last owner: touch nothing after this
+  }
+
+  tcp::socket socket_;
+  const ServerOptions& options_;
+  RequestHandler& handler_;
+  ServerStats& stats_;
+  Server::Loop& loop_;
+  asio::steady_timer idle_timer_;
+  SteadyClock::time_point last_activity_;
+
+  std::vector<char> buffer_;
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+  Request request_;
+  std::optional<RequestParser> parser_;
+
+  std::deque<Slot> slots_;  // requests read and not yet written, in order
+  std::uint64_t first_slot_ = 0;
+  std::string write_buffer_;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closing_ = false;  // read no more requests
+  bool close_after_write_ = false;
+  bool peer_closed_ = false;
+  bool closed_ = false;
+};
+
+void Responder::operator()(Response response) const { connection_->Deliver(slot_, std::move(response)); }
+
+Server::Server(ServerOptions options, RequestHandler& handler) : options_(std::move(options)), handler_(handler) {}
+
+Server::~Server() {
+  Stop(std::chrono::milliseconds(0));
+  loops_.clear();
+}
+
+namespace {
+
+void AcceptNext(Server::Loop& loop, const ServerOptions& options, RequestHandler& handler, ServerStats& stats);
+
+}  // namespace
+
+void Server::Start() {
+  const int threads = std::max(1, options_.threads);
+  boost::system::error_code error;
+  const auto address = asio::ip::make_address(options_.host, error);
+  if (error) throw std::runtime_error(fmt::format("invalid --host {}: {}", options_.host, error.message()));
+  std::uint16_t port = options_.port;
+  for (int i = 0; i < threads; ++i) {
+    auto loop = std::make_unique<Loop>();
+    tcp::acceptor acceptor(loop->io);
+    const tcp::endpoint endpoint(address, port);
+    acceptor.open(endpoint.protocol(), error);
+    if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
+    // Every loop binds the same port; the kernel spreads new connections across them.
+    if (!error) acceptor.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), error);
+    if (!error) acceptor.bind(endpoint, error);
+    if (!error) acceptor.listen(asio::socket_base::max_listen_connections, error);
+    if (error) {
+      throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", options_.host, port, error.message()));
+    }
+    port = acceptor.local_endpoint().port();
+    loop->acceptor.emplace(std::move(acceptor));
+    loops_.push_back(std::move(loop));
+  }
+  port_ = port;
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    Loop& loop = *loops_[i];
+    AcceptNext(loop, options_, handler_, stats_);
+    loop.thread = std::thread([&loop, i] {
+      pthread_setname_np(pthread_self(), fmt::format("rp-io-{}", i).c_str());
+      loop.io.run();
+    });
+  }
+}
+
+namespace {
+
+void AcceptNext(Server::Loop& loop, const ServerOptions& options, RequestHandler& handler, ServerStats& stats) {
+  loop.acceptor->async_accept([&loop, &options, &handler, &stats](boost::system::error_code error,
+                                                                  tcp::socket socket) {
+    if (error == asio::error::operation_aborted || !loop.acceptor->is_open()) return;
+    if (!error) {
+      socket.set_option(tcp::no_delay(true), error);
+      std::make_shared<Connection>(std::move(socket), options, handler, stats, loop)->Start();
+    } else {
+      spdlog::warn("accept failed: {}", error.message());
+    }
+    AcceptNext(loop, options, handler, stats);
+  });
+}
+
+}  // namespace
+
+void Server::Stop(std::chrono::milliseconds grace) {
+  // The loops (and their io_contexts) stay alive until the destructor: a handler still waiting
+  // on the journal may deliver its response after this returns; it is then dropped, not a crash.
+  if (loops_.empty() || std::exchange(stopped_, true)) return;
+  for (auto& loop : loops_) {
+    asio::post(loop->io, [&loop = *loop] {
+      loop.draining = true;
+      boost::system::error_code ignored;
+      loop.acceptor->close(ignored);
+      std::vector<std::shared_ptr<Connection>> connections;
+      for (auto& [raw, connection] : loop.connections) connections.push_back(connection);
+      for (auto& connection : connections) connection->Drain();
+    });
+  }
+  const auto deadline = SteadyClock::now() + grace;
+  while (stats_.open_connections.load() > 0 && SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (auto& loop : loops_) loop->io.stop();
+  for (auto& loop : loops_) {
+    if (loop->thread.joinable()) loop->thread.join();
+  }
+}
+
+}  // namespace redpacket::http

@@ -1,0 +1,86 @@
+// The HTTP/1.1 server: one io_context per thread, each with its own SO_REUSEPORT acceptor, so a
+// connection lives on one thread for its whole life. Keep-alive and pipelining (answers go out in
+// request order even when handlers finish out of order), header/body limits, idle timeouts.
+// Start/Stop from one control thread; Responder is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "http/request.h"
+#include "http/response.h"
+
+namespace redpacket::http {
+
+class Connection;
+
+// Delivers a handler's response to its connection, from any thread, exactly once.
+class Responder {
+ public:
+  Responder(std::shared_ptr<Connection> connection, std::uint64_t slot)
+      : connection_(std::move(connection)), slot_(slot) {}
+  void operator()(Response response) const;
+
+ private:
+  std::shared_ptr<Connection> connection_;
+  std::uint64_t slot_;
+};
+
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  // Runs on the connection's I/O thread; must not block. Calls `respond` exactly once, now or later.
+  virtual void Handle(Request request, Responder respond) = 0;
+};
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  int threads = 1;
+  std::size_t header_limit = 8 * 1024;
+  std::size_t body_limit = 64 * 1024;
+  std::size_t max_pipelined = 64;  // requests in flight per connection before reading pauses
+  std::chrono::milliseconds idle_timeout{60000};
+};
+
+struct ServerStats {
+  std::atomic<std::int64_t> open_connections{0};
+  std::atomic<std::uint64_t> accepted_connections{0};
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> parse_errors{0};
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, RequestHandler& handler);
+  ~Server();
+
+  // Binds every thread's acceptor (throws std::runtime_error "cannot listen on host:port: ...")
+  // and starts the I/O threads.
+  void Start();
+  // Stops accepting; connections finish the requests they have and close; waits up to `grace`
+  // for them, then stops the I/O threads.
+  void Stop(std::chrono::milliseconds grace);
+  std::uint16_t port() const { return port_; }
+  const ServerStats& stats() const { return stats_; }
+
+  struct Loop;  // one I/O thread: io_context, acceptor, connections (defined in server.cc)
+
+ private:
+  bool stopped_ = false;
+  ServerOptions options_;
+  RequestHandler& handler_;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::uint16_t port_ = 0;
+  ServerStats stats_;
+};
+
+}  // namespace redpacket::http

@@ -1,0 +1,141 @@
+// The ledger: durable accounts, deposits, packets (with their shares), grabs and refunds.
+// Interface only; ledger/sqlite is the embedded implementation (ledger/mariadb comes later).
+// Every call blocks. An instance is NOT thread-safe: the service drives it from one thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "domain/packet.h"
+#include "domain/status.h"
+#include "domain/types.h"
+
+namespace redpacket::ledger {
+
+using domain::Cents;
+using domain::PacketId;
+using domain::Result;
+using domain::Status;
+using domain::TimePoint;
+using domain::UserId;
+
+struct UserRecord {
+  UserId user_id = 0;
+  std::string name;
+  Cents balance_cents = 0;
+};
+
+struct PacketRecord {
+  PacketId packet_id = 0;
+  domain::PacketSpec spec;  // sender, kind, total, count, greeting, expires_in_s, receiver
+  TimePoint created_at;
+  TimePoint expires_at;
+  domain::PacketStatus status = domain::PacketStatus::kOpen;
+  std::vector<Cents> shares;          // shares[seq - 1] is what the seq-th grab takes
+  std::vector<domain::Grab> grabs;    // applied grabs, ordered by seq
+  std::optional<Cents> refund_cents;  // set once refunded
+};
+
+enum class HistoryKind { kSent, kReceived };
+
+struct HistoryItem {
+  PacketId packet_id = 0;
+  // kSent: the packet as created; kReceived: the grab.
+  UserId sender_id = 0;
+  domain::PacketKind kind = domain::PacketKind::kLucky;
+  domain::PacketStatus status = domain::PacketStatus::kOpen;
+  std::string greeting;
+  Cents total_cents = 0;
+  std::int64_t count = 0;
+  Cents amount_cents = 0;  // kReceived only
+  std::int64_t seq = 0;    // kReceived only
+  TimePoint at;            // kSent: created_at; kReceived: grabbed_at
+  TimePoint expires_at;    // kSent only
+};
+
+struct HistoryPage {
+  std::vector<HistoryItem> items;
+  std::optional<std::string> next_cursor;  // opaque; absent on the last page
+};
+
+// What `redpacket audit` checks, read in one consistent snapshot.
+struct AuditFacts {
+  Cents deposits_cents = 0;  // sum of all deposits
+  Cents balances_cents = 0;  // sum of all account balances
+  struct Packet {
+    PacketId packet_id = 0;
+    UserId sender_id = 0;
+    Cents total_cents = 0;
+    std::int64_t count = 0;
+    domain::PacketStatus status = domain::PacketStatus::kOpen;
+    std::vector<Cents> shares;
+    std::vector<domain::Grab> grabs;  // ordered by seq
+    std::optional<Cents> refund_cents;
+  };
+  std::vector<Packet> packets;
+  // Users whose balance differs from deposits - sent + received + refunded.
+  struct Mismatch {
+    UserId user_id = 0;
+    Cents balance_cents = 0;
+    Cents expected_cents = 0;
+  };
+  std::vector<Mismatch> account_mismatches;
+  std::uint64_t applied_position = 0;
+};
+
+class Ledger {
+ public:
+  virtual ~Ledger() = default;
+
+  // Creates or upgrades the schema. Idempotent.
+  virtual Status Migrate() = 0;
+
+  // Creates a user with the next free id and balance 0.
+  virtual Result<UserRecord> CreateUser(std::string_view name) = 0;
+
+  // Credits `amount_cents` (> 0) and returns the new balance; creates the account if it is new.
+  // A non-empty request_id makes it idempotent per (user, request_id): a repeat returns the
+  // balance the first call returned and credits nothing.
+  virtual Result<Cents> Deposit(UserId user_id, Cents amount_cents, std::string_view request_id) = 0;
+
+  // In one transaction: debits the sender by spec.total_cents (402 insufficient_funds when the
+  // balance is short; nothing is written then), assigns the next packet id and stores the packet
+  // with its shares. A non-empty request_id makes it idempotent per (sender, request_id): a
+  // repeat returns the first packet and debits nothing.
+  virtual Result<PacketRecord> CreatePacket(const domain::PacketSpec& spec,
+                                            const std::vector<Cents>& shares, TimePoint created_at,
+                                            TimePoint expires_at, std::string_view request_id) = 0;
+
+  // In one transaction: applies each event exactly once (a grab is unique by (packet_id, user_id),
+  // a refund by packet_id; a repeat is skipped, never credited twice), credits the account
+  // (creating it if new), moves the packet to exhausted / refunded when that is what the events
+  // say, and records `position` as applied. Events with position <= AppliedPosition() may be
+  // passed again (crash recovery) and change nothing.
+  virtual Status ApplyEvents(std::span<const domain::LedgerEvent> events, std::uint64_t position) = 0;
+
+  // The position recorded by the last ApplyEvents (0 on a new ledger).
+  virtual std::uint64_t AppliedPosition() = 0;
+
+  // 0 for a user never seen.
+  virtual Result<Cents> Balance(UserId user_id) = 0;
+
+  // Newest first; cursor is the next_cursor of the previous page (empty for the first page).
+  // A malformed cursor is a 400.
+  virtual Result<HistoryPage> History(UserId user_id, HistoryKind kind, int limit,
+                                      std::string_view cursor) = 0;
+
+  // The packet with its shares and applied grabs, or nullopt for an unknown id.
+  virtual Result<std::optional<PacketRecord>> GetPacket(PacketId packet_id) = 0;
+
+  // Every packet that may still change: status open or expired (not exhausted, not refunded),
+  // with shares and grabs. Used on start to rebuild the in-memory engine.
+  virtual Result<std::vector<PacketRecord>> LoadUnfinishedPackets() = 0;
+
+  virtual Result<AuditFacts> ReadAuditFacts() = 0;
+};
+
+}  // namespace redpacket::ledger

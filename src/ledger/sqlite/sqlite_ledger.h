@@ -1,0 +1,15 @@
+// The embedded ledger: SQLite in WAL mode. See ledger/ledger.h for the contract.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include "ledger/ledger.h"
+
+namespace redpacket::ledger {
+
+// Opens (creating if needed) the database file. Throws std::runtime_error with a clear message
+// when the file cannot be opened (startup error). read_only: for audit.
+std::unique_ptr<Ledger> OpenSqliteLedger(const std::filesystem::path& file, bool read_only = false);
+
+}  // namespace redpacket::ledger

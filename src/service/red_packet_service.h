@@ -1,0 +1,120 @@
+// The service: every API operation, independent of HTTP. Embedded mode wiring: packets in the
+// memory store, grabs and refunds durable in the local journal, the ledger (SQLite) applied from
+// the journal exactly once on its own thread, a sweeper thread for expiry.
+// Thread-safe. Calls never block; callbacks run on a service thread (callers re-post them).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <condition_variable>
+
+#include "bus/local/journal.h"
+#include "bus/local/journal_sink.h"
+#include "domain/packet.h"
+#include "ledger/ledger.h"
+#include "service/ledger_worker.h"
+#include "store/store.h"
+
+namespace redpacket::service {
+
+using domain::Cents;
+using domain::PacketId;
+using domain::Result;
+using domain::Status;
+using domain::UserId;
+
+struct ServiceOptions {
+  std::filesystem::path data_dir = "./data";
+  domain::Limits limits;
+  std::chrono::milliseconds sweep_interval{1000};
+  // Finished packets stay in memory this long after the ledger has them (details stay hot).
+  std::chrono::milliseconds finished_retention{60000};
+  std::size_t journal_segment_bytes = 64u << 20;
+};
+
+struct BalanceView {
+  UserId user_id = 0;
+  Cents balance_cents = 0;
+  Cents pending_cents = 0;  // acknowledged grabs and refunds not yet applied to the ledger
+};
+
+struct ServiceStats {
+  std::uint64_t journal_last_position = 0;
+  std::uint64_t journal_durable_position = 0;
+  std::uint64_t applied_position = 0;
+  std::size_t journal_queued = 0;
+  std::size_t ledger_queue_depth = 0;
+  std::size_t packets_in_memory = 0;
+  std::uint64_t packets_refunded = 0;
+};
+
+class RedPacketService {
+ public:
+  template <class T>
+  using Callback = std::function<void(Result<T>)>;
+  using GrabCallback = std::function<void(store::GrabResult)>;
+
+  explicit RedPacketService(ServiceOptions options);
+  ~RedPacketService();
+
+  // Blocking: migrates the ledger, applies what the journal holds beyond it, rebuilds the open
+  // packets in memory, then starts the journal, ledger and sweeper threads. Throws
+  // std::runtime_error with a clear message on failure (startup error).
+  void Start();
+  // Blocking: the journal flushes and acknowledges what is queued, the ledger applies it, threads
+  // join. Call after the HTTP server stopped taking requests.
+  void Stop();
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+
+  const domain::Limits& limits() const { return options_.limits; }
+
+  void CreateUser(std::string name, Callback<ledger::UserRecord> done);
+  void Deposit(UserId user_id, Cents amount_cents, std::string request_id, Callback<Cents> done);
+  // Validates, splits (on the ledger thread: a 1,000,000-share split must not stall I/O), debits
+  // and stores, then makes the packet grabbable.
+  void CreatePacket(domain::PacketSpec spec, std::string request_id, Callback<ledger::PacketRecord> done);
+  void Grab(PacketId packet_id, UserId user_id, GrabCallback done);
+  void GetPacket(PacketId packet_id, Callback<store::PacketSnapshot> done);
+  void Balance(UserId user_id, Callback<BalanceView> done);
+  void History(UserId user_id, ledger::HistoryKind kind, int limit, std::string cursor,
+               Callback<ledger::HistoryPage> done);
+
+  ServiceStats stats() const;
+
+ private:
+  void OnDurable(std::span<const bus::PositionedEvent> events);
+  void ApplyPending(ledger::Ledger& ledger);
+  void SweepLoop();
+  void GrabFromLedger(PacketId packet_id, UserId user_id, GrabCallback done);
+
+  ServiceOptions options_;
+  std::unique_ptr<bus::Journal> journal_;
+  std::unique_ptr<bus::JournalSink> sink_;
+  std::unique_ptr<store::PacketStore> store_;
+  std::unique_ptr<LedgerWorker> writer_;  // creates, deposits, balances, applying the journal
+  std::unique_ptr<LedgerWorker> reader_;  // details, history (a second connection: WAL readers)
+
+  // Durable, not yet applied: the batch waiting for the writer, and pending credit per user.
+  std::mutex apply_mutex_;
+  std::vector<domain::LedgerEvent> apply_buffer_;
+  std::uint64_t apply_buffer_position_ = 0;
+  bool apply_scheduled_ = false;
+  std::unordered_map<UserId, Cents> pending_cents_;
+  std::atomic<std::uint64_t> applied_position_{0};
+  std::atomic<std::uint64_t> refunded_{0};
+
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> started_{false};
+  std::mutex sweep_mutex_;
+  std::condition_variable sweep_wake_;
+  bool sweep_stop_ = false;
+  std::thread sweeper_;
+};
+
+}  // namespace redpacket::service

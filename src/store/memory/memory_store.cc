@@ -1,0 +1,226 @@
+// The embedded engine's packet table and grab decision (see memory_store.h).
+#include "store/memory/memory_store.h"
+
+#include <array>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+namespace redpacket::store {
+namespace {
+
+using domain::ErrorCode;
+using domain::LedgerEvent;
+using domain::PacketStatus;
+
+struct GrabEntry {
+  domain::Grab grab;
+  std::uint64_t position = 0;  // where the grab sits in the event sink
+};
+
+struct Entry {
+  std::mutex mutex;
+  ledger::PacketRecord record;             // record.grabs is not used here: see grabs
+  std::vector<GrabEntry> grabs;            // in seq order
+  std::unordered_map<UserId, std::uint32_t> by_user;  // user -> index in grabs
+  Cents grabbed_cents = 0;
+  std::uint64_t last_position = 0;  // the packet's last event in the sink
+  TimePoint finished_at{};          // when it became exhausted or refunded (for eviction)
+};
+
+GrabResult Reject(ErrorCode code, std::string message) {
+  GrabResult result;
+  result.code = code;
+  result.message = std::move(message);
+  return result;
+}
+
+class MemoryStore final : public PacketStore {
+ public:
+  explicit MemoryStore(bus::EventSink& sink) : sink_(sink) {}
+
+  void Add(const ledger::PacketRecord& packet) override {
+    auto entry = std::make_shared<Entry>();
+    entry->record = packet;
+    entry->record.grabs.clear();
+    entry->grabs.reserve(static_cast<std::size_t>(packet.spec.count));
+    entry->by_user.reserve(packet.grabs.size());
+    for (const auto& grab : packet.grabs) {
+      entry->by_user.emplace(grab.user_id, static_cast<std::uint32_t>(entry->grabs.size()));
+      entry->grabs.push_back({grab, 0});
+      entry->grabbed_cents += grab.amount_cents;
+    }
+    if (packet.status == PacketStatus::kExhausted || packet.status == PacketStatus::kRefunded) {
+      entry->finished_at = domain::Clock::now();
+    }
+    Shard& shard = ShardOf(packet.packet_id);
+    std::unique_lock lock(shard.mutex);
+    shard.packets.try_emplace(packet.packet_id, std::move(entry));
+  }
+
+  void Grab(PacketId packet_id, UserId user_id, TimePoint now, GrabCallback done) override {
+    std::shared_ptr<Entry> entry = Find(packet_id);
+    if (!entry) return done(Reject(ErrorCode::kNotFound, {}));
+    std::unique_lock lock(entry->mutex);
+    const ledger::PacketRecord& record = entry->record;
+    const auto count = record.spec.count;
+    if (record.spec.receiver_id && *record.spec.receiver_id != user_id) {
+      return done(Reject(ErrorCode::kForbidden, "this packet is for another user"));
+    }
+    // One grab per user (invariant 2), answered before emptiness or expiry. The 409 carries the
+    // first amount, so it too waits until that grab is durable.
+    if (auto it = entry->by_user.find(user_id); it != entry->by_user.end()) {
+      const GrabEntry& first = entry->grabs[it->second];
+      GrabResult result = Reject(ErrorCode::kConflict, "you already grabbed this packet");
+      result.amount_cents = first.grab.amount_cents;
+      result.seq = first.grab.seq;
+      result.remaining_count = count - static_cast<std::int64_t>(entry->grabs.size());
+      lock.unlock();
+      sink_.WhenDurable(first.position, [done = std::move(done), result = std::move(result)]() mutable {
+        done(std::move(result));
+      });
+      return;
+    }
+    if (record.status == PacketStatus::kExpired || record.status == PacketStatus::kRefunded ||
+        now >= record.expires_at) {
+      return done(Reject(ErrorCode::kGone, "the packet has expired"));
+    }
+    const auto taken = static_cast<std::int64_t>(entry->grabs.size());
+    // No oversell (invariant 1): the seq-th grab takes shares[seq - 1]; there are count shares.
+    if (taken >= count) return done(Reject(ErrorCode::kGone, "the packet is empty"));
+
+    GrabEntry grab_entry;
+    grab_entry.grab = {user_id, record.shares[static_cast<std::size_t>(taken)], taken + 1, now};
+    LedgerEvent event;
+    event.type = LedgerEvent::Type::kGrab;
+    event.packet_id = packet_id;
+    event.user_id = user_id;
+    event.amount_cents = grab_entry.grab.amount_cents;
+    event.seq = grab_entry.grab.seq;
+    event.at_millis = domain::ToUnixMillis(now);
+
+    GrabResult result;
+    result.amount_cents = event.amount_cents;
+    result.seq = event.seq;
+    result.remaining_count = count - event.seq;
+    // Appended under the packet's lock: a later refund of this packet is durable only after it.
+    grab_entry.position = sink_.Append(event, [done = std::move(done), result]() mutable {
+      done(std::move(result));
+    });
+    entry->last_position = grab_entry.position;
+    entry->by_user.emplace(user_id, static_cast<std::uint32_t>(entry->grabs.size()));
+    entry->grabs.push_back(grab_entry);
+    entry->grabbed_cents += event.amount_cents;
+    if (event.seq == count) {
+      entry->record.status = PacketStatus::kExhausted;
+      entry->finished_at = now;
+    }
+  }
+
+  std::optional<PacketSnapshot> Snapshot(PacketId packet_id) override {
+    std::shared_ptr<Entry> entry = Find(packet_id);
+    if (!entry) return std::nullopt;
+    std::lock_guard lock(entry->mutex);
+    PacketSnapshot snapshot;
+    snapshot.record.packet_id = entry->record.packet_id;
+    snapshot.record.spec = entry->record.spec;
+    snapshot.record.created_at = entry->record.created_at;
+    snapshot.record.expires_at = entry->record.expires_at;
+    snapshot.record.status = entry->record.status;
+    snapshot.record.refund_cents = entry->record.refund_cents;
+    snapshot.record.grabs.reserve(entry->grabs.size());
+    for (const auto& grab : entry->grabs) snapshot.record.grabs.push_back(grab.grab);
+    snapshot.remaining_count = entry->record.spec.count - static_cast<std::int64_t>(entry->grabs.size());
+    snapshot.remaining_cents = entry->record.spec.total_cents - entry->grabbed_cents;
+    // An open packet past its expiry is expired even before the sweeper gets to it.
+    if (snapshot.record.status == PacketStatus::kOpen && domain::Clock::now() >= snapshot.record.expires_at) {
+      snapshot.record.status = PacketStatus::kExpired;
+    }
+    return snapshot;
+  }
+
+  SweepStats Sweep(TimePoint now, std::uint64_t applied_position,
+                   std::chrono::milliseconds retention) override {
+    SweepStats stats;
+    for (Shard& shard : shards_) {
+      std::vector<std::pair<PacketId, std::shared_ptr<Entry>>> entries;
+      {
+        std::shared_lock lock(shard.mutex);
+        entries.assign(shard.packets.begin(), shard.packets.end());
+      }
+      std::vector<PacketId> finished;
+      for (auto& [packet_id, entry] : entries) {
+        std::lock_guard lock(entry->mutex);
+        if (entry->record.status == PacketStatus::kOpen && now >= entry->record.expires_at) {
+          Close(entry, now);
+          ++stats.closed;
+        } else if ((entry->record.status == PacketStatus::kExhausted ||
+                    entry->record.status == PacketStatus::kRefunded) &&
+                   entry->last_position <= applied_position && now - entry->finished_at >= retention) {
+          finished.push_back(packet_id);
+        }
+      }
+      if (!finished.empty()) {
+        std::unique_lock lock(shard.mutex);
+        for (PacketId packet_id : finished) stats.evicted += shard.packets.erase(packet_id);
+      }
+    }
+    return stats;
+  }
+
+  std::size_t size() const override {
+    std::size_t total = 0;
+    for (const Shard& shard : shards_) {
+      std::shared_lock lock(shard.mutex);
+      total += shard.packets.size();
+    }
+    return total;
+  }
+
+ private:
+  static constexpr std::size_t kShards = 64;
+  struct Shard {
+    mutable std::shared_mutex mutex;
+    std::unordered_map<PacketId, std::shared_ptr<Entry>> packets;
+  };
+
+  Shard& ShardOf(PacketId packet_id) { return shards_[static_cast<std::uint64_t>(packet_id) % kShards]; }
+
+  std::shared_ptr<Entry> Find(PacketId packet_id) {
+    Shard& shard = ShardOf(packet_id);
+    std::shared_lock lock(shard.mutex);
+    auto it = shard.packets.find(packet_id);
+    return it == shard.packets.end() ? nullptr : it->second;
+  }
+
+  // Expiry: no grab is accepted any more; what is left goes back to the sender exactly once
+  // (the refund is unique by packet in the ledger). Called with the entry's lock held.
+  void Close(const std::shared_ptr<Entry>& shared_entry, TimePoint now) {
+    Entry& entry = *shared_entry;
+    entry.record.status = PacketStatus::kExpired;
+    const Cents remaining = entry.record.spec.total_cents - entry.grabbed_cents;
+    LedgerEvent event;
+    event.type = LedgerEvent::Type::kRefund;
+    event.packet_id = entry.record.packet_id;
+    event.user_id = entry.record.spec.sender_id;
+    event.amount_cents = remaining;
+    event.at_millis = domain::ToUnixMillis(now);
+    entry.last_position = sink_.Append(event, [shared_entry, remaining, now] {
+      std::lock_guard lock(shared_entry->mutex);
+      shared_entry->record.status = PacketStatus::kRefunded;
+      shared_entry->record.refund_cents = remaining;
+      shared_entry->finished_at = now;
+    });
+  }
+
+  bus::EventSink& sink_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace
+
+std::unique_ptr<PacketStore> MakeMemoryStore(bus::EventSink& sink) {
+  return std::make_unique<MemoryStore>(sink);
+}
+
+}  // namespace redpacket::store

@@ -1,0 +1,66 @@
+// The hot-path store: where packets' remaining shares live and grabs are decided. Interface only;
+// store/memory is the embedded engine, store/redis the cluster one (issue 3).
+// Calls never block on I/O; completions may run on another thread (the caller re-posts them).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "domain/packet.h"
+#include "domain/status.h"
+#include "ledger/ledger.h"
+
+namespace redpacket::store {
+
+using domain::Cents;
+using domain::PacketId;
+using domain::TimePoint;
+using domain::UserId;
+
+struct GrabResult {
+  domain::ErrorCode code = domain::ErrorCode::kOk;  // kOk, kConflict, kGone, kForbidden, kNotFound
+  std::string message;
+  Cents amount_cents = 0;  // kOk, and kConflict: what the first grab took
+  std::int64_t seq = 0;
+  std::int64_t remaining_count = 0;
+};
+
+// What GET /v1/packets/{id} shows, taken under the packet's lock.
+struct PacketSnapshot {
+  ledger::PacketRecord record;  // shares are left empty in snapshots
+  Cents remaining_cents = 0;
+  std::int64_t remaining_count = 0;
+};
+
+struct SweepStats {
+  std::size_t closed = 0;   // open packets past their expiry, now expired
+  std::size_t evicted = 0;  // finished packets dropped from memory (the ledger has them)
+};
+
+class PacketStore {
+ public:
+  using GrabCallback = std::function<void(GrabResult)>;
+  virtual ~PacketStore() = default;
+
+  // Takes a packet the ledger has committed (creation or recovery). Idempotent by packet_id.
+  virtual void Add(const ledger::PacketRecord& packet) = 0;
+
+  // Decides a grab. `done` runs once the outcome is durable (a 200 or a 409 is never sent for a
+  // grab that a crash could still undo). A packet this store does not hold gives kNotFound with
+  // an empty message: the caller then asks the ledger (it may be finished and evicted).
+  virtual void Grab(PacketId packet_id, UserId user_id, TimePoint now, GrabCallback done) = 0;
+
+  // nullopt when the store does not hold the packet.
+  virtual std::optional<PacketSnapshot> Snapshot(PacketId packet_id) = 0;
+
+  // Closes every open packet whose expiry has passed and starts its refund; drops finished
+  // packets whose every event the ledger has applied (position <= applied_position) and that
+  // finished more than `retention` ago.
+  virtual SweepStats Sweep(TimePoint now, std::uint64_t applied_position,
+                           std::chrono::milliseconds retention) = 0;
+
+  virtual std::size_t size() const = 0;
+};
+
+}  // namespace redpacket::store
