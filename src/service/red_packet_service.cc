@@ -91,6 +91,12 @@ void RedPacketService::Stop() {
   if (sweeper_.joinable()) sweeper_.join();
   // The journal acknowledges what is queued; the writer then applies it before it joins.
   journal_->Stop();
+  bool schedule;
+  {
+    std::lock_guard lock(apply_mutex_);
+    schedule = ShouldScheduleApply(true);
+  }
+  if (schedule) writer_->Post([this](ledger::Ledger& ledger) { ApplyPending(ledger); });
   reader_->Stop();
   writer_->Stop();
   spdlog::info("service stopped: journal position {}, applied {}", journal_->durable_position(),
@@ -108,9 +114,19 @@ void RedPacketService::OnDurable(std::span<const bus::PositionedEvent> events) {
       pending_cents_[positioned.event.user_id] += positioned.event.amount_cents;
     }
     apply_buffer_position_ = events.back().position;
-    schedule = !std::exchange(apply_scheduled_, true);
+    schedule = ShouldScheduleApply(false);
   }
   if (schedule) writer_->Post([this](ledger::Ledger& ledger) { ApplyPending(ledger); });
+}
+
+bool RedPacketService::ShouldScheduleApply(bool force) {
+  if (apply_scheduled_ || apply_buffer_.empty()) return false;
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && apply_buffer_.size() < options_.apply_batch_events && now - last_apply_ < options_.apply_interval) {
+    return false;  // the sweeper thread's next tick schedules it
+  }
+  apply_scheduled_ = true;
+  return true;
 }
 
 // Writer thread: applies everything buffered in as few transactions as possible.
@@ -122,6 +138,7 @@ void RedPacketService::ApplyPending(ledger::Ledger& ledger) {
     batch.swap(apply_buffer_);
     position = apply_buffer_position_;
     apply_scheduled_ = false;
+    last_apply_ = std::chrono::steady_clock::now();
   }
   for (std::size_t begin = 0; begin < batch.size(); begin += kApplyChunk) {
     const std::size_t end = std::min(batch.size(), begin + kApplyChunk);
@@ -147,12 +164,25 @@ void RedPacketService::ApplyPending(ledger::Ledger& ledger) {
   journal_->ReleaseUpTo(position);
 }
 
+// The sweeper thread also ticks the applier, so a quiet journal is applied within apply_interval.
 void RedPacketService::SweepLoop() {
   std::unique_lock lock(sweep_mutex_);
+  auto next_sweep = std::chrono::steady_clock::now() + options_.sweep_interval;
   while (!sweep_stop_) {
-    sweep_wake_.wait_for(lock, options_.sweep_interval);
+    sweep_wake_.wait_for(lock, std::min<std::chrono::milliseconds>(options_.apply_interval, options_.sweep_interval));
     if (sweep_stop_) break;
     lock.unlock();
+    bool schedule;
+    {
+      std::lock_guard apply_lock(apply_mutex_);
+      schedule = ShouldScheduleApply(true);
+    }
+    if (schedule) writer_->Post([this](ledger::Ledger& ledger) { ApplyPending(ledger); });
+    if (std::chrono::steady_clock::now() < next_sweep) {
+      lock.lock();
+      continue;
+    }
+    next_sweep = std::chrono::steady_clock::now() + options_.sweep_interval;
     store::SweepStats stats = store_->Sweep(domain::Clock::now(), applied_position_.load(),
                                             options_.finished_retention);
     if (stats.closed || stats.evicted) {

@@ -36,6 +36,11 @@ struct ServiceOptions {
   // Finished packets stay in memory this long after the ledger has them (details stay hot).
   std::chrono::milliseconds finished_retention{60000};
   std::size_t journal_segment_bytes = 64u << 20;
+  // The ledger applies the journal in batches at least this far apart (or sooner once a batch
+  // holds apply_batch_events): fewer, larger SQLite transactions leave the disk to the journal's
+  // fsyncs, which are what a grab's reply waits for.
+  std::chrono::milliseconds apply_interval{20};
+  std::size_t apply_batch_events = 8192;
 };
 
 struct BalanceView {
@@ -91,6 +96,9 @@ class RedPacketService {
   void OnDurable(std::span<const bus::PositionedEvent> events);
   void ApplyPending(ledger::Ledger& ledger);
   void SweepLoop();
+  // Posts an apply task unless one is queued. Called with apply_mutex_ held; returns whether the
+  // caller must post it (after unlocking).
+  bool ShouldScheduleApply(bool force);
   void GrabFromLedger(PacketId packet_id, UserId user_id, GrabCallback done);
 
   ServiceOptions options_;
@@ -105,6 +113,7 @@ class RedPacketService {
   std::vector<domain::LedgerEvent> apply_buffer_;
   std::uint64_t apply_buffer_position_ = 0;
   bool apply_scheduled_ = false;
+  std::chrono::steady_clock::time_point last_apply_{};
   std::unordered_map<UserId, Cents> pending_cents_;
   std::atomic<std::uint64_t> applied_position_{0};
   std::atomic<std::uint64_t> refunded_{0};
