@@ -24,7 +24,8 @@ struct Request {
   std::string_view query() const {
     std::string_view view(target);
     auto mark = view.find('?');
-    return mark == std::string_view::npos ? std::string_view() : view.substr(mark + 1);
+    // Never a null view (an absent query is an empty one at the end): Boost.URL rejects null.
+    return mark == std::string_view::npos ? view.substr(view.size()) : view.substr(mark + 1);
   }
 };
 
