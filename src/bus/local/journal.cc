@@ -1,0 +1,402 @@
+// The local journal: Append queues under a mutex, one writer thread turns the queue into one
+// write() + one fdatasync() per batch (group commit) and then runs the batch's completions.
+#include "bus/local/journal.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include "bus/local/journal_format.h"
+
+namespace redpacket::bus {
+namespace {
+
+using domain::ErrorCode;
+using domain::MakeError;
+using domain::Result;
+using domain::Status;
+namespace format = journal_internal;
+
+// Losing a write or an fsync would lose grabs that memory already handed out: there is no way to
+// continue correctly, so stop the process loudly (see Journal::Append).
+[[noreturn]] void Fatal(std::string_view what) {
+  spdlog::critical("journal: {}", what);
+  spdlog::default_logger()->flush();
+  std::abort();
+}
+
+std::string Errno(std::string_view what, const std::filesystem::path& path) {
+  return fmt::format("{} {}: {}", what, path.string(),
+                     std::error_code(errno, std::generic_category()).message());
+}
+
+Status SyncDirectory(int directory_fd, const std::filesystem::path& directory) {
+  if (::fsync(directory_fd) != 0) {
+    return MakeError(ErrorCode::kInternal, Errno("cannot fsync the directory", directory));
+  }
+  return {};
+}
+
+}  // namespace
+
+struct Journal::State {
+  explicit State(Options journal_options) : options(std::move(journal_options)) {}
+
+  // Creates the segment whose first record will be `first_position` and makes it current. The
+  // directory is fsync'ed so that the new file's name survives a crash with its content.
+  Status OpenNewSegment(std::uint64_t first_position) {
+    const std::filesystem::path path = options.directory / format::SegmentFileName(first_position);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return MakeError(ErrorCode::kInternal, Errno("cannot create", path));
+    if (Status synced = SyncDirectory(directory_fd, options.directory); !synced.ok()) {
+      ::close(fd);
+      return synced;
+    }
+    if (segment_fd >= 0) ::close(segment_fd);  // already fdatasync'ed after its last batch
+    segment_fd = fd;
+    segment_size = 0;
+    std::lock_guard lock(segments_mutex);
+    segment_firsts.push_back(first_position);
+    return {};
+  }
+
+  // Writes one batch to the current segment (rotating first if it is full) and fdatasyncs it.
+  void WriteAndSync(std::span<const PositionedEvent> batch) {
+    if (segment_size >= options.segment_bytes) {
+      // Rotate between batches only: a batch never spans two segments, which is what lets
+      // recovery tell a torn batch from damage (see journal_format.h).
+      if (Status opened = OpenNewSegment(batch.front().position); !opened.ok()) {
+        Fatal(opened.error().message);
+      }
+    }
+    buffer.resize(batch.size() * format::kRecordBytes);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      format::EncodeRecord(batch[i], i == 0, buffer.data() + i * format::kRecordBytes);
+    }
+    std::size_t written = 0;
+    while (written < buffer.size()) {
+      const ssize_t done = ::write(segment_fd, buffer.data() + written, buffer.size() - written);
+      if (done < 0 && errno == EINTR) continue;
+      if (done < 0) Fatal(Errno("write failed on the segment in", options.directory));
+      written += static_cast<std::size_t>(done);
+    }
+    if (::fdatasync(segment_fd) != 0) {
+      // After a failed fsync the kernel may have dropped the dirty pages: retrying could report
+      // success for data that is not on disk.
+      Fatal(Errno("fdatasync failed on the segment in", options.directory));
+    }
+    segment_size += buffer.size();
+  }
+
+  // The writer thread's loop (or, when Start() never ran, Stop()'s drain on the caller's thread).
+  void RunWriter() {
+    std::vector<PositionedEvent> batch;
+    std::vector<Completion> batch_done;
+    std::vector<Completion> ready_waiters;
+    while (true) {
+      {
+        std::unique_lock lock(mutex);
+        wake.wait(lock, [this] { return !queued.empty() || stopping; });
+        if (queued.empty()) {  // stopping, and everything is durable
+          writer_exited = true;
+          return;
+        }
+        if (queued.size() <= options.max_batch_events) {
+          batch.swap(queued);  // keeps both vectors' capacity: no allocation in steady state
+          batch_done.swap(queued_done);
+        } else {
+          const auto take = static_cast<std::ptrdiff_t>(options.max_batch_events);
+          batch.assign(std::make_move_iterator(queued.begin()),
+                       std::make_move_iterator(queued.begin() + take));
+          batch_done.assign(std::make_move_iterator(queued_done.begin()),
+                            std::make_move_iterator(queued_done.begin() + take));
+          queued.erase(queued.begin(), queued.begin() + take);
+          queued_done.erase(queued_done.begin(), queued_done.begin() + take);
+        }
+      }
+      WriteAndSync(batch);
+      const std::uint64_t durable = batch.back().position;
+      durable_position.store(durable, std::memory_order_release);
+      ++batches_written;
+      if (on_durable) on_durable(batch);
+      for (Completion& done : batch_done) {
+        if (done) done();
+      }
+      {
+        // WhenDurable re-checks durable_position under this mutex, so a waiter is either
+        // collected here or runs at once on its caller: never forgotten.
+        std::lock_guard lock(mutex);
+        const auto end = waiters.upper_bound(durable);
+        for (auto it = waiters.begin(); it != end; ++it) {
+          ready_waiters.push_back(std::move(it->second));
+        }
+        waiters.erase(waiters.begin(), end);
+      }
+      for (Completion& done : ready_waiters) {
+        if (done) done();
+      }
+      batch.clear();
+      batch_done.clear();
+      ready_waiters.clear();
+    }
+  }
+
+  void CloseFiles() {
+    if (segment_fd >= 0) ::close(segment_fd);
+    if (directory_fd >= 0) ::close(directory_fd);
+    segment_fd = -1;
+    directory_fd = -1;
+  }
+
+  const Options options;
+
+  // Used by Recover() before Start() and by the writer thread after.
+  int segment_fd = -1;
+  int directory_fd = -1;
+  std::size_t segment_size = 0;
+  std::vector<std::byte> buffer;
+  DurableListener on_durable;
+  std::thread writer;
+  std::uint64_t batches_written = 0;
+  std::once_flag stop_once;
+
+  std::mutex mutex;  // guards everything down to the atomics
+  std::condition_variable wake;
+  // Parallel vectors, in position order: queue order == position order because the position is
+  // assigned under the same lock that pushes.
+  std::vector<PositionedEvent> queued;
+  std::vector<Completion> queued_done;
+  std::multimap<std::uint64_t, Completion> waiters;
+  bool recovered = false;
+  bool started = false;
+  bool stopping = false;
+  bool writer_exited = false;
+
+  std::atomic<std::uint64_t> last_position{0};  // stored under `mutex`
+  std::atomic<std::uint64_t> durable_position{0};
+
+  std::mutex segments_mutex;                  // writer rotation vs ReleaseUpTo
+  std::vector<std::uint64_t> segment_firsts;  // live segments, ascending; back() is current
+};
+
+Journal::Journal(Options options) : state_(std::make_unique<State>(std::move(options))) {}
+
+Journal::~Journal() {
+  Stop();
+  spdlog::debug("journal: {} batches written", state_->batches_written);
+}
+
+Result<std::vector<PositionedEvent>> Journal::Recover(std::uint64_t after_position) {
+  State& state = *state_;
+  {
+    std::lock_guard lock(state.mutex);
+    if (state.started || state.recovered) Fatal("Recover() must be called once, before Start()");
+  }
+  const std::filesystem::path& directory = state.options.directory;
+  std::error_code error;
+  std::filesystem::create_directories(directory, error);
+  if (error) {
+    return MakeError(ErrorCode::kInternal, fmt::format("cannot create the journal directory {}: {}",
+                                                       directory.string(), error.message()));
+  }
+  auto scan = format::ScanJournal(directory, after_position);
+  if (!scan.ok()) return scan.error();
+  std::vector<format::SegmentInfo>& segments = scan->segments;
+
+  std::uint64_t found_last = 0;
+  if (!segments.empty()) {
+    found_last = segments.back().next_position - 1;
+    if (segments.front().first_position > after_position + 1) {
+      return MakeError(ErrorCode::kInternal,
+                       fmt::format("the journal starts at position {} but the ledger has applied "
+                                   "only up to {}: the events in between are lost",
+                                   segments.front().first_position, after_position));
+    }
+  }
+  state.directory_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (state.directory_fd < 0) {
+    return MakeError(ErrorCode::kInternal, Errno("cannot open the directory", directory));
+  }
+  // Positions never go back, even when the journal was released or removed: the ledger's
+  // applied position is a floor.
+  const std::uint64_t start = std::max(found_last, after_position);
+  if (!segments.empty() && start > found_last) {
+    // Every event on disk is already applied, and the next position would leave a gap inside
+    // the last segment; drop the segments and start a new one at the new position.
+    spdlog::warn(
+        "journal: {} ends at position {} but the ledger applied up to {}; removing the "
+        "applied segments",
+        directory.string(), found_last, after_position);
+    for (const format::SegmentInfo& segment : segments) {
+      std::filesystem::remove(segment.path, error);
+      if (error) {
+        return MakeError(ErrorCode::kInternal, fmt::format("cannot remove {}: {}",
+                                                           segment.path.string(), error.message()));
+      }
+    }
+    segments.clear();
+  }
+
+  if (segments.empty()) {
+    if (Status opened = state.OpenNewSegment(start + 1); !opened.ok()) return opened.error();
+  } else {
+    const format::SegmentInfo& last = segments.back();
+    state.segment_fd = ::open(last.path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (state.segment_fd < 0) {
+      return MakeError(ErrorCode::kInternal, Errno("cannot open", last.path));
+    }
+    if (last.valid_bytes < last.file_bytes) {
+      // A torn tail: the last batch's fdatasync never returned, so nobody was acknowledged.
+      spdlog::warn("journal: cutting a torn tail of {} bytes off {} (after position {})",
+                   last.file_bytes - last.valid_bytes, last.path.string(), found_last);
+      if (::ftruncate(state.segment_fd, static_cast<off_t>(last.valid_bytes)) != 0 ||
+          ::fsync(state.segment_fd) != 0) {
+        return MakeError(ErrorCode::kInternal, Errno("cannot truncate", last.path));
+      }
+    }
+    state.segment_size = last.valid_bytes;
+    std::lock_guard lock(state.segments_mutex);
+    for (const format::SegmentInfo& segment : segments) {
+      state.segment_firsts.push_back(segment.first_position);
+    }
+  }
+
+  std::lock_guard lock(state.mutex);
+  state.last_position.store(start);
+  state.durable_position.store(start);
+  state.recovered = true;
+  return std::move(scan->events);
+}
+
+void Journal::Start(DurableListener on_durable) {
+  State& state = *state_;
+  std::lock_guard lock(state.mutex);
+  if (!state.recovered || state.started || state.stopping) {
+    Fatal("Start() must be called once, after Recover() and before Stop()");
+  }
+  state.started = true;
+  state.on_durable = std::move(on_durable);
+  state.writer = std::thread([&state] { state.RunWriter(); });
+}
+
+std::uint64_t Journal::Append(const domain::LedgerEvent& event, Completion done) {
+  State& state = *state_;
+  std::uint64_t position = 0;
+  {
+    std::lock_guard lock(state.mutex);
+    // Before Recover() positions would restart at 1; after the writer exited nothing would
+    // ever write the event. Both are bugs in the caller, and silently dropping a grab is worse.
+    if (!state.recovered || state.writer_exited) Fatal("Append() before Recover() or after Stop()");
+    position = state.last_position.load(std::memory_order_relaxed) + 1;
+    state.last_position.store(position, std::memory_order_release);
+    state.queued.push_back(PositionedEvent{position, event});
+    state.queued_done.push_back(std::move(done));
+  }
+  state.wake.notify_one();
+  return position;
+}
+
+void Journal::WhenDurable(std::uint64_t position, Completion done) {
+  State& state = *state_;
+  if (position <= state.durable_position.load(std::memory_order_acquire)) {
+    if (done) done();
+    return;
+  }
+  {
+    std::lock_guard lock(state.mutex);
+    if (position > state.durable_position.load(std::memory_order_acquire)) {
+      state.waiters.emplace(position, std::move(done));
+      return;
+    }
+  }
+  if (done) done();  // became durable while we took the lock
+}
+
+std::uint64_t Journal::durable_position() const {
+  return state_->durable_position.load(std::memory_order_acquire);
+}
+
+std::uint64_t Journal::last_position() const {
+  return state_->last_position.load(std::memory_order_acquire);
+}
+
+std::size_t Journal::queued_events() const {
+  // durable first: last_position only grows, so the difference never underflows.
+  const std::uint64_t durable = state_->durable_position.load(std::memory_order_acquire);
+  const std::uint64_t last = state_->last_position.load(std::memory_order_acquire);
+  return static_cast<std::size_t>(last - durable);
+}
+
+void Journal::ReleaseUpTo(std::uint64_t applied_position) {
+  State& state = *state_;
+  std::lock_guard lock(state.segments_mutex);
+  // A segment's last position is the next segment's first minus one; the current segment (the
+  // last one) is never released: the writer appends to it.
+  std::size_t released = 0;
+  while (released + 1 < state.segment_firsts.size() &&
+         state.segment_firsts[released + 1] - 1 <= applied_position) {
+    const std::filesystem::path path =
+        state.options.directory / format::SegmentFileName(state.segment_firsts[released]);
+    std::error_code error;
+    std::filesystem::remove(path, error);
+    if (error) {
+      // Harmless: the events are applied, and replaying them changes nothing.
+      spdlog::warn("journal: cannot remove {}: {}", path.string(), error.message());
+      break;
+    }
+    ++released;
+  }
+  state.segment_firsts.erase(state.segment_firsts.begin(),
+                             state.segment_firsts.begin() + static_cast<std::ptrdiff_t>(released));
+}
+
+void Journal::Stop() {
+  State& state = *state_;
+  if (state.writer.joinable() && state.writer.get_id() == std::this_thread::get_id()) {
+    Fatal("Stop() called on the writer thread (from a completion)");
+  }
+  std::call_once(state.stop_once, [&state] {
+    bool drain_here = false;
+    {
+      std::lock_guard lock(state.mutex);
+      state.stopping = true;
+      drain_here = state.recovered && !state.started;
+    }
+    state.wake.notify_all();
+    if (state.writer.joinable()) {
+      state.writer.join();
+    } else if (drain_here) {
+      state.RunWriter();  // never started: write what was appended, on this thread
+    } else {
+      std::lock_guard lock(state.mutex);
+      state.writer_exited = true;
+    }
+    state.CloseFiles();
+  });
+}
+
+Result<std::vector<PositionedEvent>> Journal::ReadAll(const std::filesystem::path& directory,
+                                                      std::uint64_t after_position) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(directory, error)) {
+    return MakeError(ErrorCode::kNotFound,
+                     fmt::format("no journal directory at {}", directory.string()));
+  }
+  auto scan = format::ScanJournal(directory, after_position);
+  if (!scan.ok()) return scan.error();
+  return std::move(scan->events);
+}
+
+}  // namespace redpacket::bus

@@ -1,0 +1,702 @@
+// The embedded ledger on SQLite: one connection, cached prepared statements, one transaction per
+// call. Exactly-once application of events rests on the UNIQUE keys of grabs and refunds.
+#include "ledger/sqlite/sqlite_ledger.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <bit>
+#include <charconv>
+#include <cstring>
+#include <limits>
+#include <unordered_map>
+#include <utility>
+
+#include "ledger/sqlite/schema.h"
+#include "ledger/sqlite/sqlite_connection.h"
+
+namespace redpacket::ledger {
+namespace {
+
+using domain::Error;
+using domain::ErrorCode;
+using domain::LedgerEvent;
+using domain::MakeError;
+using domain::PacketStatus;
+using sqlite::Connection;
+using sqlite::Query;
+using sqlite::Transaction;
+
+constexpr std::string_view kDepositKind = "deposit";
+constexpr std::string_view kCreatePacketKind = "create_packet";
+constexpr std::string_view kAppliedPositionKey = "applied_position";
+// Bound on the shares kept by the packet cache of ApplyEvents (8 bytes each: 32 MB).
+constexpr std::size_t kMaxCachedShares = std::size_t{4} << 20;
+
+// "Should never happen": the stored data or the event stream contradicts an invariant.
+Error Corrupt(std::string message) { return MakeError(ErrorCode::kInternal, std::move(message)); }
+
+// ---- SQL ----
+
+constexpr char kSelectBalance[] = "SELECT balance_cents FROM accounts WHERE user_id = ?";
+constexpr char kCredit[] =
+    "INSERT INTO accounts (user_id, name, balance_cents) VALUES (?1, '', ?2) "
+    "ON CONFLICT (user_id) DO UPDATE SET balance_cents = balance_cents + excluded.balance_cents";
+constexpr char kDebit[] =
+    "UPDATE accounts SET balance_cents = balance_cents - ?2 WHERE user_id = ?1";
+constexpr char kSelectIdempotent[] =
+    "SELECT result FROM idempotency WHERE user_id = ? AND request_id = ? AND kind = ?";
+constexpr char kInsertIdempotent[] =
+    "INSERT INTO idempotency (user_id, request_id, kind, result) VALUES (?, ?, ?, ?)";
+
+// Column order shared by every query that builds a PacketRecord (see ReadPacketRow).
+#define REDPACKET_SELECT_PACKETS                                                                \
+  "SELECT p.packet_id, p.sender_id, p.kind, p.greeting, p.total_cents, p.count, "               \
+  "p.expires_in_s, p.receiver_id, p.created_at_ms, p.expires_at_ms, p.status, p.refund_cents, " \
+  "s.shares FROM packets AS p JOIN packet_shares AS s ON s.packet_id = p.packet_id "
+constexpr char kSelectPacket[] = REDPACKET_SELECT_PACKETS "WHERE p.packet_id = ?";
+constexpr char kSelectUnfinishedPackets[] =
+    REDPACKET_SELECT_PACKETS "WHERE p.status IN ('open', 'expired') ORDER BY p.packet_id";
+#undef REDPACKET_SELECT_PACKETS
+
+// Column order shared by every query that builds a Grab (see ReadGrabRow); packet_id first.
+constexpr char kSelectGrabsOfPacket[] =
+    "SELECT packet_id, user_id, amount_cents, seq, grabbed_at_ms FROM grabs WHERE packet_id = ? "
+    "ORDER BY seq";
+constexpr char kSelectGrabsOfUnfinishedPackets[] =
+    "SELECT g.packet_id, g.user_id, g.amount_cents, g.seq, g.grabbed_at_ms FROM grabs AS g "
+    "JOIN packets AS p ON p.packet_id = g.packet_id WHERE p.status IN ('open', 'expired') "
+    "ORDER BY g.packet_id, g.seq";
+constexpr char kSelectAllGrabs[] =
+    "SELECT packet_id, user_id, amount_cents, seq, grabbed_at_ms FROM grabs "
+    "ORDER BY packet_id, seq";
+
+// The user's accounts' expected balance from the flows of money, next to the stored balance.
+constexpr char kSelectAccountMismatches[] = R"sql(
+WITH flows (user_id, cents) AS (
+  SELECT user_id, amount_cents FROM deposits
+  UNION ALL SELECT sender_id, -total_cents FROM packets
+  UNION ALL SELECT user_id, amount_cents FROM grabs
+  UNION ALL SELECT user_id, amount_cents FROM refunds),
+expected (user_id, cents) AS (SELECT user_id, sum(cents) FROM flows GROUP BY user_id)
+SELECT a.user_id, a.balance_cents, coalesce(e.cents, 0)
+  FROM accounts AS a LEFT JOIN expected AS e ON e.user_id = a.user_id
+  WHERE a.balance_cents <> coalesce(e.cents, 0)
+UNION ALL
+SELECT e.user_id, 0, e.cents FROM expected AS e
+  WHERE e.cents <> 0 AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.user_id = e.user_id)
+ORDER BY 1)sql";
+
+// ---- Encoding ----
+
+// Shares as one little-endian int64 blob: a million-share packet is one row write.
+std::vector<std::byte> EncodeShares(const std::vector<Cents>& shares) {
+  std::vector<std::byte> blob(shares.size() * sizeof(Cents));
+  if constexpr (std::endian::native == std::endian::little) {
+    if (!shares.empty()) std::memcpy(blob.data(), shares.data(), blob.size());
+  } else {
+    for (std::size_t i = 0; i < shares.size(); ++i) {
+      const auto value = static_cast<std::uint64_t>(shares[i]);
+      for (std::size_t b = 0; b < sizeof(Cents); ++b) {
+        blob[i * sizeof(Cents) + b] = static_cast<std::byte>(value >> (8 * b));
+      }
+    }
+  }
+  return blob;
+}
+
+Result<std::vector<Cents>> DecodeShares(std::span<const std::byte> blob, PacketId packet_id,
+                                        std::int64_t count) {
+  if (count < 0 || blob.size() != static_cast<std::size_t>(count) * sizeof(Cents)) {
+    return Corrupt(fmt::format("packet {}: shares blob of {} bytes for {} shares", packet_id,
+                               blob.size(), count));
+  }
+  std::vector<Cents> shares(blob.size() / sizeof(Cents));
+  if constexpr (std::endian::native == std::endian::little) {
+    if (!shares.empty()) std::memcpy(shares.data(), blob.data(), blob.size());
+  } else {
+    for (std::size_t i = 0; i < shares.size(); ++i) {
+      std::uint64_t value = 0;
+      for (std::size_t b = 0; b < sizeof(Cents); ++b) {
+        value |= std::uint64_t{std::to_integer<std::uint8_t>(blob[i * sizeof(Cents) + b])}
+                 << (8 * b);
+      }
+      shares[i] = static_cast<Cents>(value);
+    }
+  }
+  return shares;
+}
+
+Result<std::int64_t> ParseInt(std::string_view text) {
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) {
+    return MakeError(ErrorCode::kBadRequest, fmt::format("not an integer: '{}'", text));
+  }
+  return value;
+}
+
+// A history cursor is the decimal id of the last item of the previous page; empty: first page.
+Result<std::int64_t> ParseCursor(std::string_view cursor) {
+  if (cursor.empty()) return std::numeric_limits<std::int64_t>::max();
+  auto value = ParseInt(cursor);
+  if (!value.ok() || *value < 1) return MakeError(ErrorCode::kBadRequest, "malformed cursor");
+  return value;
+}
+
+// Reads a row of REDPACKET_SELECT_PACKETS; grabs are attached separately.
+Result<PacketRecord> ReadPacketRow(const Query& row) {
+  PacketRecord packet;
+  packet.packet_id = row.Int(0);
+  packet.spec.sender_id = row.Int(1);
+  if (!domain::ParsePacketKind(row.Text(2), &packet.spec.kind)) {
+    return Corrupt(fmt::format("packet {}: unknown kind '{}'", packet.packet_id, row.Text(2)));
+  }
+  packet.spec.greeting = row.Text(3);
+  packet.spec.total_cents = row.Int(4);
+  packet.spec.count = row.Int(5);
+  packet.spec.expires_in_s = row.Int(6);
+  packet.spec.receiver_id = row.OptionalInt(7);
+  packet.created_at = domain::FromUnixMillis(row.Int(8));
+  packet.expires_at = domain::FromUnixMillis(row.Int(9));
+  if (!domain::ParsePacketStatus(row.Text(10), &packet.status)) {
+    return Corrupt(fmt::format("packet {}: unknown status '{}'", packet.packet_id, row.Text(10)));
+  }
+  packet.refund_cents = row.OptionalInt(11);
+  auto shares = DecodeShares(row.Blob(12), packet.packet_id, packet.spec.count);
+  if (!shares.ok()) return shares.error();
+  packet.shares = std::move(*shares);
+  return packet;
+}
+
+domain::Grab ReadGrabRow(const Query& row) {
+  return domain::Grab{.user_id = row.Int(1),
+                      .amount_cents = row.Int(2),
+                      .seq = row.Int(3),
+                      .grabbed_at = domain::FromUnixMillis(row.Int(4))};
+}
+
+// Appends each grab row (ordered by packet_id, seq) to its packet in `packets` (ordered by
+// packet_id): one query for the grabs of all packets instead of one per packet.
+template <class PacketWithGrabs>
+Status AttachGrabs(Query& grabs, std::vector<PacketWithGrabs>& packets) {
+  std::size_t index = 0;
+  while (true) {
+    auto row = grabs.Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return {};
+    const PacketId packet_id = grabs.Int(0);
+    while (index < packets.size() && packets[index].packet_id < packet_id) ++index;
+    if (index == packets.size() || packets[index].packet_id != packet_id) {
+      return Corrupt(fmt::format("a grab of packet {} that was not read", packet_id));
+    }
+    packets[index].grabs.push_back(ReadGrabRow(grabs));
+  }
+}
+
+// Runs `query` (one integer column, at most one row): the value, or `absent` when no row.
+Result<std::int64_t> SelectInt(Query& query, std::int64_t absent) {
+  auto row = query.Step();
+  if (!row.ok()) return row.error();
+  return *row ? query.Int(0) : absent;
+}
+Result<std::int64_t> SelectInt(Query&& query, std::int64_t absent) {
+  return SelectInt(query, absent);
+}
+
+class SqliteLedger final : public Ledger {
+ public:
+  SqliteLedger(const std::filesystem::path& file, bool read_only) : connection_(file, read_only) {}
+
+  Status Migrate() override { return sqlite::MigrateSchema(connection_); }
+
+  Result<UserRecord> CreateUser(std::string_view name) override {
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
+    if (!transaction.ok()) return transaction.error();
+    auto last = SelectInt(connection_.Prepare("SELECT coalesce(max(user_id), 0) FROM accounts"), 0);
+    if (!last.ok()) return last.error();
+    if (*last >= domain::kMaxUserId) {
+      return MakeError(ErrorCode::kInternal, "no user id left below 2^53");
+    }
+    UserRecord user{.user_id = *last + 1, .name = std::string(name), .balance_cents = 0};
+    REDPACKET_SQLITE_TRY(
+        connection_.Prepare("INSERT INTO accounts (user_id, name, balance_cents) VALUES (?, ?, 0)")
+            .Bind(user.user_id)
+            .Bind(name)
+            .Run());
+    REDPACKET_SQLITE_TRY(transaction->Commit());
+    return user;
+  }
+
+  Result<Cents> Deposit(UserId user_id, Cents amount_cents, std::string_view request_id) override {
+    if (user_id < 1 || user_id > domain::kMaxUserId) {
+      return MakeError(ErrorCode::kBadRequest, "user_id out of range");
+    }
+    if (amount_cents < 1) return MakeError(ErrorCode::kBadRequest, "amount_cents must be positive");
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
+    if (!transaction.ok()) return transaction.error();
+    if (!request_id.empty()) {
+      auto first = FindIdempotent(user_id, request_id, kDepositKind);
+      if (!first.ok()) return first.error();
+      if (*first) return **first;  // a repeat: the first answer, nothing credited
+    }
+    auto balance = SelectInt(connection_.Prepare(kSelectBalance).Bind(user_id), 0);
+    if (!balance.ok()) return balance.error();
+    if (amount_cents > std::numeric_limits<Cents>::max() - *balance) {
+      return MakeError(ErrorCode::kBadRequest, "the deposit would overflow the balance");
+    }
+    const Cents new_balance = *balance + amount_cents;
+    REDPACKET_SQLITE_TRY(Credit(user_id, amount_cents));
+    REDPACKET_SQLITE_TRY(connection_
+                             .Prepare("INSERT INTO deposits (user_id, amount_cents, request_id, "
+                                      "created_at_ms) VALUES (?, ?, nullif(?, ''), ?)")
+                             .Bind(user_id)
+                             .Bind(amount_cents)
+                             .Bind(request_id)
+                             .Bind(domain::ToUnixMillis(domain::Clock::now()))
+                             .Run());
+    if (!request_id.empty()) {
+      REDPACKET_SQLITE_TRY(RecordIdempotent(user_id, request_id, kDepositKind, new_balance));
+    }
+    REDPACKET_SQLITE_TRY(transaction->Commit());
+    return new_balance;
+  }
+
+  Result<PacketRecord> CreatePacket(const domain::PacketSpec& spec,
+                                    const std::vector<Cents>& shares, TimePoint created_at,
+                                    TimePoint expires_at, std::string_view request_id) override {
+    REDPACKET_SQLITE_TRY(CheckShares(spec, shares));
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
+    if (!transaction.ok()) return transaction.error();
+    if (!request_id.empty()) {
+      auto first = FindIdempotent(spec.sender_id, request_id, kCreatePacketKind);
+      if (!first.ok()) return first.error();
+      if (*first) {  // a repeat: the first packet, nothing debited
+        auto packet = ReadPacket(**first);
+        if (!packet.ok()) return packet.error();
+        if (!*packet) return Corrupt(fmt::format("idempotent packet {} is missing", **first));
+        return std::move(**packet);
+      }
+    }
+    // An account that does not exist has balance 0. Checked inside the write transaction, so
+    // no concurrent debit can slip between the check and the debit.
+    auto balance = SelectInt(connection_.Prepare(kSelectBalance).Bind(spec.sender_id), 0);
+    if (!balance.ok()) return balance.error();
+    if (*balance < spec.total_cents) {
+      return MakeError(
+          ErrorCode::kInsufficientFunds,
+          fmt::format("balance is {} cents, the packet needs {}", *balance, spec.total_cents));
+    }
+    REDPACKET_SQLITE_TRY(
+        connection_.Prepare(kDebit).Bind(spec.sender_id).Bind(spec.total_cents).Run());
+    auto last =
+        SelectInt(connection_.Prepare("SELECT coalesce(max(packet_id), 0) FROM packets"), 0);
+    if (!last.ok()) return last.error();
+
+    PacketRecord packet{.packet_id = *last + 1,
+                        .spec = spec,
+                        .created_at = created_at,
+                        .expires_at = expires_at,
+                        .status = PacketStatus::kOpen,
+                        .shares = shares,
+                        .grabs = {},
+                        .refund_cents = std::nullopt};
+    const std::vector<std::byte> blob = EncodeShares(shares);
+    REDPACKET_SQLITE_TRY(
+        connection_
+            .Prepare("INSERT INTO packets (packet_id, sender_id, kind, greeting, total_cents, "
+                     "count, expires_in_s, receiver_id, created_at_ms, expires_at_ms, status) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')")
+            .Bind(packet.packet_id)
+            .Bind(spec.sender_id)
+            .Bind(std::string_view(domain::ToString(spec.kind)))
+            .Bind(std::string_view(spec.greeting))
+            .Bind(spec.total_cents)
+            .Bind(spec.count)
+            .Bind(spec.expires_in_s)
+            .Bind(spec.receiver_id)
+            .Bind(domain::ToUnixMillis(created_at))
+            .Bind(domain::ToUnixMillis(expires_at))
+            .Run());
+    REDPACKET_SQLITE_TRY(
+        connection_.Prepare("INSERT INTO packet_shares (packet_id, shares) VALUES (?, ?)")
+            .Bind(packet.packet_id)
+            .BindBlob(blob)
+            .Run());
+    if (!request_id.empty()) {
+      REDPACKET_SQLITE_TRY(
+          RecordIdempotent(spec.sender_id, request_id, kCreatePacketKind, packet.packet_id));
+    }
+    REDPACKET_SQLITE_TRY(transaction->Commit());
+    return packet;
+  }
+
+  Status ApplyEvents(std::span<const LedgerEvent> events, std::uint64_t position) override {
+    if (position > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return MakeError(ErrorCode::kInternal, "position out of range");
+    }
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
+    if (!transaction.ok()) return transaction.error();
+    // What the batch changes per packet, written with one UPDATE per packet at the end rather
+    // than one per event: a hot packet takes most of a batch's grabs.
+    std::unordered_map<PacketId, PacketDelta> deltas;
+    for (const LedgerEvent& event : events) {
+      Status status = event.type == LedgerEvent::Type::kGrab     ? ApplyGrab(event, deltas)
+                      : event.type == LedgerEvent::Type::kRefund ? ApplyRefund(event, deltas)
+                                                                 : Status(Corrupt("unknown type"));
+      if (!status.ok()) {
+        return MakeError(status.error().code,
+                         fmt::format("event {}: {}", event.EventId(), status.error().message));
+      }
+    }
+    for (const auto& [packet_id, delta] : deltas) {
+      REDPACKET_SQLITE_TRY(
+          connection_
+              .Prepare("UPDATE packets SET grabbed_count = grabbed_count + ?2, "
+                       "grabbed_cents = grabbed_cents + ?3, "
+                       "refund_cents = coalesce(?4, refund_cents), "
+                       "status = CASE WHEN ?4 IS NOT NULL THEN 'refunded' "
+                       "WHEN status IN ('open', 'expired') AND grabbed_count + ?2 = count "
+                       "THEN 'exhausted' ELSE status END "
+                       "WHERE packet_id = ?1")
+              .Bind(packet_id)
+              .Bind(delta.grabs)
+              .Bind(delta.grabbed_cents)
+              .Bind(delta.refund_cents)
+              .Run());
+    }
+    REDPACKET_SQLITE_TRY(
+        connection_
+            .Prepare("INSERT INTO meta (key, value) VALUES (?, ?) "
+                     "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)")
+            .Bind(kAppliedPositionKey)
+            .Bind(static_cast<std::int64_t>(position))
+            .Run());
+    return transaction->Commit();
+  }
+
+  std::uint64_t AppliedPosition() override {
+    auto position = SelectInt(
+        connection_.Prepare("SELECT value FROM meta WHERE key = ?").Bind(kAppliedPositionKey), 0);
+    if (!position.ok()) {
+      // The interface has no error channel here; 0 is safe (replaying applies nothing twice).
+      spdlog::error("reading the ledger's applied position: {}", position.error().message);
+      return 0;
+    }
+    return static_cast<std::uint64_t>(*position);
+  }
+
+  Result<Cents> Balance(UserId user_id) override {
+    return SelectInt(connection_.Prepare(kSelectBalance).Bind(user_id), 0);
+  }
+
+  Result<HistoryPage> History(UserId user_id, HistoryKind kind, int limit,
+                              std::string_view cursor) override {
+    auto before = ParseCursor(cursor);
+    if (!before.ok()) return before.error();
+    limit = std::clamp(limit, 1, 100);
+    // One row more than the page: tells whether there is a next page without a cursor that
+    // leads to an empty one.
+    Query query =
+        kind == HistoryKind::kSent
+            ? connection_.Prepare(
+                  "SELECT packet_id, sender_id, kind, status, greeting, total_cents, count, "
+                  "created_at_ms, expires_at_ms, 0, 0, packet_id FROM packets "
+                  "WHERE sender_id = ? AND packet_id < ? ORDER BY packet_id DESC LIMIT ?")
+            : connection_.Prepare(
+                  "SELECT p.packet_id, p.sender_id, p.kind, p.status, p.greeting, p.total_cents, "
+                  "p.count, g.grabbed_at_ms, p.expires_at_ms, g.amount_cents, g.seq, g.id "
+                  "FROM grabs AS g JOIN packets AS p ON p.packet_id = g.packet_id "
+                  "WHERE g.user_id = ? AND g.id < ? ORDER BY g.id DESC LIMIT ?");
+    query.Bind(user_id).Bind(*before).Bind(std::int64_t{limit} + 1);
+    HistoryPage page;
+    std::int64_t last_id = 0;
+    while (true) {
+      auto row = query.Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      if (page.items.size() == static_cast<std::size_t>(limit)) {
+        page.next_cursor = std::to_string(last_id);
+        break;
+      }
+      HistoryItem item;
+      item.packet_id = query.Int(0);
+      item.sender_id = query.Int(1);
+      if (!domain::ParsePacketKind(query.Text(2), &item.kind) ||
+          !domain::ParsePacketStatus(query.Text(3), &item.status)) {
+        return Corrupt(fmt::format("packet {}: bad kind or status", item.packet_id));
+      }
+      item.greeting = query.Text(4);
+      item.total_cents = query.Int(5);
+      item.count = query.Int(6);
+      item.at = domain::FromUnixMillis(query.Int(7));
+      item.expires_at = domain::FromUnixMillis(query.Int(8));
+      item.amount_cents = query.Int(9);
+      item.seq = query.Int(10);
+      last_id = query.Int(11);
+      page.items.push_back(std::move(item));
+    }
+    return page;
+  }
+
+  Result<std::optional<PacketRecord>> GetPacket(PacketId packet_id) override {
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kRead);
+    if (!transaction.ok()) return transaction.error();
+    auto packet = ReadPacket(packet_id);
+    if (!packet.ok()) return packet.error();
+    REDPACKET_SQLITE_TRY(transaction->Commit());
+    return packet;
+  }
+
+  Result<std::vector<PacketRecord>> LoadUnfinishedPackets() override {
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kRead);
+    if (!transaction.ok()) return transaction.error();
+    std::vector<PacketRecord> packets;
+    Query query = connection_.Prepare(kSelectUnfinishedPackets);
+    while (true) {
+      auto row = query.Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      auto packet = ReadPacketRow(query);
+      if (!packet.ok()) return packet.error();
+      packets.push_back(std::move(*packet));
+    }
+    Query grabs = connection_.Prepare(kSelectGrabsOfUnfinishedPackets);
+    REDPACKET_SQLITE_TRY(AttachGrabs(grabs, packets));
+    REDPACKET_SQLITE_TRY(transaction->Commit());
+    return packets;
+  }
+
+  Result<AuditFacts> ReadAuditFacts() override {
+    // One read transaction: every fact below comes from the same snapshot, so a concurrent
+    // ApplyEvents cannot make the sums disagree.
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kRead);
+    if (!transaction.ok()) return transaction.error();
+    AuditFacts facts;
+    auto deposits =
+        SelectInt(connection_.Prepare("SELECT coalesce(sum(amount_cents), 0) FROM deposits"), 0);
+    if (!deposits.ok()) return deposits.error();
+    facts.deposits_cents = *deposits;
+    auto balances =
+        SelectInt(connection_.Prepare("SELECT coalesce(sum(balance_cents), 0) FROM accounts"), 0);
+    if (!balances.ok()) return balances.error();
+    facts.balances_cents = *balances;
+
+    Query packets = connection_.Prepare(
+        "SELECT p.packet_id, p.sender_id, p.total_cents, p.count, p.status, p.refund_cents, "
+        "s.shares FROM packets AS p JOIN packet_shares AS s ON s.packet_id = p.packet_id "
+        "ORDER BY p.packet_id");
+    while (true) {
+      auto row = packets.Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      AuditFacts::Packet packet{.packet_id = packets.Int(0),
+                                .sender_id = packets.Int(1),
+                                .total_cents = packets.Int(2),
+                                .count = packets.Int(3),
+                                .status = PacketStatus::kOpen,
+                                .shares = {},
+                                .grabs = {},
+                                .refund_cents = packets.OptionalInt(5)};
+      if (!domain::ParsePacketStatus(packets.Text(4), &packet.status)) {
+        return Corrupt(fmt::format("packet {}: bad status", packet.packet_id));
+      }
+      auto shares = DecodeShares(packets.Blob(6), packet.packet_id, packet.count);
+      if (!shares.ok()) return shares.error();
+      packet.shares = std::move(*shares);
+      facts.packets.push_back(std::move(packet));
+    }
+    Query grabs = connection_.Prepare(kSelectAllGrabs);
+    REDPACKET_SQLITE_TRY(AttachGrabs(grabs, facts.packets));
+
+    Query mismatches = connection_.Prepare(kSelectAccountMismatches);
+    while (true) {
+      auto row = mismatches.Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      facts.account_mismatches.push_back(AuditFacts::Mismatch{.user_id = mismatches.Int(0),
+                                                              .balance_cents = mismatches.Int(1),
+                                                              .expected_cents = mismatches.Int(2)});
+    }
+    auto position = SelectInt(
+        connection_.Prepare("SELECT value FROM meta WHERE key = ?").Bind(kAppliedPositionKey), 0);
+    if (!position.ok()) return position.error();
+    facts.applied_position = static_cast<std::uint64_t>(*position);
+    REDPACKET_SQLITE_TRY(transaction->Commit());
+    return facts;
+  }
+
+ private:
+  // The immutable part of a packet that validating an event needs.
+  struct PacketShape {
+    UserId sender_id = 0;
+    Cents total_cents = 0;
+    std::vector<Cents> shares;
+  };
+  struct PacketDelta {
+    std::int64_t grabs = 0;
+    Cents grabbed_cents = 0;
+    std::optional<Cents> refund_cents;
+  };
+
+  // A packet's shape, read once and cached: shares, sender and total never change after
+  // creation and packet ids are never reused, so the cache cannot go stale. nullptr: unknown id.
+  Result<const PacketShape*> FindShape(PacketId packet_id) {
+    if (auto found = shapes_.find(packet_id); found != shapes_.end()) return &found->second;
+    Query query = connection_.Prepare(
+        "SELECT p.sender_id, p.total_cents, p.count, s.shares FROM packets AS p "
+        "JOIN packet_shares AS s ON s.packet_id = p.packet_id WHERE p.packet_id = ?");
+    auto row = query.Bind(packet_id).Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return static_cast<const PacketShape*>(nullptr);
+    auto shares = DecodeShares(query.Blob(3), packet_id, query.Int(2));
+    if (!shares.ok()) return shares.error();
+    if (cached_shares_ + shares->size() > kMaxCachedShares) {
+      shapes_.clear();
+      cached_shares_ = 0;
+    }
+    cached_shares_ += shares->size();
+    auto [it, inserted] =
+        shapes_.emplace(packet_id, PacketShape{query.Int(0), query.Int(1), std::move(*shares)});
+    return &it->second;
+  }
+
+  Status ApplyGrab(const LedgerEvent& grab, std::unordered_map<PacketId, PacketDelta>& deltas) {
+    auto shape = FindShape(grab.packet_id);
+    if (!shape.ok()) return shape.error();
+    // The hot path hands out shares[seq - 1] to the seq-th grabber; any other amount means the
+    // journal or the engine is corrupt, and crediting it would break conservation of money.
+    if (*shape == nullptr) return Corrupt("grab of an unknown packet");
+    const std::vector<Cents>& shares = (*shape)->shares;
+    if (grab.seq < 1 || static_cast<std::uint64_t>(grab.seq) > shares.size()) {
+      return Corrupt(fmt::format("seq {} outside 1..{}", grab.seq, shares.size()));
+    }
+    if (grab.amount_cents != shares[static_cast<std::size_t>(grab.seq - 1)]) {
+      return Corrupt(fmt::format("amount {} but share {} is {}", grab.amount_cents, grab.seq,
+                                 shares[static_cast<std::size_t>(grab.seq - 1)]));
+    }
+    // Only a conflict on (packet_id, user_id) is a repeat to skip; a conflict on
+    // (packet_id, seq) -- two users paid the same share -- fails the statement and the batch.
+    REDPACKET_SQLITE_TRY(
+        connection_
+            .Prepare("INSERT INTO grabs (packet_id, user_id, amount_cents, seq, grabbed_at_ms) "
+                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (packet_id, user_id) DO NOTHING")
+            .Bind(grab.packet_id)
+            .Bind(grab.user_id)
+            .Bind(grab.amount_cents)
+            .Bind(grab.seq)
+            .Bind(grab.at_millis)
+            .Run());
+    if (connection_.changes() == 0) return {};  // applied before: credit nothing
+    REDPACKET_SQLITE_TRY(Credit(grab.user_id, grab.amount_cents));
+    PacketDelta& delta = deltas[grab.packet_id];
+    delta.grabs += 1;
+    delta.grabbed_cents += grab.amount_cents;
+    return {};
+  }
+
+  Status ApplyRefund(const LedgerEvent& refund, std::unordered_map<PacketId, PacketDelta>& deltas) {
+    auto shape = FindShape(refund.packet_id);
+    if (!shape.ok()) return shape.error();
+    if (*shape == nullptr) return Corrupt("refund of an unknown packet");
+    if (refund.user_id != (*shape)->sender_id) {
+      return Corrupt(fmt::format("refund to user {} but the sender is {}", refund.user_id,
+                                 (*shape)->sender_id));
+    }
+    if (refund.amount_cents < 0 || refund.amount_cents > (*shape)->total_cents) {
+      return Corrupt(fmt::format("refund of {} cents from a packet of {}", refund.amount_cents,
+                                 (*shape)->total_cents));
+    }
+    REDPACKET_SQLITE_TRY(
+        connection_
+            .Prepare("INSERT INTO refunds (packet_id, user_id, amount_cents, at_ms) "
+                     "VALUES (?, ?, ?, ?) ON CONFLICT (packet_id) DO NOTHING")
+            .Bind(refund.packet_id)
+            .Bind(refund.user_id)
+            .Bind(refund.amount_cents)
+            .Bind(refund.at_millis)
+            .Run());
+    if (connection_.changes() == 0) return {};  // refunded before: credit nothing
+    REDPACKET_SQLITE_TRY(Credit(refund.user_id, refund.amount_cents));
+    deltas[refund.packet_id].refund_cents = refund.amount_cents;
+    return {};
+  }
+
+  // Creates the account on its first credit.
+  Status Credit(UserId user_id, Cents amount_cents) {
+    return connection_.Prepare(kCredit).Bind(user_id).Bind(amount_cents).Run();
+  }
+
+  // The stored result of an earlier call with this key, if any.
+  Result<std::optional<std::int64_t>> FindIdempotent(UserId user_id, std::string_view request_id,
+                                                     std::string_view kind) {
+    Query query = connection_.Prepare(kSelectIdempotent);
+    auto row = query.Bind(user_id).Bind(request_id).Bind(kind).Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return std::optional<std::int64_t>();
+    auto value = ParseInt(query.Text(0));
+    if (!value.ok()) return Corrupt(fmt::format("idempotency result: {}", value.error().message));
+    return std::optional<std::int64_t>(*value);
+  }
+
+  Status RecordIdempotent(UserId user_id, std::string_view request_id, std::string_view kind,
+                          std::int64_t result) {
+    return connection_.Prepare(kInsertIdempotent)
+        .Bind(user_id)
+        .Bind(request_id)
+        .Bind(kind)
+        .Bind(std::string_view(std::to_string(result)))
+        .Run();
+  }
+
+  // The packet with its grabs; the caller holds a transaction so both reads agree.
+  Result<std::optional<PacketRecord>> ReadPacket(PacketId packet_id) {
+    Query query = connection_.Prepare(kSelectPacket);
+    auto row = query.Bind(packet_id).Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return std::optional<PacketRecord>();
+    auto packet = ReadPacketRow(query);
+    if (!packet.ok()) return packet.error();
+    Query grabs = connection_.Prepare(kSelectGrabsOfPacket);
+    grabs.Bind(packet_id);
+    while (true) {
+      auto grab = grabs.Step();
+      if (!grab.ok()) return grab.error();
+      if (!*grab) break;
+      packet->grabs.push_back(ReadGrabRow(grabs));
+    }
+    return std::optional<PacketRecord>(std::move(*packet));
+  }
+
+  // The shares must be exactly what the packet promises, or money would appear or vanish.
+  static Status CheckShares(const domain::PacketSpec& spec, const std::vector<Cents>& shares) {
+    if (spec.count < 1 || shares.size() != static_cast<std::size_t>(spec.count)) {
+      return Corrupt(fmt::format("{} shares for a packet of count {}", shares.size(), spec.count));
+    }
+    Cents sum = 0;
+    for (Cents share : shares) {
+      if (share < 1 || share > spec.total_cents - sum) {
+        return Corrupt("every share must be at least 1 cent and the shares must sum to the total");
+      }
+      sum += share;
+    }
+    if (sum != spec.total_cents) {
+      return Corrupt(
+          fmt::format("the shares sum to {}, the packet's total is {}", sum, spec.total_cents));
+    }
+    return {};
+  }
+
+  Connection connection_;
+  std::unordered_map<PacketId, PacketShape> shapes_;
+  std::size_t cached_shares_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Ledger> OpenSqliteLedger(const std::filesystem::path& file, bool read_only) {
+  return std::make_unique<SqliteLedger>(file, read_only);
+}
+
+}  // namespace redpacket::ledger
