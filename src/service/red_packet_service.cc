@@ -66,7 +66,7 @@ void RedPacketService::Start() {
   store_ = store::MakeMemoryStore(*sink_);
   auto unfinished = ledger.LoadUnfinishedPackets();
   if (!unfinished) throw std::runtime_error("cannot load packets: " + unfinished.error().message);
-  for (const auto& packet : *unfinished) store_->Add(packet);
+  for (const auto& packet : *unfinished) store_->Add(packet, nullptr);
   spdlog::info("recovery: {} unfinished packets in memory", unfinished->size());
 
   journal_->Start([this](std::span<const bus::PositionedEvent> durable) { OnDurable(durable); });
@@ -221,7 +221,12 @@ void RedPacketService::CreatePacket(domain::PacketSpec spec, std::string request
     // since finished and been evicted, and loading it again would hand its shares out twice.
     if (created && created->status == domain::PacketStatus::kOpen) {
       if (created->shares.empty()) created->shares = shares;
-      store_->Add(created.value());
+      auto record = std::make_shared<ledger::PacketRecord>(std::move(created.value()));
+      store_->Add(*record, [record, done = std::move(done)](Status added) {
+        if (!added) return done(added.error());
+        done(std::move(*record));
+      });
+      return;
     }
     done(std::move(created));
   });
@@ -272,7 +277,14 @@ void RedPacketService::GrabFromLedger(PacketId packet_id, UserId user_id, GrabCa
 }
 
 void RedPacketService::GetPacket(PacketId packet_id, Callback<store::PacketSnapshot> done) {
-  if (auto snapshot = store_->Snapshot(packet_id)) return done(std::move(*snapshot));
+  store_->Snapshot(packet_id, [this, packet_id, done = std::move(done)](std::optional<store::PacketSnapshot> held) mutable {
+    if (held) return done(std::move(*held));
+    GetPacketFromLedger(packet_id, std::move(done));
+  });
+}
+
+// Not held by the store: finished and evicted, or unknown.
+void RedPacketService::GetPacketFromLedger(PacketId packet_id, Callback<store::PacketSnapshot> done) {
   reader_->Post([packet_id, done = std::move(done)](ledger::Ledger& ledger) {
     auto packet = ledger.GetPacket(packet_id);
     if (!packet) return done(packet.error());

@@ -100,6 +100,7 @@ class RedPacketService {
   // caller must post it (after unlocking).
   bool ShouldScheduleApply(bool force);
   void GrabFromLedger(PacketId packet_id, UserId user_id, GrabCallback done);
+  void GetPacketFromLedger(PacketId packet_id, Callback<store::PacketSnapshot> done);
 
   ServiceOptions options_;
   std::unique_ptr<bus::Journal> journal_;

@@ -41,10 +41,13 @@ struct SweepStats {
 class PacketStore {
  public:
   using GrabCallback = std::function<void(GrabResult)>;
+  using StatusCallback = std::function<void(domain::Status)>;
+  using SnapshotCallback = std::function<void(std::optional<PacketSnapshot>)>;
   virtual ~PacketStore() = default;
 
   // Takes a packet the ledger has committed (creation or recovery). Idempotent by packet_id.
-  virtual void Add(const ledger::PacketRecord& packet) = 0;
+  // `done` runs once the packet can be grabbed (an error: it cannot, e.g. the store is down).
+  virtual void Add(const ledger::PacketRecord& packet, StatusCallback done) = 0;
 
   // Decides a grab. `done` runs once the outcome is durable (a 200 or a 409 is never sent for a
   // grab that a crash could still undo). A packet this store does not hold gives kNotFound with
@@ -52,7 +55,7 @@ class PacketStore {
   virtual void Grab(PacketId packet_id, UserId user_id, TimePoint now, GrabCallback done) = 0;
 
   // nullopt when the store does not hold the packet.
-  virtual std::optional<PacketSnapshot> Snapshot(PacketId packet_id) = 0;
+  virtual void Snapshot(PacketId packet_id, SnapshotCallback done) = 0;
 
   // Closes every open packet whose expiry has passed and starts its refund; drops finished
   // packets whose every event the ledger has applied (position <= applied_position) and that

@@ -72,7 +72,7 @@ TEST(MemoryStore, StampedeOnOnePacketGivesExactlyCountGrabs) {
   auto store = MakeMemoryStore(sink);
   std::vector<domain::Cents> shares(100);
   for (std::size_t i = 0; i < shares.size(); ++i) shares[i] = static_cast<domain::Cents>(i + 1);
-  store->Add(MakePacket(1, shares));
+  store->Add(MakePacket(1, shares), nullptr);
 
   constexpr int kThreads = 8;
   constexpr int kUsersPerThread = 100;
@@ -108,7 +108,8 @@ TEST(MemoryStore, StampedeOnOnePacketGivesExactlyCountGrabs) {
     EXPECT_EQ(event.amount_cents, shares[static_cast<std::size_t>(event.seq - 1)]);
   }
   EXPECT_EQ(seqs.size(), 100u);
-  auto snapshot = store->Snapshot(1);
+  std::optional<PacketSnapshot> snapshot;
+  store->Snapshot(1, [&](std::optional<PacketSnapshot> s) { snapshot = std::move(s); });
   ASSERT_TRUE(snapshot);
   EXPECT_EQ(snapshot->record.status, domain::PacketStatus::kExhausted);
   EXPECT_EQ(snapshot->remaining_cents, 0);
@@ -117,7 +118,7 @@ TEST(MemoryStore, StampedeOnOnePacketGivesExactlyCountGrabs) {
 TEST(MemoryStore, RepeatIsConflictWithTheFirstAmountOnceDurable) {
   FakeSink sink;
   auto store = MakeMemoryStore(sink);
-  store->Add(MakePacket(1, {30, 70}));
+  store->Add(MakePacket(1, {30, 70}), nullptr);
   GrabResult first;
   GrabResult second;
   store->Grab(1, 5, domain::Clock::now(), [&](GrabResult r) { first = r; });
@@ -136,7 +137,7 @@ TEST(MemoryStore, ExclusivePacketOnlyForItsReceiver) {
   auto store = MakeMemoryStore(sink);
   auto packet = MakePacket(1, {500});
   packet.spec.receiver_id = 9;
-  store->Add(packet);
+  store->Add(packet, nullptr);
   GrabResult other;
   store->Grab(1, 8, domain::Clock::now(), [&](GrabResult r) { other = r; });
   EXPECT_EQ(other.code, ErrorCode::kForbidden);
@@ -159,7 +160,7 @@ TEST(MemoryStore, UnknownPacketIsNotFoundWithoutMessage) {
 TEST(MemoryStore, ExpiryRefundsTheRestOnceAndAfterTheGrabs) {
   FakeSink sink;
   auto store = MakeMemoryStore(sink);
-  store->Add(MakePacket(1, {10, 20, 30}, std::chrono::seconds(60)));
+  store->Add(MakePacket(1, {10, 20, 30}, std::chrono::seconds(60)), nullptr);
   store->Grab(1, 2, domain::Clock::now(), [](GrabResult) {});
   const auto later = domain::Clock::now() + std::chrono::seconds(61);
   GrabResult late;
@@ -176,13 +177,15 @@ TEST(MemoryStore, ExpiryRefundsTheRestOnceAndAfterTheGrabs) {
   EXPECT_EQ(events[1].user_id, 1);
 
   sink.MakeDurable();
-  auto snapshot = store->Snapshot(1);
+  std::optional<PacketSnapshot> snapshot;
+  store->Snapshot(1, [&](std::optional<PacketSnapshot> s) { snapshot = std::move(s); });
   ASSERT_TRUE(snapshot);
   EXPECT_EQ(snapshot->record.status, domain::PacketStatus::kRefunded);
   // Evicted only once the ledger has applied its last event.
   EXPECT_EQ(store->Sweep(later, 1, std::chrono::milliseconds(0)).evicted, 0u);
   EXPECT_EQ(store->Sweep(later, 2, std::chrono::milliseconds(0)).evicted, 1u);
-  EXPECT_FALSE(store->Snapshot(1));
+  store->Snapshot(1, [&](std::optional<PacketSnapshot> s) { snapshot = std::move(s); });
+  EXPECT_FALSE(snapshot);
 }
 
 TEST(MemoryStore, RecoveredPacketKeepsItsGrabs) {
@@ -190,7 +193,7 @@ TEST(MemoryStore, RecoveredPacketKeepsItsGrabs) {
   auto store = MakeMemoryStore(sink);
   auto packet = MakePacket(1, {10, 20, 30});
   packet.grabs.push_back({7, 10, 1, domain::Clock::now()});
-  store->Add(packet);
+  store->Add(packet, nullptr);
   GrabResult repeat;
   store->Grab(1, 7, domain::Clock::now(), [&](GrabResult r) { repeat = r; });
   EXPECT_EQ(repeat.code, ErrorCode::kConflict);

@@ -39,7 +39,12 @@ class MemoryStore final : public PacketStore {
  public:
   explicit MemoryStore(bus::EventSink& sink) : sink_(sink) {}
 
-  void Add(const ledger::PacketRecord& packet) override {
+  void Add(const ledger::PacketRecord& packet, StatusCallback done) override {
+    AddNow(packet);
+    if (done) done({});
+  }
+
+  void AddNow(const ledger::PacketRecord& packet) {
     auto entry = std::make_shared<Entry>();
     entry->record = packet;
     entry->record.grabs.clear();
@@ -117,7 +122,9 @@ class MemoryStore final : public PacketStore {
     }
   }
 
-  std::optional<PacketSnapshot> Snapshot(PacketId packet_id) override {
+  void Snapshot(PacketId packet_id, SnapshotCallback done) override { done(SnapshotNow(packet_id)); }
+
+  std::optional<PacketSnapshot> SnapshotNow(PacketId packet_id) {
     std::shared_ptr<Entry> entry = Find(packet_id);
     if (!entry) return std::nullopt;
     std::lock_guard lock(entry->mutex);
