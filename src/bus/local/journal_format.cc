@@ -108,6 +108,12 @@ Result<SegmentInfo> ScanSegment(SegmentInfo segment, bool is_last, std::uint64_t
           fmt::format("position {} where {} was expected", record->event.position, expected));
     }
     if (!is_last) return Corrupt(segment.path, offset, "damaged record in a closed segment");
+    // The writer keeps zeroed space ahead of its records: an all-zero rest is the normal end.
+    if (std::all_of(data.begin() + static_cast<std::ptrdiff_t>(offset), data.end(),
+                    [](std::byte b) { return b == std::byte{0}; })) {
+      segment.zero_tail = true;
+      break;
+    }
     // The writer starts a batch only after the previous one was fdatasync'ed, and a batch never
     // spans segments. So an intact batch start after the bad record proves the bad record was in
     // an earlier batch, one that was acknowledged: damage, not a torn write. Without one, every

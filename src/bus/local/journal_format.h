@@ -43,6 +43,7 @@ struct SegmentInfo {
   std::filesystem::path path;
   std::size_t file_bytes = 0;
   std::size_t valid_bytes = 0;      // the intact prefix; less than file_bytes: a torn tail
+  bool zero_tail = false;           // everything past valid_bytes is zero (preallocated space)
   std::uint64_t next_position = 0;  // the position after the segment's last intact record
 };
 
