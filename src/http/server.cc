@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include <deque>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <unordered_map>
@@ -26,6 +27,16 @@ using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 
 struct Server::Loop {
+  // Responses finished on other threads (the journal's completions), handed over in batches:
+  // one post and one wake-up per batch instead of per response.
+  struct Delivery {
+    std::shared_ptr<Connection> connection;
+    std::uint64_t slot;
+    Response response;
+  };
+  std::mutex inbox_mutex;
+  std::vector<Delivery> inbox;
+
   asio::io_context io{1};
   std::optional<tcp::acceptor> acceptor;
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections;  // io thread only
@@ -58,9 +69,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // From any thread.
   void Deliver(std::uint64_t slot, Response response) {
     if (loop_.io.get_executor().running_in_this_thread()) return Complete(slot, std::move(response));
-    asio::post(socket_.get_executor(), [self = shared_from_this(), slot, response = std::move(response)]() mutable {
-      self->Complete(slot, std::move(response));
-    });
+    bool first;
+    {
+      std::lock_guard lock(loop_.inbox_mutex);
+      first = loop_.inbox.empty();
+      loop_.inbox.push_back({shared_from_this(), slot, std::move(response)});
+    }
+    if (first) asio::post(loop_.io, [&loop = loop_] { DrainInbox(loop); });
+  }
+
+  static void DrainInbox(Server::Loop& loop) {
+    std::vector<Server::Loop::Delivery> deliveries;
+    {
+      std::lock_guard lock(loop.inbox_mutex);
+      deliveries.swap(loop.inbox);
+    }
+    for (auto& delivery : deliveries) delivery.connection->Complete(delivery.slot, std::move(delivery.response));
   }
 
   // Shutdown: answer what was read, take nothing new, then close.

@@ -18,7 +18,10 @@ class LedgerWorker {
  public:
   using Task = std::function<void(ledger::Ledger&)>;
 
-  LedgerWorker(std::string name, std::unique_ptr<ledger::Ledger> ledger);
+  // background: the thread runs at the lowest CPU priority (nice 19). Its work is deferred
+  // (applying the journal), so under a stampede the I/O and journal threads get the CPU first
+  // and the ledger catches up when the burst is over; pending_cents shows the gap meanwhile.
+  LedgerWorker(std::string name, std::unique_ptr<ledger::Ledger> ledger, bool background = false);
   ~LedgerWorker();
   LedgerWorker(const LedgerWorker&) = delete;
   LedgerWorker& operator=(const LedgerWorker&) = delete;
@@ -36,6 +39,7 @@ class LedgerWorker {
   void Run();
 
   std::string name_;
+  bool background_;
   std::unique_ptr<ledger::Ledger> ledger_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;

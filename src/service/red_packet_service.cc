@@ -33,7 +33,7 @@ void RedPacketService::Start() {
                                          options_.data_dir.string(), error.message()));
   }
   const auto ledger_file = options_.data_dir / "ledger.sqlite";
-  writer_ = std::make_unique<LedgerWorker>("rp-ledger-write", ledger::OpenSqliteLedger(ledger_file));
+  writer_ = std::make_unique<LedgerWorker>("rp-ledger-write", ledger::OpenSqliteLedger(ledger_file), true);
   ledger::Ledger& ledger = writer_->ledger();
   if (Status status = ledger.Migrate(); !status) {
     throw std::runtime_error("cannot migrate the ledger: " + status.error().message);
