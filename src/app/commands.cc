@@ -173,8 +173,9 @@ int RunSeed(const Config& config, const SeedOptions& options) {
   for (int i = 0; i < options.packets; ++i) {
     const domain::UserId sender = users[static_cast<std::size_t>(i) % users.size()];
     auto response = client.Post("/v1/packets",
+                                // Within the default limits; an equal packet's total divides by its count.
                                 fmt::format(R"({{"total_cents":{},"count":{},"kind":"{}","greeting":"恭喜发财 #{}"}})",
-                                            1000 * (i + 1), 5 + i % 6, i % 2 ? "equal" : "lucky", i + 1),
+                                            1000 * (1 + i % 10), i % 2 ? 10 : 5 + i % 6, i % 2 ? "equal" : "lucky", i + 1),
                                 bearer(sender, false));
     if (response.status != 201) {
       std::cerr << "seed: creating a packet failed: " << response.status << " " << response.body << "\n";

@@ -3,6 +3,7 @@
 #include "bus/local/journal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -135,10 +136,17 @@ struct Journal::State {
       {
         std::unique_lock lock(mutex);
         wake.wait(lock, [this] { return !queued.empty() || stopping; });
+        if (!stopping && last_batch_size > 1 && queued.size() < last_batch_size) {
+          gathering = true;
+          wake.wait_for(lock, options.gather_window,
+                        [this] { return queued.size() >= last_batch_size || stopping; });
+          gathering = false;
+        }
         if (queued.empty()) {  // stopping, and everything is durable
           writer_exited = true;
           return;
         }
+        last_batch_size = std::min(queued.size(), options.max_batch_events);
         if (queued.size() <= options.max_batch_events) {
           batch.swap(queued);  // keeps both vectors' capacity: no allocation in steady state
           batch_done.swap(queued_done);
@@ -197,6 +205,8 @@ struct Journal::State {
   DurableListener on_durable;
   std::thread writer;
   std::uint64_t batches_written = 0;
+  std::size_t last_batch_size = 0;  // under `mutex`
+  bool gathering = false;           // under `mutex`: the writer waits for its batch to fill
   std::once_flag stop_once;
 
   std::mutex mutex;  // guards everything down to the atomics
@@ -319,12 +329,16 @@ void Journal::Start(DurableListener on_durable) {
   }
   state.started = true;
   state.on_durable = std::move(on_durable);
-  state.writer = std::thread([&state] { state.RunWriter(); });
+  state.writer = std::thread([&state] {
+    pthread_setname_np(pthread_self(), "rp-journal");
+    state.RunWriter();
+  });
 }
 
 std::uint64_t Journal::Append(const domain::LedgerEvent& event, Completion done) {
   State& state = *state_;
   std::uint64_t position = 0;
+  bool notify = false;
   {
     std::lock_guard lock(state.mutex);
     // Before Recover() positions would restart at 1; after the writer exited nothing would
@@ -334,8 +348,12 @@ std::uint64_t Journal::Append(const domain::LedgerEvent& event, Completion done)
     state.last_position.store(position, std::memory_order_release);
     state.queued.push_back(PositionedEvent{position, event});
     state.queued_done.push_back(std::move(done));
+    // Wake the writer only when it may be waiting for this: an empty queue just filled, or the
+    // batch it gathers is full. Otherwise it is writing and will find the event on its own.
+    notify = state.queued.size() == 1 ||
+             (state.gathering && state.queued.size() >= state.last_batch_size);
   }
-  state.wake.notify_one();
+  if (notify) state.wake.notify_one();
   return position;
 }
 

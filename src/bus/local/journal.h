@@ -3,6 +3,7 @@
 // Thread-safe: Append/WhenDurable from any thread; completions run on the journal's writer thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -26,6 +27,10 @@ class Journal {
     std::filesystem::path directory;         // segments live here as journal-<first position>.log
     std::size_t segment_bytes = 64u << 20;   // rotate to a new segment past this size
     std::size_t max_batch_events = 4096;     // at most this many events per fsync
+    // Before an fsync the writer waits up to this long for the batch to grow back to the size
+    // of the previous one (never longer, never when the previous batch was a single event):
+    // under a steady crowd it means fewer, fuller fsyncs; a lone request waits no extra time.
+    std::chrono::microseconds gather_window{100};
   };
   using Completion = std::function<void()>;
   // Called on the writer thread after each durable batch, in position order (feeds the applier).
