@@ -49,7 +49,9 @@ class MemoryStore final : public PacketStore {
     entry->record = packet;
     entry->record.grabs.clear();
     entry->grabs.reserve(static_cast<std::size_t>(packet.spec.count));
-    entry->by_user.reserve(packet.grabs.size());
+    // Sized for every share up front: rehashing a million-user table would stall the grab that
+    // triggers it (and everyone behind the packet's lock) for a hundred milliseconds.
+    entry->by_user.reserve(static_cast<std::size_t>(packet.spec.count));
     for (const auto& grab : packet.grabs) {
       entry->by_user.emplace(grab.user_id, static_cast<std::uint32_t>(entry->grabs.size()));
       entry->grabs.push_back({grab, 0});

@@ -1,0 +1,43 @@
+// Key names of the cluster hot path. Every key of a packet carries the hash tag {<prefix>:<id>}
+// so one Lua script can touch them all (they live in one slot, on one master). Pure values.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "domain/types.h"
+
+namespace redpacket::store::redis {
+
+struct PacketKeys {
+  std::string meta;    // hash: sender, total, count, kind, greeting, receiver, created_ms, ...
+  std::string shares;  // list of the shares not handed out yet, in seq order
+  std::string grabs;   // hash: user -> "amount:seq:at_ms:request_token"
+};
+
+class KeySpace {
+ public:
+  // `prefix` ("rp" in production; tests use their own) must be non-empty and must not contain
+  // '{' or '}' (it is part of a hash tag); throws std::invalid_argument otherwise.
+  explicit KeySpace(std::string prefix = "rp");
+
+  // {rp:<id>}:meta, {rp:<id>}:shares, {rp:<id>}:grabs.
+  PacketKeys ForPacket(domain::PacketId packet_id) const;
+  // {rp:bloom}: the Bloom filter bitmap. A single key, so one slot on one master: every Add and
+  // every cold lookup goes to that node (cheap single commands; documented in redis_store.h).
+  const std::string& bloom() const { return bloom_; }
+  // {rp:bloom}:params: the filter's size, checked at start so a changed configuration cannot
+  // silently reinterpret the bitmap (that would turn existing packets into false 404s).
+  const std::string& bloom_parameters() const { return bloom_parameters_; }
+  // {rp:expiry}: sorted set, score = expires_ms, member = packet id; what the sweeper scans.
+  const std::string& expiry() const { return expiry_; }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  std::string prefix_;
+  std::string bloom_;
+  std::string bloom_parameters_;
+  std::string expiry_;
+};
+
+}  // namespace redpacket::store::redis
