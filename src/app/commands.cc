@@ -72,6 +72,7 @@ int RunServe(const Config& config) {
   service_options.data_dir = config.data_dir;
   service_options.limits = config.limits;
   service_options.sweep_interval = std::chrono::milliseconds(config.sweep_interval_ms);
+  service_options.journal_gather = std::chrono::microseconds(config.journal_gather_us);
   service::RedPacketService service(service_options);
   http::Api api(api_options, service);
 

@@ -24,6 +24,7 @@ struct Config {
   domain::Limits limits;
   std::string token_secret;
   std::int64_t sweep_interval_ms = 1000;
+  std::int64_t journal_gather_us = 100;
   std::int64_t idle_timeout_ms = 60000;
   std::int64_t shutdown_grace_ms = 10000;
   std::string log_level = "info";

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "Run the HTTP API server");
   ConfigBinder serve_binder(*serve, config,
                             {"mode", "host", "port", "data_dir", "dev", "threads", "max_count", "max_total_cents",
-                             "min_expires_in_s", "max_expires_in_s", "token_secret", "sweep_interval_ms",
+                             "min_expires_in_s", "max_expires_in_s", "token_secret", "sweep_interval_ms", "journal_gather_us",
                              "idle_timeout_ms", "shutdown_grace_ms", "log_level"});
 
   auto* migrate = app.add_subcommand("migrate", "Create or upgrade the ledger schema, then exit");

@@ -45,6 +45,7 @@ void RedPacketService::Start() {
   bus::Journal::Options journal_options;
   journal_options.directory = options_.data_dir / "journal";
   journal_options.segment_bytes = options_.journal_segment_bytes;
+  journal_options.gather_window = options_.journal_gather;
   journal_ = std::make_unique<bus::Journal>(journal_options);
   const std::uint64_t applied = ledger.AppliedPosition();
   auto recovered = journal_->Recover(applied);

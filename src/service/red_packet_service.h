@@ -36,6 +36,7 @@ struct ServiceOptions {
   // Finished packets stay in memory this long after the ledger has them (details stay hot).
   std::chrono::milliseconds finished_retention{60000};
   std::size_t journal_segment_bytes = 64u << 20;
+  std::chrono::microseconds journal_gather{100};  // see Journal::Options::gather_window
   // The ledger applies the journal in batches at least this far apart (or sooner once a batch
   // holds apply_batch_events): fewer, larger SQLite transactions leave the disk to the journal's
   // fsyncs, which are what a grab's reply waits for.
