@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string_view>
@@ -131,7 +132,6 @@ struct Journal::State {
   void RunWriter() {
     std::vector<PositionedEvent> batch;
     std::vector<Completion> batch_done;
-    std::vector<Completion> ready_waiters;
     while (true) {
       {
         std::unique_lock lock(mutex);
@@ -164,26 +164,47 @@ struct Journal::State {
       const std::uint64_t durable = batch.back().position;
       durable_position.store(durable, std::memory_order_release);
       ++batches_written;
-      if (on_durable) on_durable(batch);
-      for (Completion& done : batch_done) {
-        if (done) done();
-      }
+      DurableBatch finished{std::move(batch), std::move(batch_done), {}};
       {
         // WhenDurable re-checks durable_position under this mutex, so a waiter is either
         // collected here or runs at once on its caller: never forgotten.
         std::lock_guard lock(mutex);
         const auto end = waiters.upper_bound(durable);
         for (auto it = waiters.begin(); it != end; ++it) {
-          ready_waiters.push_back(std::move(it->second));
+          finished.waiters.push_back(std::move(it->second));
         }
         waiters.erase(waiters.begin(), end);
       }
-      for (Completion& done : ready_waiters) {
+      // Why a second thread: the completions (replies, the applier's hand-off) run while the
+      // next batch's fsync is already under way, instead of delaying it.
+      {
+        std::lock_guard lock(completer_mutex);
+        completed.push_back(std::move(finished));
+      }
+      completer_wake.notify_one();
+      batch = {};
+      batch_done = {};
+    }
+  }
+
+  // The completer thread's loop: durable batches in order — the listener, then each event's
+  // completion, then the WhenDurable waiters. Returns once stopping and drained.
+  void RunCompleter() {
+    std::unique_lock lock(completer_mutex);
+    while (true) {
+      completer_wake.wait(lock, [this] { return !completed.empty() || completer_stopping; });
+      if (completed.empty()) return;
+      DurableBatch finished = std::move(completed.front());
+      completed.pop_front();
+      lock.unlock();
+      if (on_durable) on_durable(finished.events);
+      for (Completion& done : finished.done) {
         if (done) done();
       }
-      batch.clear();
-      batch_done.clear();
-      ready_waiters.clear();
+      for (Completion& done : finished.waiters) {
+        if (done) done();
+      }
+      lock.lock();
     }
   }
 
@@ -204,6 +225,17 @@ struct Journal::State {
   std::vector<std::byte> buffer;
   DurableListener on_durable;
   std::thread writer;
+  std::thread completer;
+
+  struct DurableBatch {
+    std::vector<PositionedEvent> events;
+    std::vector<Completion> done;
+    std::vector<Completion> waiters;
+  };
+  std::mutex completer_mutex;
+  std::condition_variable completer_wake;
+  std::deque<DurableBatch> completed;  // durable, completions not run yet; in order
+  bool completer_stopping = false;
   std::uint64_t batches_written = 0;
   std::size_t last_batch_size = 0;  // under `mutex`
   bool gathering = false;           // under `mutex`: the writer waits for its batch to fill
@@ -333,6 +365,10 @@ void Journal::Start(DurableListener on_durable) {
     pthread_setname_np(pthread_self(), "rp-journal");
     state.RunWriter();
   });
+  state.completer = std::thread([&state] {
+    pthread_setname_np(pthread_self(), "rp-journal-done");
+    state.RunCompleter();
+  });
 }
 
 std::uint64_t Journal::Append(const domain::LedgerEvent& event, Completion done) {
@@ -413,8 +449,9 @@ void Journal::ReleaseUpTo(std::uint64_t applied_position) {
 
 void Journal::Stop() {
   State& state = *state_;
-  if (state.writer.joinable() && state.writer.get_id() == std::this_thread::get_id()) {
-    Fatal("Stop() called on the writer thread (from a completion)");
+  if ((state.writer.joinable() && state.writer.get_id() == std::this_thread::get_id()) ||
+      (state.completer.joinable() && state.completer.get_id() == std::this_thread::get_id())) {
+    Fatal("Stop() called on a journal thread (from a completion)");
   }
   std::call_once(state.stop_once, [&state] {
     bool drain_here = false;
@@ -431,6 +468,17 @@ void Journal::Stop() {
     } else {
       std::lock_guard lock(state.mutex);
       state.writer_exited = true;
+    }
+    // Everything is written; run what completions remain, then the completer ends.
+    {
+      std::lock_guard lock(state.completer_mutex);
+      state.completer_stopping = true;
+    }
+    state.completer_wake.notify_all();
+    if (state.completer.joinable()) {
+      state.completer.join();
+    } else {
+      state.RunCompleter();
     }
     state.CloseFiles();
   });

@@ -1,6 +1,7 @@
 // A local append-only journal with group commit: the embedded twin of Kafka. Grabs and refunds
 // are appended here and acknowledged once fsync'ed; the ledger applies them later, exactly once.
-// Thread-safe: Append/WhenDurable from any thread; completions run on the journal's writer thread.
+// Thread-safe: Append/WhenDurable from any thread; completions run on the journal's completion
+// thread, in position order, while the writer thread already syncs the next batch.
 #pragma once
 
 #include <chrono>
@@ -33,7 +34,7 @@ class Journal {
     std::chrono::microseconds gather_window{100};
   };
   using Completion = std::function<void()>;
-  // Called on the writer thread after each durable batch, in position order (feeds the applier).
+  // Called on the completion thread after each durable batch, in position order (feeds the applier).
   using DurableListener = std::function<void(std::span<const PositionedEvent>)>;
 
   explicit Journal(Options options);
@@ -47,17 +48,17 @@ class Journal {
   // record that is not at the tail is an error (never silently skipped).
   domain::Result<std::vector<PositionedEvent>> Recover(std::uint64_t after_position);
 
-  // Starts the writer thread.
+  // Starts the writer and completion threads.
   void Start(DurableListener on_durable);
 
   // Non-blocking. Assigns the next position and queues the event; the writer thread writes queued
-  // events in one batch, fdatasyncs once, then runs each batch member's `done` in order. Returns
+  // events in one batch, fdatasyncs once; the completion thread then runs each `done` in order. Returns
   // the position. If the write or fsync fails the process aborts: an acknowledged grab must never
   // be lost, and state already handed out in memory cannot be taken back.
   std::uint64_t Append(const domain::LedgerEvent& event, Completion done);
 
   // Runs `done` once every position <= `position` is durable (at once, on the calling thread, if it
-  // already is; else on the writer thread).
+  // already is; else on the completion thread).
   void WhenDurable(std::uint64_t position, Completion done);
 
   std::uint64_t durable_position() const;
@@ -67,7 +68,7 @@ class Journal {
   // Segments whose every event is <= applied_position are deleted (the ledger has them).
   void ReleaseUpTo(std::uint64_t applied_position);
 
-  // Blocking: writes and fsyncs everything queued, runs the completions, joins the writer thread.
+  // Blocking: writes and fsyncs everything queued, runs the completions, joins both threads.
   void Stop();
 
   // Reads every event with position > after_position without changing any file (for audit).
