@@ -5,11 +5,11 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
-#include <charconv>
-#include <cstdio>
 #include <atomic>
 #include <boost/asio/post.hpp>
+#include <charconv>
 #include <condition_variable>
+#include <cstdio>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -80,9 +80,7 @@ domain::Status StatusFromRedisError(const Error& error) {
 // Keeps the strings of one command's arguments alive while their views are handed out.
 struct Arguments {
   std::vector<std::string> values;
-  std::vector<std::string_view> Views(std::size_t from = 0) const {
-    return {values.begin() + static_cast<std::ptrdiff_t>(from), values.end()};
-  }
+  std::vector<std::string_view> Views() const { return {values.begin(), values.end()}; }
 };
 
 // Which RedisStoreImpl this thread is an I/O thread of, and with which slot. The generation (not
@@ -105,7 +103,7 @@ struct IoSlot {
 
   asio::io_context* io;
   std::unique_ptr<net::redis::ClusterClient> client;
-  MetaCache cache;             // this thread's only: no lock
+  MetaCache cache;              // this thread's only: no lock
   domain::CryptoRandom random;  // request tokens and cache TTL jitter
 };
 
@@ -127,7 +125,9 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
         bloom_add_(LoadScript(options_.lua_directory, "bloom_add.lua")),
         expiry_add_(LoadScript(options_.lua_directory, "expiry_add.lua")),
         generation_(g_next_generation.fetch_add(1)) {
-    if (io_contexts.empty()) throw std::invalid_argument("RedisStore needs at least one io_context");
+    if (io_contexts.empty()) {
+      throw std::invalid_argument("RedisStore needs at least one io_context");
+    }
     if (options_.min_replicas < 0) throw std::invalid_argument("min_replicas must be >= 0");
     if (options_.load_chunk < 4) throw std::invalid_argument("load_chunk must be >= 4");
     if (options_.sweep_batch == 0) throw std::invalid_argument("sweep_batch must be > 0");
@@ -225,8 +225,8 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
 
   // SET NX GET: the first store records the filter's size, every later one must match it.
   void CheckBloomParameters(IoSlot& slot, PacketStore::StatusCallback done) {
-    const std::string expected = "bits=" + std::to_string(bloom_.bits) +
-                                 " hashes=" + std::to_string(bloom_.hashes);
+    const std::string expected =
+        "bits=" + std::to_string(bloom_.bits) + " hashes=" + std::to_string(bloom_.hashes);
     const std::string& key = keys_.bloom_parameters();
     slot.client->Execute(
         key, {"SET", key, expected, "NX", "GET"},
@@ -260,8 +260,8 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
         [this, packet_id, done = std::move(done)](const Result& result) mutable {
           if (!result.ok() || !result.reply().IsArray()) {
             spdlog::debug("bloom lookup of packet {} failed ({}); asking the packet keys",
-                          packet_id, result.ok() ? result.reply().DebugString()
-                                                 : result.error().ToString());
+                          packet_id,
+                          result.ok() ? result.reply().DebugString() : result.error().ToString());
             return done(true);
           }
           for (const Reply& bit : result.reply().array()) {
@@ -301,12 +301,12 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     job->keys = keys_.ForPacket(packet.packet_id);
     job->grabs_to_load = static_cast<std::int64_t>(packet.grabs.size());
     job->shares_to_load = packet.spec.count - job->grabs_to_load;
-    job->done = done ? std::move(done) : [](domain::Status) {};
+    job->done = done ? std::move(done) : [](const domain::Status&) {};
     OnIoThread([this, job](IoSlot& slot) { AddBloomBits(slot, job); });
   }
 
   // Bloom bits first: once Add completes, no grab of this id may be turned away as unknown.
-  void AddBloomBits(IoSlot& slot, std::shared_ptr<AddJob> job) {
+  void AddBloomBits(IoSlot& slot, const std::shared_ptr<AddJob>& job) {
     Arguments args;
     for (std::uint64_t offset : BloomBitOffsets(job->record.packet_id, bloom_)) {
       args.values.push_back(std::to_string(offset));
@@ -320,7 +320,7 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
                 });
   }
 
-  void CreatePacketKeys(IoSlot& slot, std::shared_ptr<AddJob> job) {
+  void CreatePacketKeys(IoSlot& slot, const std::shared_ptr<AddJob>& job) {
     const ledger::PacketRecord& record = job->record;
     const std::int64_t expires_ms = domain::ToUnixMillis(record.expires_at);
     // Never in the past, even for a recovered packet long expired: its keys must live until the
@@ -353,26 +353,26 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     }
   }
 
-  void RunLoadScript(IoSlot& slot, std::shared_ptr<AddJob> job, const Script& script,
+  void RunLoadScript(IoSlot& slot, const std::shared_ptr<AddJob>& job, const Script& script,
                      const Arguments& args) {
     const std::array<std::string_view, 3> keys{job->keys.meta, job->keys.shares, job->keys.grabs};
     const auto views = args.Views();
-    EvalDurable(slot, script, keys, views, options_.client.command_timeout,
-                [this, &slot, job](const Result& result) {
-                  if (!result.ok()) return job->done(StatusFromRedisError(result.error()));
-                  auto reply = ParseLoadReply(result.reply());
-                  if (!reply) {
-                    return job->done(domain::MakeError(
-                        ErrorCode::kInternal,
-                        "malformed load reply: " + result.reply().DebugString()));
-                  }
-                  ContinueLoad(slot, job, *reply);
-                });
+    EvalDurable(
+        slot, script, keys, views, options_.client.command_timeout,
+        [this, &slot, job](const Result& result) {
+          if (!result.ok()) return job->done(StatusFromRedisError(result.error()));
+          auto reply = ParseLoadReply(result.reply());
+          if (!reply) {
+            return job->done(domain::MakeError(
+                ErrorCode::kInternal, "malformed load reply: " + result.reply().DebugString()));
+          }
+          ContinueLoad(slot, job, *reply);
+        });
   }
 
   // Resumes from what Redis says is loaded, so a retried Add (or a retried chunk) continues
   // where the last one stopped instead of pushing a share twice.
-  void ContinueLoad(IoSlot& slot, std::shared_ptr<AddJob> job, const LoadReply& state) {
+  void ContinueLoad(IoSlot& slot, const std::shared_ptr<AddJob>& job, const LoadReply& state) {
     if (state.outcome == LoadReply::Outcome::kMissing) {
       return job->done(domain::MakeError(
           ErrorCode::kUnavailable,
@@ -383,29 +383,28 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     if (state.grabs_loaded < job->grabs_to_load) {
       args.values = {"grabs", std::to_string(state.grabs_loaded)};
       const auto first = static_cast<std::size_t>(state.grabs_loaded);
-      const auto end =
-          std::min(job->record.grabs.size(), first + options_.load_chunk / 4);
+      const auto end = std::min(job->record.grabs.size(), first + options_.load_chunk / 4);
       for (std::size_t i = first; i < end; ++i) {
         const domain::Grab& grab = job->record.grabs[i];
-        args.values.insert(args.values.end(),
-                           {std::to_string(grab.user_id), std::to_string(grab.amount_cents),
-                            std::to_string(grab.seq),
-                            std::to_string(domain::ToUnixMillis(grab.grabbed_at))});
+        args.values.insert(
+            args.values.end(),
+            {std::to_string(grab.user_id), std::to_string(grab.amount_cents),
+             std::to_string(grab.seq), std::to_string(domain::ToUnixMillis(grab.grabbed_at))});
       }
     } else if (state.shares_loaded < job->shares_to_load) {
       args.values = {"shares", std::to_string(state.shares_loaded)};
       AppendShares(job, state.shares_loaded, &args);
     } else {
-      return job->done(domain::MakeError(
-          ErrorCode::kInternal, "packet " + std::to_string(job->record.packet_id) +
-                                    " is loading although everything is loaded"));
+      return job->done(domain::MakeError(ErrorCode::kInternal,
+                                         "packet " + std::to_string(job->record.packet_id) +
+                                             " is loading although everything is loaded"));
     }
     RunLoadScript(slot, job, append_, args);
   }
 
   // Last: a packet is registered for the sweeper only once its keys exist (a close before that
   // would find nothing and drop it). Finished packets need no sweeping.
-  void RegisterExpiry(IoSlot& slot, std::shared_ptr<AddJob> job, const std::string& status) {
+  void RegisterExpiry(IoSlot& slot, const std::shared_ptr<AddJob>& job, const std::string& status) {
     if (status == "exhausted" || status == "refunded") return job->done({});
     const std::array<std::string_view, 1> keys{keys_.expiry()};
     const std::string expires = std::to_string(domain::ToUnixMillis(job->record.expires_at));
@@ -429,11 +428,12 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
         }
         return RunGrab(slot, packet_id, user_id, now, false, std::move(done));
       }
-      CheckBloom(slot, packet_id,
-                 [this, &slot, packet_id, user_id, now, done = std::move(done)](bool maybe) mutable {
-                   if (!maybe) return done(Failure(ErrorCode::kNotFound, "no such packet"));
-                   RunGrab(slot, packet_id, user_id, now, true, std::move(done));
-                 });
+      CheckBloom(
+          slot, packet_id,
+          [this, &slot, packet_id, user_id, now, done = std::move(done)](bool maybe) mutable {
+            if (!maybe) return done(Failure(ErrorCode::kNotFound, "no such packet"));
+            RunGrab(slot, packet_id, user_id, now, true, std::move(done));
+          });
     });
   }
 
@@ -469,8 +469,8 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     }
     std::optional<GrabReply> reply = ParseGrabReply(result.reply());
     if (!reply) {
-      return done(Failure(ErrorCode::kInternal,
-                          "malformed grab reply: " + result.reply().DebugString()));
+      return done(
+          Failure(ErrorCode::kInternal, "malformed grab reply: " + result.reply().DebugString()));
     }
     if (reply->meta) {
       slot.cache.Insert(packet_id, std::move(*reply->meta), std::chrono::steady_clock::now(),
@@ -512,10 +512,11 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
         metadata_cache_hits_.fetch_add(1, std::memory_order_relaxed);
         return RunSnapshot(slot, packet_id, std::move(done));
       }
-      CheckBloom(slot, packet_id, [this, &slot, packet_id, done = std::move(done)](bool maybe) mutable {
-        if (!maybe) return done(std::nullopt);
-        RunSnapshot(slot, packet_id, std::move(done));
-      });
+      CheckBloom(slot, packet_id,
+                 [this, &slot, packet_id, done = std::move(done)](bool maybe) mutable {
+                   if (!maybe) return done(std::nullopt);
+                   RunSnapshot(slot, packet_id, std::move(done));
+                 });
     });
   }
 
@@ -575,14 +576,15 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     IoSlot& slot = *slots_.front();
     RunOn(slot, [this, &slot, run] { SweepBatch(slot, run); });
     std::unique_lock lock(run->mutex);
-    if (!run->finished_signal.wait_for(lock, options_.sweep_timeout, [&] { return run->finished; })) {
+    if (!run->finished_signal.wait_for(lock, options_.sweep_timeout,
+                                       [&] { return run->finished; })) {
       spdlog::warn("sweep: not finished after {} ms; the rest continues in the background",
                    options_.sweep_timeout.count());
     }
     return run->stats;
   }
 
-  void SweepBatch(IoSlot& slot, std::shared_ptr<SweepRun> run) {
+  void SweepBatch(IoSlot& slot, const std::shared_ptr<SweepRun>& run) {
     const std::string& key = keys_.expiry();
     const std::string until = std::to_string(run->now_ms);
     const std::string limit = std::to_string(options_.sweep_batch);
@@ -620,7 +622,7 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
         CommandOptions{.idempotent = true});
   }
 
-  void ClosePacket(IoSlot& slot, std::shared_ptr<SweepRun> run, PacketId packet_id) {
+  void ClosePacket(IoSlot& slot, const std::shared_ptr<SweepRun>& run, PacketId packet_id) {
     const PacketKeys keys = keys_.ForPacket(packet_id);
     const std::array<std::string_view, 3> key_views{keys.meta, keys.shares, keys.grabs};
     const std::string now_text = std::to_string(run->now_ms);
@@ -637,11 +639,10 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
           }
           using Outcome = CloseReply::Outcome;
           switch (reply->outcome) {
-            case Outcome::kClosed:
-              {
-                std::lock_guard lock(run->mutex);
-                ++run->stats.closed;
-              }
+            case Outcome::kClosed: {
+              std::lock_guard lock(run->mutex);
+              ++run->stats.closed;
+            }
               return EmitRefund(slot, run, packet_id, *reply);
             case Outcome::kAlready:
               // Closed by an earlier sweep whose refund never became durable (it crashed, or
@@ -666,7 +667,7 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
 
   // Refunds are emitted once per packet: only by the sweep whose close answered 'closed' (or a
   // later one after kRefundReemitAfter), and this process skips ids whose refund it has in flight.
-  void EmitRefund(IoSlot& slot, std::shared_ptr<SweepRun> run, PacketId packet_id,
+  void EmitRefund(IoSlot& slot, const std::shared_ptr<SweepRun>& run, PacketId packet_id,
                   const CloseReply& reply) {
     refunds_in_flight_.insert(packet_id);
     auto finish = [this, &slot, run, packet_id] { MarkRefunded(slot, run, packet_id); };
@@ -681,7 +682,7 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     sink_.Append(event, [this, self = shared_from_this(), &slot, finish] { RunOn(slot, finish); });
   }
 
-  void MarkRefunded(IoSlot& slot, std::shared_ptr<SweepRun> run, PacketId packet_id) {
+  void MarkRefunded(IoSlot& slot, const std::shared_ptr<SweepRun>& run, PacketId packet_id) {
     const PacketKeys keys = keys_.ForPacket(packet_id);
     const std::array<std::string_view, 1> key_views{keys.meta};
     EvalDurable(slot, refunded_, key_views, {}, options_.client.command_timeout,
@@ -697,7 +698,7 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
                 });
   }
 
-  void Unregister(IoSlot& slot, std::shared_ptr<SweepRun> run, PacketId packet_id) {
+  void Unregister(IoSlot& slot, const std::shared_ptr<SweepRun>& run, PacketId packet_id) {
     const std::string& key = keys_.expiry();
     const std::string member = std::to_string(packet_id);
     slot.client->Execute(
@@ -709,7 +710,7 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
   // One id of the batch is done; the last one starts the next batch or ends the sweep. A next
   // batch only when this one was full and made progress (ids still loading stay registered and
   // must not make the sweep spin).
-  void SettleOne(IoSlot& slot, std::shared_ptr<SweepRun> run, bool removed) {
+  void SettleOne(IoSlot& slot, const std::shared_ptr<SweepRun>& run, bool removed) {
     bool next = false;
     {
       std::lock_guard lock(run->mutex);
@@ -721,7 +722,7 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     FinishSweep(slot, run);
   }
 
-  void FinishSweep(IoSlot& slot, std::shared_ptr<SweepRun> run) {
+  void FinishSweep(IoSlot& slot, const std::shared_ptr<SweepRun>& run) {
     const std::string& key = keys_.expiry();
     slot.client->Execute(
         key, {"ZCARD", key},

@@ -1,6 +1,6 @@
 // The cluster hot path: PacketStore on a Redis Cluster, one Lua script per operation (lua/), all
 // keys of a packet in the slot {rp:<id>}. Thread-safe; Add/Grab/Snapshot never block, Sweep blocks
-// (call it from a non-I/O thread). Completions run on the I/O thread of the client that did the work.
+// (call it from a non-I/O thread). Completions run on one of the store's I/O threads.
 #pragma once
 
 #include <boost/asio/io_context.hpp>

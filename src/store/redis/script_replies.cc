@@ -9,12 +9,12 @@
 namespace redpacket::store::redis {
 namespace {
 
-using net::redis::Reply;
 using domain::ErrorCode;
+using net::redis::Reply;
 
 // The order grab.lua lists the immutable fields in (HMGET).
-constexpr std::string_view kMetaFields[] = {"sender",     "total",      "count",   "kind",
-                                            "receiver",   "created_ms", "expires_ms", "greeting"};
+constexpr std::string_view kMetaFields[] = {"sender",   "total",      "count",      "kind",
+                                            "receiver", "created_ms", "expires_ms", "greeting"};
 
 bool ParseInt(std::string_view text, std::int64_t* value) {
   if (text.empty()) return false;
@@ -54,7 +54,8 @@ std::optional<PacketMeta> MetaFromFields(const Fields& fields) {
   auto receiver = get("receiver");
   auto created = get("created_ms");
   auto expires = get("expires_ms");
-  if (!sender || !total || !count || !kind || !receiver || !created || !expires) return std::nullopt;
+  if (!sender || !total || !count || !kind || !receiver || !created || !expires)
+    return std::nullopt;
   if (!ParseInt(*sender, &meta.sender_id) || !ParseInt(*total, &meta.total_cents) ||
       !ParseInt(*count, &meta.count) || !ParseInt(*created, &meta.created_ms) ||
       !ParseInt(*expires, &meta.expires_ms) || !domain::ParsePacketKind(*kind, &meta.kind)) {
@@ -164,9 +165,12 @@ GrabResult ToGrabResult(const GrabReply& reply) {
       result.remaining_count = reply.remaining_count;
       return result;
     }
-    case Outcome::kGoneEmpty: return Make(ErrorCode::kGone, "the packet is empty");
-    case Outcome::kForbidden: return Make(ErrorCode::kForbidden, "this packet is for another user");
-    case Outcome::kUnknown: return Make(ErrorCode::kNotFound, "");
+    case Outcome::kGoneEmpty:
+      return Make(ErrorCode::kGone, "the packet is empty");
+    case Outcome::kForbidden:
+      return Make(ErrorCode::kForbidden, "this packet is for another user");
+    case Outcome::kUnknown:
+      return Make(ErrorCode::kNotFound, "");
     case Outcome::kLoading:
       return Make(ErrorCode::kUnavailable, "the packet is still being loaded; try again");
   }
@@ -205,9 +209,9 @@ std::optional<CloseReply> ParseCloseReply(const Reply& reply) {
   const std::string* status = Text(items[3]);
   if (code == nullptr || status == nullptr) return std::nullopt;
   static const std::pair<std::string_view, CloseReply::Outcome> kCodes[] = {
-      {"closed", CloseReply::Outcome::kClosed},       {"already", CloseReply::Outcome::kAlready},
-      {"open", CloseReply::Outcome::kOpen},           {"exhausted", CloseReply::Outcome::kExhausted},
-      {"loading", CloseReply::Outcome::kLoading},     {"unknown", CloseReply::Outcome::kUnknown},
+      {"closed", CloseReply::Outcome::kClosed},   {"already", CloseReply::Outcome::kAlready},
+      {"open", CloseReply::Outcome::kOpen},       {"exhausted", CloseReply::Outcome::kExhausted},
+      {"loading", CloseReply::Outcome::kLoading}, {"unknown", CloseReply::Outcome::kUnknown},
   };
   const auto* found = std::find_if(std::begin(kCodes), std::end(kCodes),
                                    [&](const auto& entry) { return entry.first == *code; });
@@ -225,7 +229,7 @@ std::optional<CloseReply> ParseCloseReply(const Reply& reply) {
 domain::Result<std::optional<PacketSnapshot>> ParseSnapshotReply(const Reply& reply,
                                                                  domain::PacketId packet_id,
                                                                  domain::TimePoint now) {
-  auto malformed = [](std::string what) {
+  auto malformed = [](const std::string& what) {
     return domain::MakeError(ErrorCode::kInternal, "malformed snapshot reply: " + what);
   };
   if (!reply.IsArray() || reply.array().size() != 3) return malformed("not a 3-element array");

@@ -32,8 +32,8 @@ struct GrabReply {
   domain::Cents amount_cents = 0;  // kOk, kConflict (the first grab's)
   std::int64_t seq = 0;            // kOk, kConflict
   std::int64_t remaining_count = 0;
-  bool same_request = false;  // kConflict: the first grab carried this request's token
-  std::int64_t at_ms = 0;     // kOk, kConflict: when the grab was made
+  bool same_request = false;       // kConflict: the first grab carried this request's token
+  std::int64_t at_ms = 0;          // kOk, kConflict: when the grab was made
   std::optional<PacketMeta> meta;  // when asked for (want_meta) and the packet exists
 };
 std::optional<GrabReply> ParseGrabReply(const net::redis::Reply& reply);  // nullopt: malformed
@@ -60,7 +60,7 @@ struct CloseReply {
   Outcome outcome = Outcome::kUnknown;
   domain::Cents refund_cents = 0;  // kClosed, kAlready
   domain::UserId sender_id = 0;
-  std::string status;  // kAlready: expired (refund not yet durable) or refunded
+  std::string status;          // kAlready: expired (refund not yet durable) or refunded
   std::int64_t closed_ms = 0;  // kClosed, kAlready: the `now` of the close that did it
 };
 std::optional<CloseReply> ParseCloseReply(const net::redis::Reply& reply);

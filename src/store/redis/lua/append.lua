@@ -28,7 +28,8 @@ elseif ARGV[1] == 'grabs' then
     local grabbed = 0
     for i = 3, #ARGV, 4 do
       -- Same layout as grab.lua writes: amount:seq:at_ms:request token (none for a recovery).
-      redis.call('HSET', grabs, ARGV[i], ARGV[i + 1] .. ':' .. ARGV[i + 2] .. ':' .. ARGV[i + 3] .. ':')
+      local value = ARGV[i + 1] .. ':' .. ARGV[i + 2] .. ':' .. ARGV[i + 3] .. ':'
+      redis.call('HSET', grabs, ARGV[i], value)
       grabbed = grabbed + tonumber(ARGV[i + 1])
     end
     redis.call('HINCRBY', meta, 'grabbed', grabbed)

@@ -1,0 +1,972 @@
+// The PacketStore contract, run against both engines: the same stampede, repeat, exclusive, expiry
+// and unknown-id cases on the memory store and on RedisStore over the real 3+3 cluster. Then the
+// Redis store's own cases (bloom filter, big and recovered packets, script-level retry) and, last,
+// kill -9 of the master owning a hot packet in the middle of a stampede. Blocking test code.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "domain/packet.h"
+#include "domain/random.h"
+#include "net/redis/cluster_client.h"
+#include "net/redis/slot.h"
+#include "store/memory/memory_store.h"
+#include "store/redis/bloom.h"
+#include "store/redis/keys.h"
+#include "store/redis/redis_store.h"
+#include "store/redis/script_replies.h"
+
+namespace redpacket::store {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using domain::ErrorCode;
+using domain::LedgerEvent;
+using net::redis::Endpoint;
+
+std::string Env(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): read before threads
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+// REDPACKET_REDIS_NODES, else the six ports from REDPACKET_REDIS_BASE_PORT (default 7001).
+std::vector<Endpoint> ClusterNodes() {
+  if (auto nodes = net::redis::ParseEndpointList(Env("REDPACKET_REDIS_NODES", ""))) return *nodes;
+  const int base = std::stoi(Env("REDPACKET_REDIS_BASE_PORT", "7001"));
+  std::vector<Endpoint> nodes;
+  nodes.reserve(6);
+  for (int i = 0; i < 6; ++i) nodes.push_back({"127.0.0.1", static_cast<std::uint16_t>(base + i)});
+  return nodes;
+}
+
+// A key prefix no earlier run used, so tests against a kept cluster do not meet old keys.
+std::string FreshPrefix() {
+  static std::atomic<int> next{0};
+  static const std::string run = std::to_string(std::random_device{}());
+  return "rptest:" + run + ":" + std::to_string(next++);
+}
+
+// Every event is durable at once; completions run on the sink's own thread, as with the journal
+// or Kafka (never inside Append: the memory store appends under a packet's lock).
+class AutoDurableSink final : public bus::EventSink {
+ public:
+  AutoDurableSink() : thread_([this] { Run(); }) {}
+  ~AutoDurableSink() override {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+  std::uint64_t Append(const LedgerEvent& event, Completion done) override {
+    std::lock_guard lock(mutex_);
+    events_.push_back(event);
+    queue_.push_back(std::move(done));
+    wake_.notify_all();
+    return events_.size();
+  }
+  void WhenDurable(std::uint64_t /*position*/, Completion done) override {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(done));
+    wake_.notify_all();
+  }
+
+  std::vector<LedgerEvent> events() {
+    std::lock_guard lock(mutex_);
+    return events_;
+  }
+  std::vector<LedgerEvent> events(LedgerEvent::Type type) {
+    std::vector<LedgerEvent> matching;
+    for (const auto& event : events()) {
+      if (event.type == type) matching.push_back(event);
+    }
+    return matching;
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      Completion done = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      done();
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::vector<LedgerEvent> events_;
+  std::deque<Completion> queue_;
+  std::thread thread_;
+};
+
+// A store with what it runs on. The sink is a base member: built first, destroyed last.
+class StoreUnderTest {
+ public:
+  virtual ~StoreUnderTest() = default;
+  virtual PacketStore& store() = 0;
+  // Runs `work` where a server thread would issue calls: the Redis store's i-th I/O thread (its
+  // own client, no hop), or right here for the memory store (it has no threads).
+  virtual void Submit(int worker, std::function<void()> work) = 0;
+  domain::PacketId NewPacketId() { return next_packet_id_++; }
+
+  AutoDurableSink sink;
+
+ private:
+  domain::PacketId next_packet_id_ = 1;
+};
+
+class MemoryStoreUnderTest final : public StoreUnderTest {
+ public:
+  static constexpr const char* kName = "Memory";
+  MemoryStoreUnderTest() : store_(MakeMemoryStore(sink)) {}
+  PacketStore& store() override { return *store_; }
+  void Submit(int /*worker*/, std::function<void()> work) override { work(); }
+
+ private:
+  std::unique_ptr<PacketStore> store_;
+};
+
+// io_contexts each run by one thread, as the server's I/O threads.
+class IoThreads {
+ public:
+  explicit IoThreads(int count) {
+    for (int i = 0; i < count; ++i) {
+      contexts_.push_back(std::make_unique<asio::io_context>());
+      guards_.emplace_back(asio::make_work_guard(*contexts_.back()));
+      pointers_.push_back(contexts_.back().get());
+    }
+    for (auto& context : contexts_) threads_.emplace_back([&io = *context] { io.run(); });
+  }
+  ~IoThreads() { Stop(); }
+  void Stop() {
+    guards_.clear();
+    for (auto& context : contexts_) context->stop();
+    for (auto& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+  std::span<asio::io_context* const> contexts() const { return pointers_; }
+  asio::io_context& at(int i) { return *contexts_[static_cast<std::size_t>(i) % contexts_.size()]; }
+
+ private:
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::vector<asio::io_context*> pointers_;
+  std::vector<std::thread> threads_;
+};
+
+redis::RedisStoreOptions TestOptions() {
+  redis::RedisStoreOptions options;
+  options.key_prefix = FreshPrefix();
+  options.bloom_capacity = 100'000;  // 120 KB per test prefix instead of 17 MiB
+  // A loaded two-CPU test box can be slow to replicate; production uses 100 ms.
+  options.replication_timeout = 1000ms;
+  options.grab_timeout = 5000ms;
+  options.client.command_timeout = 5000ms;
+  return options;
+}
+
+class RedisStoreUnderTest final : public StoreUnderTest {
+ public:
+  static constexpr const char* kName = "Redis";
+  explicit RedisStoreUnderTest(redis::RedisStoreOptions options = TestOptions(), int threads = 4)
+      : options_(std::move(options)), io_(threads) {
+    store_ = std::make_unique<redis::RedisStore>(io_.contexts(), ClusterNodes(), sink, options_);
+    std::promise<domain::Status> connected;
+    store_->Connect([&](domain::Status status) { connected.set_value(std::move(status)); });
+    auto future = connected.get_future();
+    if (future.wait_for(15s) != std::future_status::ready) {
+      ADD_FAILURE() << "RedisStore::Connect did not answer (is the cluster up?)";
+      return;
+    }
+    const domain::Status status = future.get();
+    EXPECT_TRUE(status.ok()) << status.error().message;
+  }
+  ~RedisStoreUnderTest() override {
+    io_.Stop();
+    store_.reset();
+  }
+  PacketStore& store() override { return *store_; }
+  redis::RedisStore& redis_store() { return *store_; }
+  void Submit(int worker, std::function<void()> work) override {
+    asio::post(io_.at(worker), std::move(work));
+  }
+  const redis::RedisStoreOptions& options() const { return options_; }
+
+ private:
+  redis::RedisStoreOptions options_;
+  IoThreads io_;
+  std::unique_ptr<redis::RedisStore> store_;
+};
+
+// --- blocking helpers ---
+
+template <class T>
+T Await(std::future<T> future, const char* what) {
+  if (future.wait_for(20s) != std::future_status::ready) {
+    ADD_FAILURE() << what << ": no answer within 20 s";
+    std::abort();  // the callback may still come and write into a dead promise
+  }
+  return future.get();
+}
+
+domain::Status AddNow(StoreUnderTest& under_test, const ledger::PacketRecord& packet) {
+  std::promise<domain::Status> added;
+  under_test.store().Add(packet,
+                         [&](domain::Status status) { added.set_value(std::move(status)); });
+  return Await(added.get_future(), "Add");
+}
+
+GrabResult GrabNow(StoreUnderTest& under_test, domain::PacketId packet_id, domain::UserId user_id,
+                   domain::TimePoint now = domain::Clock::now()) {
+  std::promise<GrabResult> grabbed;
+  under_test.store().Grab(packet_id, user_id, now,
+                          [&](GrabResult result) { grabbed.set_value(std::move(result)); });
+  return Await(grabbed.get_future(), "Grab");
+}
+
+std::optional<PacketSnapshot> SnapshotNow(StoreUnderTest& under_test, domain::PacketId packet_id) {
+  std::promise<std::optional<PacketSnapshot>> taken;
+  under_test.store().Snapshot(packet_id, [&](std::optional<PacketSnapshot> snapshot) {
+    taken.set_value(std::move(snapshot));
+  });
+  return Await(taken.get_future(), "Snapshot");
+}
+
+ledger::PacketRecord MakePacket(domain::PacketId id, std::vector<domain::Cents> shares,
+                                std::chrono::seconds expires_in = 3600s) {
+  ledger::PacketRecord packet;
+  packet.packet_id = id;
+  packet.spec.sender_id = 1;
+  packet.spec.count = static_cast<std::int64_t>(shares.size());
+  for (auto share : shares) packet.spec.total_cents += share;
+  packet.spec.greeting = "恭喜发财";
+  packet.spec.expires_in_s = expires_in.count();
+  packet.created_at = domain::Clock::now();
+  packet.expires_at = packet.created_at + expires_in;
+  packet.shares = std::move(shares);
+  return packet;
+}
+
+// =============================== the conformance suite ===============================
+
+template <class T>
+class StoreConformanceTest : public ::testing::Test {
+ protected:
+  T under_test_;
+};
+
+struct StoreName {
+  template <class T>
+  static std::string GetName(int /*index*/) {
+    return T::kName;
+  }
+};
+using Stores = ::testing::Types<MemoryStoreUnderTest, RedisStoreUnderTest>;
+TYPED_TEST_SUITE(StoreConformanceTest, Stores, StoreName);
+
+TYPED_TEST(StoreConformanceTest, StampedeOf500UsersOn100SharesGivesEachShareOnce) {
+  StoreUnderTest& under_test = this->under_test_;
+  const domain::PacketId id = under_test.NewPacketId();
+  std::vector<domain::Cents> shares(100);
+  for (std::size_t i = 0; i < shares.size(); ++i) shares[i] = static_cast<domain::Cents>(i + 1);
+  ASSERT_TRUE(AddNow(under_test, MakePacket(id, shares)).ok());
+
+  constexpr int kThreads = 8;
+  constexpr int kUsers = 500;
+  std::mutex mutex;
+  std::condition_variable all_answered;
+  std::vector<std::pair<domain::UserId, GrabResult>> results;
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (domain::UserId user = t + 1; user <= kUsers; user += kThreads) {
+        under_test.Submit(t, [&, user] {
+          under_test.store().Grab(id, user, domain::Clock::now(), [&, user](GrabResult result) {
+            std::lock_guard lock(mutex);
+            results.emplace_back(user, std::move(result));
+            if (results.size() == kUsers) all_answered.notify_all();
+          });
+        });
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(all_answered.wait_for(lock, 30s, [&] { return results.size() == kUsers; }))
+        << results.size() << " of " << kUsers << " grabs answered";
+  }
+
+  int gone = 0;
+  domain::Cents sum = 0;
+  std::set<domain::UserId> users;
+  std::set<std::int64_t> seqs;
+  for (const auto& [user, result] : results) {
+    if (result.code == ErrorCode::kGone) {
+      ++gone;
+      continue;
+    }
+    ASSERT_EQ(result.code, ErrorCode::kOk) << result.message;
+    sum += result.amount_cents;
+    EXPECT_TRUE(users.insert(user).second) << "user " << user << " got two shares";
+    EXPECT_TRUE(seqs.insert(result.seq).second) << "seq " << result.seq << " given twice";
+    ASSERT_GE(result.seq, 1);
+    ASSERT_LE(result.seq, 100);
+    EXPECT_EQ(result.amount_cents, shares[static_cast<std::size_t>(result.seq - 1)]);
+    EXPECT_EQ(result.remaining_count, 100 - result.seq);
+  }
+  EXPECT_EQ(users.size(), 100u);
+  EXPECT_EQ(gone, kUsers - 100);
+  EXPECT_EQ(sum, 5050);
+  EXPECT_EQ(*seqs.begin(), 1);
+  EXPECT_EQ(*seqs.rbegin(), 100);
+
+  const auto events = under_test.sink.events(LedgerEvent::Type::kGrab);
+  EXPECT_EQ(events.size(), 100u) << "one durable grab event per share";
+  std::set<std::string> event_ids;
+  for (const auto& event : events) event_ids.insert(event.EventId());
+  EXPECT_EQ(event_ids.size(), 100u);
+
+  auto snapshot = SnapshotNow(under_test, id);
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->record.status, domain::PacketStatus::kExhausted);
+  EXPECT_EQ(snapshot->remaining_cents, 0);
+  EXPECT_EQ(snapshot->remaining_count, 0);
+  ASSERT_EQ(snapshot->record.grabs.size(), 100u);
+  for (std::size_t i = 0; i < 100; ++i)
+    EXPECT_EQ(snapshot->record.grabs[i].seq, std::int64_t(i + 1));
+}
+
+TYPED_TEST(StoreConformanceTest, RepeatIsConflictWithTheFirstAmount) {
+  StoreUnderTest& under_test = this->under_test_;
+  const domain::PacketId id = under_test.NewPacketId();
+  ASSERT_TRUE(AddNow(under_test, MakePacket(id, {30, 70})).ok());
+  const GrabResult first = GrabNow(under_test, id, 5);
+  ASSERT_EQ(first.code, ErrorCode::kOk) << first.message;
+  EXPECT_EQ(first.seq, 1);
+  const GrabResult second = GrabNow(under_test, id, 5);
+  EXPECT_EQ(second.code, ErrorCode::kConflict);
+  EXPECT_EQ(second.amount_cents, first.amount_cents);
+  EXPECT_EQ(second.seq, first.seq);
+  // Still a conflict, not gone, once the packet is empty and expired: checked first.
+  ASSERT_EQ(GrabNow(under_test, id, 6).code, ErrorCode::kOk);
+  const GrabResult late = GrabNow(under_test, id, 5, domain::Clock::now() + 7200s);
+  EXPECT_EQ(late.code, ErrorCode::kConflict);
+  EXPECT_EQ(late.amount_cents, first.amount_cents);
+  EXPECT_EQ(GrabNow(under_test, id, 7).code, ErrorCode::kGone);
+
+  std::set<std::string> event_ids;
+  for (const auto& event : under_test.sink.events(LedgerEvent::Type::kGrab)) {
+    event_ids.insert(event.EventId());
+  }
+  EXPECT_EQ(event_ids, (std::set<std::string>{"g-" + std::to_string(id) + "-5",
+                                              "g-" + std::to_string(id) + "-6"}));
+}
+
+TYPED_TEST(StoreConformanceTest, ExclusivePacketIsForbiddenToOthers) {
+  StoreUnderTest& under_test = this->under_test_;
+  const domain::PacketId id = under_test.NewPacketId();
+  auto packet = MakePacket(id, {500});
+  packet.spec.receiver_id = 9;
+  ASSERT_TRUE(AddNow(under_test, packet).ok());
+  EXPECT_EQ(GrabNow(under_test, id, 8).code, ErrorCode::kForbidden);
+  const GrabResult mine = GrabNow(under_test, id, 9);
+  ASSERT_EQ(mine.code, ErrorCode::kOk) << mine.message;
+  EXPECT_EQ(mine.amount_cents, 500);
+  EXPECT_EQ(GrabNow(under_test, id, 8).code, ErrorCode::kForbidden) << "forbidden before gone";
+}
+
+TYPED_TEST(StoreConformanceTest, ExpiryIsGoneAndSweepRefundsTheRestOnce) {
+  StoreUnderTest& under_test = this->under_test_;
+  const domain::PacketId id = under_test.NewPacketId();
+  ASSERT_TRUE(AddNow(under_test, MakePacket(id, {10, 20, 30}, 60s)).ok());
+  const GrabResult early = GrabNow(under_test, id, 2);
+  ASSERT_EQ(early.code, ErrorCode::kOk) << early.message;
+  const auto later = domain::Clock::now() + 61s;
+  EXPECT_EQ(GrabNow(under_test, id, 3, later).code, ErrorCode::kGone);
+  EXPECT_EQ(GrabNow(under_test, id, 2, later).code, ErrorCode::kConflict);
+
+  EXPECT_EQ(under_test.store().Sweep(later, 0, 0ms).closed, 1u);
+  EXPECT_EQ(under_test.store().Sweep(later, 0, 0ms).closed, 0u) << "closed once";
+  EXPECT_EQ(GrabNow(under_test, id, 4).code, ErrorCode::kGone)
+      << "closed even for `now` before expiry";
+
+  const auto refunds = under_test.sink.events(LedgerEvent::Type::kRefund);
+  ASSERT_EQ(refunds.size(), 1u) << "exactly one refund";
+  EXPECT_EQ(refunds[0].packet_id, id);
+  EXPECT_EQ(refunds[0].user_id, 1) << "to the sender";
+  EXPECT_EQ(refunds[0].amount_cents, 60 - early.amount_cents);
+
+  // The memory store marks it refunded from the sink's thread: give it a moment.
+  std::optional<PacketSnapshot> snapshot;
+  for (int i = 0; i < 100; ++i) {
+    snapshot = SnapshotNow(under_test, id);
+    if (snapshot && snapshot->record.status == domain::PacketStatus::kRefunded) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->record.status, domain::PacketStatus::kRefunded);
+  EXPECT_EQ(snapshot->record.refund_cents, 60 - early.amount_cents);
+  EXPECT_EQ(snapshot->remaining_cents, 60 - early.amount_cents);
+}
+
+TYPED_TEST(StoreConformanceTest, UnknownPacketIsNotFound) {
+  StoreUnderTest& under_test = this->under_test_;
+  const domain::PacketId known = under_test.NewPacketId();
+  ASSERT_TRUE(AddNow(under_test, MakePacket(known, {5})).ok());
+  const GrabResult result = GrabNow(under_test, 987654321, 1);
+  EXPECT_EQ(result.code, ErrorCode::kNotFound);
+  EXPECT_FALSE(SnapshotNow(under_test, 987654321));
+  EXPECT_TRUE(SnapshotNow(under_test, known));
+}
+
+TYPED_TEST(StoreConformanceTest, AddIsIdempotentAndKeepsRecoveredGrabs) {
+  StoreUnderTest& under_test = this->under_test_;
+  const domain::PacketId id = under_test.NewPacketId();
+  auto packet = MakePacket(id, {10, 20, 30, 40});
+  packet.grabs.push_back({7, 10, 1, domain::Clock::now()});
+  ASSERT_TRUE(AddNow(under_test, packet).ok());
+  ASSERT_TRUE(AddNow(under_test, packet).ok());
+  const GrabResult repeat = GrabNow(under_test, id, 7);
+  EXPECT_EQ(repeat.code, ErrorCode::kConflict);
+  EXPECT_EQ(repeat.amount_cents, 10);
+  const GrabResult next = GrabNow(under_test, id, 8);
+  ASSERT_EQ(next.code, ErrorCode::kOk) << next.message;
+  EXPECT_EQ(next.seq, 2);
+  EXPECT_EQ(next.amount_cents, 20);
+  ASSERT_TRUE(AddNow(under_test, packet).ok());  // again, after a grab: nothing is reloaded
+  const GrabResult third = GrabNow(under_test, id, 9);
+  EXPECT_EQ(third.seq, 3);
+  EXPECT_EQ(third.amount_cents, 30);
+}
+
+// =============================== the Redis store's own cases ===============================
+
+// A plain client on its own io_context, driven by the test thread, to look at Redis directly.
+class AdminClient {
+ public:
+  AdminClient() {
+    net::redis::ClusterClientOptions options;
+    options.seeds = ClusterNodes();
+    options.command_timeout = 2s;
+    client_ = std::make_unique<net::redis::ClusterClient>(io_, options);
+  }
+
+  net::redis::Result Run(const std::function<void(net::redis::Callback)>& issue) {
+    std::optional<net::redis::Result> result;
+    issue([&](net::redis::Result r) { result.emplace(std::move(r)); });
+    const auto end = std::chrono::steady_clock::now() + 15s;
+    while (!result && std::chrono::steady_clock::now() < end) {
+      io_.restart();
+      io_.run_one_for(10ms);
+    }
+    if (!result) return net::redis::Error{net::redis::ErrorKind::kTimeout, "test gave up"};
+    return *result;
+  }
+  net::redis::Result Command(std::string_view key, std::initializer_list<std::string_view> argv) {
+    return Run([&](net::redis::Callback done) {
+      client_->Execute(key, argv, std::move(done),
+                       net::redis::CommandOptions{.timeout = 2s, .idempotent = true});
+    });
+  }
+  net::redis::Result OnNode(const Endpoint& node, std::initializer_list<std::string_view> argv) {
+    return Run(
+        [&](net::redis::Callback done) { client_->ExecuteOnNode(node, argv, std::move(done)); });
+  }
+  net::redis::Result Eval(const net::redis::Script& script, std::vector<std::string_view> keys,
+                          std::vector<std::string_view> args) {
+    return Run(
+        [&](net::redis::Callback done) { client_->Eval(script, keys, args, std::move(done)); });
+  }
+  net::redis::ClusterClient& client() { return *client_; }
+
+ private:
+  asio::io_context io_;
+  std::unique_ptr<net::redis::ClusterClient> client_;
+};
+
+// One of the store's scripts, to run it directly.
+net::redis::Script LoadLua(const char* name) {
+  std::ifstream file(redis::DefaultLuaDirectory() / name);
+  std::stringstream text;
+  text << file.rdbuf();
+  return net::redis::Script(text.str());
+}
+
+std::string Describe(const net::redis::Result& result) {
+  return result.ok() ? result.reply().DebugString() : result.error().ToString();
+}
+
+// What Redis holds for a packet: grabs by user, and the meta fields that matter here.
+struct RedisPacketState {
+  std::map<domain::UserId, std::pair<domain::Cents, std::int64_t>> grabs;  // user -> amount, seq
+  std::string status;
+  domain::Cents grabbed = 0;
+  std::int64_t shares_left = -1;
+};
+
+RedisPacketState ReadPacket(AdminClient& admin, const redis::KeySpace& keys, domain::PacketId id) {
+  const redis::PacketKeys packet = keys.ForPacket(id);
+  RedisPacketState state;
+  const auto grabs = admin.Command(packet.grabs, {"HGETALL", packet.grabs});
+  EXPECT_TRUE(grabs.ok()) << Describe(grabs);
+  if (grabs.ok()) {
+    const auto& items = grabs.reply().array();
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+      // "amount:seq:at_ms:token"
+      const std::string& value = items[i + 1].string();
+      const std::size_t colon = value.find(':');
+      state.grabs[std::stoll(items[i].string())] = {std::stoll(value.substr(0, colon)),
+                                                    std::stoll(value.substr(colon + 1))};
+    }
+  }
+  const auto meta = admin.Command(packet.meta, {"HMGET", packet.meta, "status", "grabbed"});
+  EXPECT_TRUE(meta.ok()) << Describe(meta);
+  if (meta.ok() && meta.reply().array()[0].IsString()) {
+    state.status = meta.reply().array()[0].string();
+    state.grabbed = std::stoll(meta.reply().array()[1].string());
+  }
+  const auto left = admin.Command(packet.shares, {"LLEN", packet.shares});
+  if (left.ok()) state.shares_left = left.reply().integer();
+  return state;
+}
+
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  RedisStoreUnderTest under_test_;
+  AdminClient admin_;
+  redis::KeySpace keys_{under_test_.options().key_prefix};
+};
+
+TEST_F(RedisStoreTest, UnknownIdsAreRejectedByTheBloomFilterWithoutPacketKeys) {
+  const auto before = under_test_.redis_store().counters();
+  const GrabResult unknown = GrabNow(under_test_, 424242, 1);
+  EXPECT_EQ(unknown.code, ErrorCode::kNotFound);
+  EXPECT_EQ(unknown.message, "no such packet") << "definitive: the caller skips the ledger";
+  EXPECT_EQ(under_test_.redis_store().counters().bloom_rejections, before.bloom_rejections + 1);
+
+  // Known to the filter but without keys (TTL ran out): empty message, the ledger decides.
+  const domain::PacketId id = under_test_.NewPacketId();
+  ASSERT_TRUE(AddNow(under_test_, MakePacket(id, {5, 6})).ok());
+  const redis::PacketKeys keys = keys_.ForPacket(id);
+  ASSERT_TRUE(admin_.Command(keys.meta, {"DEL", keys.meta, keys.shares, keys.grabs}).ok());
+  const GrabResult vanished = GrabNow(under_test_, id, 1);
+  EXPECT_EQ(vanished.code, ErrorCode::kNotFound);
+  EXPECT_TRUE(vanished.message.empty()) << vanished.message;
+}
+
+TEST_F(RedisStoreTest, KeysLiveUntilExpiryPlusGraceAndMetadataIsCachedPerThread) {
+  const domain::PacketId id = under_test_.NewPacketId();
+  auto packet = MakePacket(id, {1, 2, 3}, 600s);
+  packet.spec.receiver_id = std::nullopt;
+  ASSERT_TRUE(AddNow(under_test_, packet).ok());
+  ASSERT_EQ(GrabNow(under_test_, id, 1).code, ErrorCode::kOk);
+  const redis::PacketKeys keys = keys_.ForPacket(id);
+  const std::int64_t expected_ms =
+      domain::ToUnixMillis(packet.expires_at) + under_test_.options().key_grace.count();
+  for (const std::string* key : {&keys.meta, &keys.shares, &keys.grabs}) {
+    const auto at = admin_.Command(*key, {"PEXPIRETIME", *key});
+    ASSERT_TRUE(at.ok()) << Describe(at);
+    EXPECT_EQ(at.reply().integer(), expected_ms) << *key;
+  }
+  const auto hits = under_test_.redis_store().counters().metadata_cache_hits;
+  ASSERT_EQ(GrabNow(under_test_, id, 2).code, ErrorCode::kOk);
+  EXPECT_EQ(under_test_.redis_store().counters().metadata_cache_hits, hits + 1)
+      << "the first grab on this thread cached the metadata";
+}
+
+TEST_F(RedisStoreTest, AMillionSharePacketLoadsInChunksAndGrabs) {
+  const domain::PacketId id = under_test_.NewPacketId();
+  domain::SeededRandom random(42);
+  constexpr std::int64_t kCount = 1'000'000;
+  const auto shares = domain::SplitLucky(100'000'000, kCount, random);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(AddNow(under_test_, MakePacket(id, shares)).ok());
+  std::cout << "loaded 1,000,000 shares in "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - start)
+                   .count()
+            << " ms\n";
+  const GrabResult first = GrabNow(under_test_, id, 1);
+  ASSERT_EQ(first.code, ErrorCode::kOk) << first.message;
+  EXPECT_EQ(first.amount_cents, shares[0]);
+  EXPECT_EQ(first.remaining_count, kCount - 1);
+  const RedisPacketState state = ReadPacket(admin_, keys_, id);
+  EXPECT_EQ(state.status, "open");
+  EXPECT_EQ(state.shares_left, kCount - 1);
+  // Free the cluster's memory now rather than in a day.
+  const redis::PacketKeys keys = keys_.ForPacket(id);
+  EXPECT_TRUE(admin_.Command(keys.meta, {"DEL", keys.meta, keys.shares, keys.grabs}).ok());
+}
+
+TEST_F(RedisStoreTest, AnInterruptedLoadResumesWhereItStopped) {
+  // Simulates a server that died after create.lua and one chunk: the next Add completes it.
+  redis::RedisStoreOptions options = TestOptions();
+  options.key_prefix = under_test_.options().key_prefix;
+  options.load_chunk = 4;
+  const domain::PacketId id = under_test_.NewPacketId();
+  const std::vector<domain::Cents> shares{1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  const net::redis::Script create = LoadLua("create.lua");
+  const redis::PacketKeys keys = keys_.ForPacket(id);
+  // The id in the Bloom filter, as Add's first step would have put it.
+  const net::redis::Script bloom_add = LoadLua("bloom_add.lua");
+  std::vector<std::string> offsets;
+  for (auto offset : redis::BloomBitOffsets(
+           id, redis::SizeBloomFilter(options.bloom_capacity, options.bloom_false_positive_rate))) {
+    offsets.push_back(std::to_string(offset));
+  }
+  ASSERT_TRUE(admin_
+                  .Eval(bloom_add, {keys_.bloom()},
+                        std::vector<std::string_view>(offsets.begin(), offsets.end()))
+                  .ok());
+  const std::string now = std::to_string(domain::ToUnixMillis(domain::Clock::now()));
+  const std::string later = std::to_string(domain::ToUnixMillis(domain::Clock::now() + 3600s));
+  const std::string keys_until = std::to_string(domain::ToUnixMillis(domain::Clock::now() + 7200s));
+  const auto created = admin_.Eval(
+      create, {keys.meta, keys.shares, keys.grabs},
+      {"1", "55", "10", "lucky", "", "", now, later, keys_until, "10", "0", "1", "2", "3"});
+  ASSERT_TRUE(created.ok()) << Describe(created);
+  EXPECT_EQ(GrabNow(under_test_, id, 1).code, ErrorCode::kUnavailable) << "still loading";
+
+  auto packet = MakePacket(id, shares);
+  packet.spec.total_cents = 55;
+  RedisStoreUnderTest resumed(options, 1);
+  ASSERT_TRUE(AddNow(resumed, packet).ok());
+  const RedisPacketState state = ReadPacket(admin_, keys_, id);
+  EXPECT_EQ(state.status, "open");
+  EXPECT_EQ(state.shares_left, 10);
+  const auto all = admin_.Command(keys.shares, {"LRANGE", keys.shares, "0", "-1"});
+  ASSERT_TRUE(all.ok());
+  std::vector<domain::Cents> loaded;
+  for (const auto& item : all.reply().array()) loaded.push_back(std::stoll(item.string()));
+  EXPECT_EQ(loaded, shares) << "no share pushed twice, none missing, in order";
+}
+
+TEST_F(RedisStoreTest, TheGrabScriptRecognizesAResendOfItsOwnRequest) {
+  const domain::PacketId id = under_test_.NewPacketId();
+  ASSERT_TRUE(AddNow(under_test_, MakePacket(id, {11, 22})).ok());
+  const net::redis::Script grab = LoadLua("grab.lua");
+  const redis::PacketKeys keys = keys_.ForPacket(id);
+  const std::string now = std::to_string(domain::ToUnixMillis(domain::Clock::now()));
+  auto send = [&](const char* user, const char* token) {
+    const auto result =
+        admin_.Eval(grab, {keys.meta, keys.shares, keys.grabs}, {user, now, token, "0"});
+    EXPECT_TRUE(result.ok()) << Describe(result);
+    return redis::ParseGrabReply(result.reply());
+  };
+  const auto first = send("5", "aaaa");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->outcome, redis::GrabReply::Outcome::kOk);
+  const auto resent = send("5", "aaaa");  // what the client sends again after a lost connection
+  ASSERT_TRUE(resent);
+  EXPECT_EQ(resent->outcome, redis::GrabReply::Outcome::kConflict);
+  EXPECT_TRUE(resent->same_request);
+  EXPECT_EQ(redis::ToGrabResult(*resent).code, ErrorCode::kOk);
+  EXPECT_EQ(redis::ToGrabResult(*resent).amount_cents, first->amount_cents);
+  const auto other = send("5", "bbbb");  // a second request of the same user
+  ASSERT_TRUE(other);
+  EXPECT_FALSE(other->same_request);
+  EXPECT_EQ(redis::ToGrabResult(*other).code, ErrorCode::kConflict);
+  EXPECT_EQ(ReadPacket(admin_, keys_, id).grabs.size(), 1u);
+}
+
+TEST_F(RedisStoreTest, ABloomFilterSizedDifferentlyIsRefusedAtConnect) {
+  redis::RedisStoreOptions options = TestOptions();
+  options.key_prefix = under_test_.options().key_prefix;  // same filter in Redis
+  options.bloom_capacity *= 2;
+  AutoDurableSink sink;
+  IoThreads io(1);
+  redis::RedisStore store(io.contexts(), ClusterNodes(), sink, options);
+  std::promise<domain::Status> connected;
+  store.Connect([&](domain::Status status) { connected.set_value(std::move(status)); });
+  const domain::Status status = Await(connected.get_future(), "Connect");
+  EXPECT_FALSE(status.ok());
+  if (!status.ok()) {
+    EXPECT_NE(status.error().message.find("Bloom filter"), std::string::npos);
+  }
+  io.Stop();
+}
+
+// =============================== failover (last: it kills a master)
+// ===============================
+
+// Grabs with a fixed number in flight, spread over the store's I/O threads; each answer issues
+// the next grab from the thread it arrived on, with a new user.
+class Stampede {
+ public:
+  struct Outcome {
+    domain::UserId user = 0;
+    GrabResult result;
+    std::chrono::steady_clock::time_point issued;
+    std::chrono::steady_clock::time_point answered;
+  };
+
+  Stampede(RedisStoreUnderTest& under_test, domain::PacketId packet_id)
+      : under_test_(under_test), packet_id_(packet_id) {}
+
+  void Start(int in_flight) {
+    for (int i = 0; i < in_flight; ++i) {
+      under_test_.Submit(i, [this] { IssueOne(); });
+    }
+  }
+  // Stops issuing and waits for every grab in flight to answer.
+  bool StopAndWait(std::chrono::seconds limit) {
+    stop_ = true;
+    std::unique_lock lock(mutex_);
+    return idle_.wait_for(lock, limit, [&] { return in_flight_ == 0; });
+  }
+  std::vector<Outcome> outcomes() {
+    std::lock_guard lock(mutex_);
+    return outcomes_;
+  }
+  int ok() const { return ok_.load(); }
+  bool exhausted() const { return exhausted_.load(); }
+
+ private:
+  void IssueOne() {
+    if (stop_) return;
+    const domain::UserId user = next_user_++;
+    const auto issued = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(mutex_);
+      ++in_flight_;
+    }
+    under_test_.store().Grab(
+        packet_id_, user, domain::Clock::now(), [this, user, issued](GrabResult result) {
+          if (result.code == ErrorCode::kOk) ++ok_;
+          if (result.code == ErrorCode::kGone) exhausted_ = true;
+          const bool done = result.code == ErrorCode::kGone;
+          {
+            std::lock_guard lock(mutex_);
+            outcomes_.push_back(
+                {user, std::move(result), issued, std::chrono::steady_clock::now()});
+          }
+          if (!done) IssueOne();
+          std::lock_guard lock(mutex_);
+          if (--in_flight_ == 0) idle_.notify_all();
+        });
+  }
+
+  RedisStoreUnderTest& under_test_;
+  domain::PacketId packet_id_;
+  std::atomic<bool> stop_{false};
+  std::atomic<domain::UserId> next_user_{1};
+  std::atomic<int> ok_{0};
+  std::atomic<bool> exhausted_{false};
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  int in_flight_ = 0;
+  std::vector<Outcome> outcomes_;
+};
+
+// `scripts/redis-cluster up` for the cluster of this test run: restarts a killed node (it rejoins
+// as a replica) and returns once the cluster is healthy. Returns the exit status.
+int RestoreCluster() {
+  const std::string script =
+      Env("REDPACKET_REDIS_CLUSTER_SCRIPT", REDPACKET_REDIS_CLUSTER_SCRIPT_DEFAULT);
+  const std::string run_dir = Env("REDPACKET_REDIS_RUN_DIR", "");
+  const std::string up =
+      "'" + script + "' up" + (run_dir.empty() ? "" : " --run-dir '" + run_dir + "'");
+  return std::system(up.c_str());  // NOLINT(concurrency-mt-unsafe)
+}
+
+// The replica of `master`, from CLUSTER NODES ("<id> <host:port@bus> <flags> <master id> ...").
+std::optional<Endpoint> ReplicaOf(AdminClient& admin, const Endpoint& master) {
+  const auto id = admin.OnNode(master, {"CLUSTER", "MYID"});
+  const auto nodes = admin.OnNode(master, {"CLUSTER", "NODES"});
+  if (!id.ok() || !nodes.ok()) return std::nullopt;
+  std::istringstream lines(nodes.reply().string());
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string node_id, address, flags, replicates;
+    fields >> node_id >> address >> flags >> replicates;
+    if (flags.find("slave") != std::string::npos && replicates == id.reply().string()) {
+      return net::redis::ParseEndpoint(address.substr(0, address.find('@')));
+    }
+  }
+  return std::nullopt;
+}
+
+// The 3+3 cluster has one replica per master, so once the replica of the killed master is
+// promoted it has no replica of its own: with min_replicas = 1 its grabs answer 503 "not
+// replicated" (they must: a 200 now could be lost with one more crash) until the killed node
+// is back as its replica. So the test restarts the node as soon as the takeover is seen, as an
+// operator (or a supervisor) would, and measures how long grabs fail, from the kill.
+TEST(RedisStoreFailover, KillMinusNineOfTheHotPacketsMasterGivesNoShareTwice) {
+  redis::RedisStoreOptions options = TestOptions();
+  // Grabs in flight when the master dies are re-sent to the promoted replica (same request
+  // token) rather than failed, so the retry path runs; the deadline outlasts the failover.
+  options.grab_timeout = 12s;
+  options.client.command_timeout = 12s;
+  RedisStoreUnderTest under_test(options, 2);
+  AdminClient admin;
+  const redis::KeySpace keys(options.key_prefix);
+
+  const domain::PacketId id = under_test.NewPacketId();
+  constexpr std::int64_t kShares = 6000;
+  constexpr domain::Cents kTotal = 600'000;
+  domain::SeededRandom random(7);
+  const auto shares = domain::SplitLucky(kTotal, kShares, random);
+  ASSERT_TRUE(AddNow(under_test, MakePacket(id, shares)).ok());
+
+  const std::string meta_key = keys.ForPacket(id).meta;
+  ASSERT_TRUE(admin.Command(meta_key, {"EXISTS", meta_key}).ok());
+  const Endpoint master = *admin.client().SlotOwner(net::redis::KeySlot(meta_key));
+  const std::optional<Endpoint> replica = ReplicaOf(admin, master);
+  ASSERT_TRUE(replica) << "no replica of " << master.ToString();
+  const auto info = admin.OnNode(master, {"INFO", "server"});
+  ASSERT_TRUE(info.ok()) << Describe(info);
+  const std::string& text = info.reply().string();
+  const pid_t pid = static_cast<pid_t>(std::stol(text.substr(text.find("process_id:") + 11)));
+
+  // The promoted replica will full-sync the restarted node: at once, not after the default
+  // 5 s wait for more replicas to share a diskless transfer (runtime only; `up` rewrites it).
+  const auto no_delay = admin.OnNode(*replica, {"CONFIG", "SET", "repl-diskless-sync-delay", "0"});
+  ASSERT_TRUE(no_delay.ok()) << Describe(no_delay);
+
+  Stampede stampede(under_test, id);
+  stampede.Start(64);
+  const auto started = std::chrono::steady_clock::now();
+  while (stampede.ok() < 1500 && std::chrono::steady_clock::now() - started < 20s) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_GE(stampede.ok(), 1500) << "the stampede did not get going";
+  ASSERT_FALSE(stampede.exhausted());
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  const auto killed_at = std::chrono::steady_clock::now();
+  std::cout << "killed master " << master.ToString() << " (pid " << pid << ") after "
+            << stampede.ok() << " grabs\n";
+  std::future<int> restored;
+  struct RestoreAtExit {  // whatever happens, the next test gets a whole cluster
+    bool started = false;
+    ~RestoreAtExit() {
+      if (!started) RestoreCluster();
+    }
+  } restore_at_exit;
+
+  // The takeover: the replica answers ROLE as a master.
+  std::optional<std::chrono::steady_clock::time_point> took_over;
+  while (!took_over && std::chrono::steady_clock::now() - killed_at < 30s) {
+    const auto role = admin.OnNode(*replica, {"ROLE"});
+    if (role.ok() && role.reply().IsArray() && role.reply().array()[0].IsString() &&
+        role.reply().array()[0].string() == "master") {
+      took_over = std::chrono::steady_clock::now();
+    } else {
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  ASSERT_TRUE(took_over) << replica->ToString() << " did not take over within 30 s";
+  restored = std::async(std::launch::async, RestoreCluster);
+  restore_at_exit.started = true;
+
+  while (!stampede.exhausted() && std::chrono::steady_clock::now() - killed_at < 60s) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const bool settled = stampede.StopAndWait(30s);
+  EXPECT_EQ(restored.get(), 0) << "scripts/redis-cluster up failed";
+  ASSERT_TRUE(settled) << "grabs still unanswered";
+  ASSERT_TRUE(stampede.exhausted()) << "the packet was not finished within 60 s of the kill";
+
+  // The answers: no share twice, no user twice, never more than the total.
+  std::set<std::int64_t> seqs;
+  std::map<domain::UserId, GrabResult> ok_by_user;
+  domain::Cents ok_sum = 0;
+  std::map<std::string, int> failures;
+  std::optional<std::chrono::steady_clock::time_point> first_ok_after_kill;
+  for (const auto& outcome : stampede.outcomes()) {
+    if (outcome.result.code != ErrorCode::kOk) {
+      if (outcome.result.code != ErrorCode::kGone) ++failures[outcome.result.message.substr(0, 40)];
+      continue;
+    }
+    EXPECT_TRUE(seqs.insert(outcome.result.seq).second) << "seq " << outcome.result.seq << " twice";
+    EXPECT_TRUE(ok_by_user.emplace(outcome.user, outcome.result).second);
+    ok_sum += outcome.result.amount_cents;
+    if (outcome.issued > killed_at &&
+        (!first_ok_after_kill || outcome.answered < *first_ok_after_kill)) {
+      first_ok_after_kill = outcome.answered;
+    }
+  }
+  EXPECT_LE(ok_sum, kTotal);
+  ASSERT_TRUE(first_ok_after_kill) << "no grab issued after the kill succeeded";
+  auto since_kill = [&](std::chrono::steady_clock::time_point at) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(at - killed_at);
+  };
+  const auto recovery = since_kill(*first_ok_after_kill);
+  std::cout << ok_by_user.size() << " ok; after kill -9: takeover at "
+            << since_kill(*took_over).count() << " ms, grabs succeed again at " << recovery.count()
+            << " ms; " << under_test.redis_store().counters().grabs_retried_ok
+            << " resent grabs found their own first run\n";
+  for (const auto& [message, count] : failures)
+    std::cout << "  " << count << " x " << message << "\n";
+  EXPECT_LT(recovery, 10s);
+
+  // What the promoted replica holds: every acknowledged grab, exactly as answered, and the
+  // finished packet's grabs add up to the total.
+  const RedisPacketState state = ReadPacket(admin, keys, id);
+  EXPECT_EQ(state.status, "exhausted");
+  EXPECT_EQ(state.shares_left, 0);
+  EXPECT_EQ(state.grabs.size(), static_cast<std::size_t>(kShares));
+  domain::Cents redis_sum = 0;
+  std::set<std::int64_t> redis_seqs;
+  for (const auto& [user, grab] : state.grabs) {
+    redis_sum += grab.first;
+    redis_seqs.insert(grab.second);
+  }
+  EXPECT_EQ(redis_sum, kTotal);
+  EXPECT_EQ(state.grabbed, kTotal);
+  EXPECT_EQ(redis_seqs.size(), static_cast<std::size_t>(kShares));
+  for (const auto& [user, result] : ok_by_user) {
+    auto it = state.grabs.find(user);
+    ASSERT_NE(it, state.grabs.end()) << "acknowledged grab of user " << user << " was lost";
+    EXPECT_EQ(it->second.first, result.amount_cents) << user;
+    EXPECT_EQ(it->second.second, result.seq) << user;
+  }
+  // And each acknowledged grab has its durable event.
+  std::set<domain::UserId> evented;
+  for (const auto& event : under_test.sink.events(LedgerEvent::Type::kGrab)) {
+    evented.insert(event.user_id);
+  }
+  for (const auto& [user, result] : ok_by_user) EXPECT_TRUE(evented.contains(user)) << user;
+
+  const redis::PacketKeys packet_keys = keys.ForPacket(id);
+  EXPECT_TRUE(admin
+                  .Command(packet_keys.meta,
+                           {"DEL", packet_keys.meta, packet_keys.shares, packet_keys.grabs})
+                  .ok());
+}
+
+}  // namespace
+}  // namespace redpacket::store
