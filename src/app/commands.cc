@@ -4,6 +4,9 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <cctype>
+#include <future>
 #include <iostream>
 #include <thread>
 
@@ -18,7 +21,9 @@
 #include "http/server.h"
 #include "http/token.h"
 #include "ledger/sqlite/sqlite_ledger.h"
+#include "net/redis/endpoint.h"
 #include "service/red_packet_service.h"
+#include "store/redis/redis_store.h"
 
 namespace redpacket::app {
 
@@ -34,7 +39,7 @@ namespace {
 void PrintDevExample(const Config& config, std::uint16_t port) {
   const std::string base = fmt::format("http://{}:{}", config.host, port);
   std::cout << fmt::format(R"(
-redpacket is running in embedded --dev mode on {0}  (Ctrl-C stops it)
+redpacket is running in {1} --dev mode on {0}  (Ctrl-C stops it)
 Try it (X-User-Id names the caller in --dev mode):
 
   curl -s -X POST {0}/v1/users -d '{{"name":"alice"}}'
@@ -45,16 +50,63 @@ Try it (X-User-Id names the caller in --dev mode):
   curl -s {0}/v1/users/2/balance -H 'X-User-Id: 2'
 
 )",
-                           base)
+                           base, config.mode)
             << std::flush;
+}
+
+// How long start-up waits for the Redis Cluster's slot map before giving up.
+constexpr std::chrono::seconds kRedisConnectWait{5};
+
+// Cluster mode's store on the server's I/O loops; blocks until every client has the slot map.
+// Throws std::runtime_error "cannot reach Redis at <nodes>: ..." when it cannot.
+std::unique_ptr<store::PacketStore> ConnectRedisStore(
+    const std::vector<boost::asio::io_context*>& io_contexts,
+    std::vector<net::redis::Endpoint> seeds, const std::string& nodes, bus::EventSink& sink) {
+  auto store = std::make_unique<store::redis::RedisStore>(io_contexts, std::move(seeds), sink);
+  // Shared: after a timeout the store (and this frame) is gone when the answer comes.
+  auto connected = std::make_shared<std::promise<domain::Status>>();
+  auto answer = connected->get_future();
+  store->Connect([connected](domain::Status status) { connected->set_value(std::move(status)); });
+  if (answer.wait_for(kRedisConnectWait) != std::future_status::ready) {
+    throw std::runtime_error(fmt::format("cannot reach Redis at {}: no slot map within {} s",
+                                         nodes, kRedisConnectWait.count()));
+  }
+  if (domain::Status status = answer.get(); !status) {
+    throw std::runtime_error(
+        fmt::format("cannot reach Redis at {}: {}", nodes, status.error().message));
+  }
+  return store;
+}
+
+bool IsValidJournalName(const std::string& name) {
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
 }
 
 }  // namespace
 
 int RunServe(const Config& config) {
   SetUpLogging(config.log_level);
-  if (config.mode == "cluster") {
-    spdlog::critical("--mode cluster is not available in this build yet (see the README)");
+  const bool cluster = config.mode == "cluster";
+  std::vector<net::redis::Endpoint> redis_seeds;
+  if (cluster) {
+    if (config.redis_nodes.empty()) {
+      spdlog::critical("--mode cluster needs the Redis Cluster's nodes: --redis-nodes "
+                       "host:port[,host:port...] (env REDPACKET_REDIS_NODES, TOML redis_nodes)");
+      return 2;
+    }
+    auto parsed = net::redis::ParseEndpointList(config.redis_nodes);
+    if (!parsed) {
+      spdlog::critical("invalid --redis-nodes '{}': expected host:port[,host:port...]",
+                       config.redis_nodes);
+      return 2;
+    }
+    redis_seeds = std::move(*parsed);
+  }
+  if (!IsValidJournalName(config.journal_name)) {
+    spdlog::critical("invalid --journal-name '{}': letters, digits, '-' and '_' only",
+                     config.journal_name);
     return 2;
   }
   // Signals are taken by sigwait on this thread only: block them before any thread starts.
@@ -73,6 +125,16 @@ int RunServe(const Config& config) {
   service_options.limits = config.limits;
   service_options.sweep_interval = std::chrono::milliseconds(config.sweep_interval_ms);
   service_options.journal_gather = std::chrono::microseconds(config.journal_gather_us);
+  service_options.journal_name = config.journal_name;
+  // Filled once the server has started: the Redis store runs on the server's I/O loops (no
+  // thread of its own, no hop between an HTTP request and its Redis command).
+  auto io_contexts = std::make_shared<std::vector<boost::asio::io_context*>>();
+  if (cluster) {
+    service_options.store_factory = [io_contexts, redis_seeds,
+                                     nodes = config.redis_nodes](bus::EventSink& sink) {
+      return ConnectRedisStore(*io_contexts, redis_seeds, nodes, sink);
+    };
+  }
   service::RedPacketService service(service_options);
   http::Api api(api_options, service);
 
@@ -89,8 +151,10 @@ int RunServe(const Config& config) {
     return 1;
   }
   api.WatchServer(server);
+  *io_contexts = server.io_contexts();
   spdlog::info("listening on http://{}:{} mode={} threads={} dev={} data_dir={}", config.host, server.port(),
                config.mode, server_options.threads, config.dev, config.data_dir);
+  if (cluster) spdlog::info("redis cluster nodes: {}", config.redis_nodes);
   try {
     // /readyz answers 503 until this returns.
     service.Start();
@@ -105,6 +169,11 @@ int RunServe(const Config& config) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("received {}, draining", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Order: (cluster) the sweeper ends first, while the loops still deliver its Redis replies
+  // (afterwards a sweep would wait out its timeout); the server stops taking requests and stops
+  // its io_contexts; the service then drains the journal into the ledger and (cluster) destroys
+  // the Redis store, which must not outlive the loops' owner nor go while they run.
+  if (cluster) service.StopSweeper();
   server.Stop(std::chrono::milliseconds(config.shutdown_grace_ms));
   service.Stop();
   spdlog::info("stopped cleanly");

@@ -19,6 +19,11 @@ struct Config {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;
   std::string data_dir = "./data";
+  // Cluster mode: "host:port[,host:port...]", any reachable node of the Redis Cluster.
+  std::string redis_nodes;
+  // The journal is data_dir/journal, or data_dir/journal-<name>: API servers sharing a data_dir
+  // (cluster mode, one SQLite ledger) each need their own.
+  std::string journal_name;
   bool dev = false;
   int threads = 0;  // 0: one per core
   domain::Limits limits;

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   Config config;
   auto* serve = app.add_subcommand("serve", "Run the HTTP API server");
   ConfigBinder serve_binder(*serve, config,
-                            {"mode", "host", "port", "data_dir", "dev", "threads", "max_count", "max_total_cents",
+                            {"mode", "host", "port", "data_dir", "redis_nodes", "journal_name", "dev", "threads", "max_count", "max_total_cents",
                              "min_expires_in_s", "max_expires_in_s", "token_secret", "sweep_interval_ms", "journal_gather_us",
                              "idle_timeout_ms", "shutdown_grace_ms", "log_level"});
 

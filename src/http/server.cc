@@ -349,6 +349,12 @@ void AcceptNext(Server::Loop& loop, const ServerOptions& options, RequestHandler
 
 }  // namespace
 
+std::vector<boost::asio::io_context*> Server::io_contexts() const {
+  std::vector<boost::asio::io_context*> contexts;
+  for (const auto& loop : loops_) contexts.push_back(&loop->io);
+  return contexts;
+}
+
 void Server::Stop(std::chrono::milliseconds grace) {
   // The loops (and their io_contexts) stay alive until the destructor: a handler still waiting
   // on the journal may deliver its response after this returns; it is then dropped, not a crash.

@@ -70,6 +70,9 @@ class Server {
   // for them, then stops the I/O threads.
   void Stop(std::chrono::milliseconds grace);
   std::uint16_t port() const { return port_; }
+  // The loops' io_contexts, one per I/O thread, after Start(); they live until the destructor
+  // and stop running in Stop() (other components, e.g. the Redis store, run on them too).
+  std::vector<boost::asio::io_context*> io_contexts() const;
   const ServerStats& stats() const { return stats_; }
 
   struct Loop;  // one I/O thread: io_context, acceptor, connections (defined in server.cc)

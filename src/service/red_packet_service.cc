@@ -33,17 +33,21 @@ void RedPacketService::Start() {
                                          options_.data_dir.string(), error.message()));
   }
   const auto ledger_file = options_.data_dir / "ledger.sqlite";
-  writer_ = std::make_unique<LedgerWorker>("rp-ledger-write", ledger::OpenSqliteLedger(ledger_file), true);
+  writer_ = std::make_unique<LedgerWorker>(
+      "rp-ledger-write", ledger::OpenSqliteLedger(ledger_file, false, options_.journal_name), true);
   ledger::Ledger& ledger = writer_->ledger();
   if (Status status = ledger.Migrate(); !status) {
     throw std::runtime_error("cannot migrate the ledger: " + status.error().message);
   }
-  reader_ = std::make_unique<LedgerWorker>("rp-ledger-read", ledger::OpenSqliteLedger(ledger_file));
+  reader_ = std::make_unique<LedgerWorker>(
+      "rp-ledger-read", ledger::OpenSqliteLedger(ledger_file, false, options_.journal_name));
 
   // Recovery: every durable grab and refund the ledger has not applied yet is applied now, so the
   // ledger is complete before the packets are rebuilt from it.
   bus::Journal::Options journal_options;
-  journal_options.directory = options_.data_dir / "journal";
+  journal_options.directory =
+      options_.data_dir / (options_.journal_name.empty() ? std::string("journal")
+                                                         : "journal-" + options_.journal_name);
   journal_options.segment_bytes = options_.journal_segment_bytes;
   journal_options.gather_window = options_.journal_gather;
   journal_ = std::make_unique<bus::Journal>(journal_options);
@@ -64,11 +68,21 @@ void RedPacketService::Start() {
   if (!recovered->empty()) spdlog::info("recovery: applied {} journal events", recovered->size());
 
   sink_ = std::make_unique<bus::JournalSink>(*journal_);
-  store_ = store::MakeMemoryStore(*sink_);
-  auto unfinished = ledger.LoadUnfinishedPackets();
-  if (!unfinished) throw std::runtime_error("cannot load packets: " + unfinished.error().message);
-  for (const auto& packet : *unfinished) store_->Add(packet, nullptr);
-  spdlog::info("recovery: {} unfinished packets in memory", unfinished->size());
+  if (options_.store_factory) {
+    // Why no reload here: the external store (Redis, AOF and replicas) keeps the packets and
+    // their grabs across API-server restarts and is shared by every server; reloading the
+    // ledger's view on each start would be at best redundant (Add is idempotent) and costly (a
+    // million-share packet is 100 script calls, per server start), and the ledger of one server
+    // may lag grabs that other servers' journals have not applied yet.
+    store_ = options_.store_factory(*sink_);
+    if (!store_) throw std::runtime_error("the store factory made no store");
+  } else {
+    store_ = store::MakeMemoryStore(*sink_);
+    auto unfinished = ledger.LoadUnfinishedPackets();
+    if (!unfinished) throw std::runtime_error("cannot load packets: " + unfinished.error().message);
+    for (const auto& packet : *unfinished) store_->Add(packet, nullptr);
+    spdlog::info("recovery: {} unfinished packets in memory", unfinished->size());
+  }
 
   journal_->Start([this](std::span<const bus::PositionedEvent> durable) { OnDurable(durable); });
   writer_->Start();
@@ -84,12 +98,7 @@ void RedPacketService::Start() {
 void RedPacketService::Stop() {
   if (!started_.exchange(false)) return;
   ready_ = false;
-  {
-    std::lock_guard lock(sweep_mutex_);
-    sweep_stop_ = true;
-  }
-  sweep_wake_.notify_all();
-  if (sweeper_.joinable()) sweeper_.join();
+  StopSweeper();
   // The journal acknowledges what is queued; the writer then applies it before it joins.
   journal_->Stop();
   bool schedule;
@@ -102,6 +111,19 @@ void RedPacketService::Stop() {
   writer_->Stop();
   spdlog::info("service stopped: journal position {}, applied {}", journal_->durable_position(),
                applied_position_.load());
+  // The journal has run every completion and the sweeper joined, so nothing calls into the
+  // store any more; a Redis store must go now, while the server still owns the io_contexts its
+  // connections were made on (destroying it after them would touch freed reactors).
+  if (options_.store_factory) store_.reset();
+}
+
+void RedPacketService::StopSweeper() {
+  {
+    std::lock_guard lock(sweep_mutex_);
+    sweep_stop_ = true;
+  }
+  sweep_wake_.notify_all();
+  if (sweeper_.joinable()) sweeper_.join();
 }
 
 // Journal writer thread: the batch is durable. Its credits are pending until the ledger applies them.

@@ -1,6 +1,8 @@
 // The service: every API operation, independent of HTTP. Embedded mode wiring: packets in the
 // memory store, grabs and refunds durable in the local journal, the ledger (SQLite) applied from
-// the journal exactly once on its own thread, a sweeper thread for expiry.
+// the journal exactly once on its own thread, a sweeper thread for expiry. Cluster mode swaps the
+// store for one the caller makes (ServiceOptions::store_factory: the Redis Cluster store); the
+// journal, ledger and sweeper stay.
 // Thread-safe. Calls never block; callbacks run on a service thread (callers re-post them).
 #pragma once
 
@@ -42,6 +44,15 @@ struct ServiceOptions {
   // fsyncs, which are what a grab's reply waits for.
   std::chrono::milliseconds apply_interval{20};
   std::size_t apply_batch_events = 8192;
+  // Makes the hot-path store on the grab/refund sink during Start(); empty: the memory store
+  // (embedded). A store made here holds the packets itself (Redis), so Start() does not load
+  // the ledger's unfinished packets into it, and Stop() destroys it. It may throw
+  // std::runtime_error (a startup error, e.g. Redis unreachable).
+  std::function<std::unique_ptr<store::PacketStore>(bus::EventSink&)> store_factory;
+  // The journal's directory is data_dir/journal, or data_dir/journal-<name> with its own applied
+  // position in the ledger: cluster-mode servers sharing one data_dir (one SQLite ledger) must
+  // each name theirs, since a journal has exactly one writer.
+  std::string journal_name;
 };
 
 struct BalanceView {
@@ -74,8 +85,13 @@ class RedPacketService {
   // std::runtime_error with a clear message on failure (startup error).
   void Start();
   // Blocking: the journal flushes and acknowledges what is queued, the ledger applies it, threads
-  // join. Call after the HTTP server stopped taking requests.
+  // join; a store made by store_factory is destroyed. Call after the HTTP server stopped taking
+  // requests (and, for the Redis store, after its io_contexts stopped).
   void Stop();
+  // Blocking: ends the sweeper thread (expiry and the applier's ticks; Stop() applies what is
+  // left). Cluster mode calls it before the server stops its io_contexts: a sweep of the Redis
+  // store waits for replies that only those loops deliver. Idempotent; Stop() calls it too.
+  void StopSweeper();
   bool ready() const { return ready_.load(std::memory_order_acquire); }
 
   const domain::Limits& limits() const { return options_.limits; }

@@ -125,6 +125,12 @@ ServerProcess::ServerProcess(std::vector<std::string> flags, bool dev)
   log_file_ = temp_dir_ / "server.log";
 }
 
+ServerProcess::ServerProcess(std::vector<std::string> flags, bool dev,
+                             std::filesystem::path data_dir)
+    : ServerProcess(std::move(flags), dev) {
+  data_dir_ = std::move(data_dir);
+}
+
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) {
     kill(pid_, SIGKILL);

@@ -45,6 +45,9 @@ class ServerProcess {
   // `flags` are added to `serve --host 127.0.0.1 --port 0 --data-dir <temp>/data --log-level info`;
   // `dev` adds --dev.
   explicit ServerProcess(std::vector<std::string> flags = {}, bool dev = true);
+  // The same, on `data_dir` instead of <temp>/data (servers sharing a ledger; the caller owns
+  // the directory).
+  ServerProcess(std::vector<std::string> flags, bool dev, std::filesystem::path data_dir);
   // SIGKILLs a server still running. Removes the temp dir, or keeps it and prints the log's
   // tail when the test has failed.
   ~ServerProcess();

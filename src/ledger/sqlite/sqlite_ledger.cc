@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
+#include <string>
 #include <cstring>
 #include <limits>
 #include <unordered_map>
@@ -207,7 +208,11 @@ Result<std::int64_t> SelectInt(Query&& query, std::int64_t absent) {
 
 class SqliteLedger final : public Ledger {
  public:
-  SqliteLedger(const std::filesystem::path& file, bool read_only) : connection_(file, read_only) {}
+  SqliteLedger(const std::filesystem::path& file, bool read_only, std::string_view journal_name)
+      : connection_(file, read_only),
+        applied_position_key_(journal_name.empty()
+                                  ? std::string(kAppliedPositionKey)
+                                  : fmt::format("{}:{}", kAppliedPositionKey, journal_name)) {}
 
   Status Migrate() override { return sqlite::MigrateSchema(connection_); }
 
@@ -370,7 +375,7 @@ class SqliteLedger final : public Ledger {
         connection_
             .Prepare("INSERT INTO meta (key, value) VALUES (?, ?) "
                      "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)")
-            .Bind(kAppliedPositionKey)
+            .Bind(applied_position_key_)
             .Bind(static_cast<std::int64_t>(position))
             .Run());
     return transaction->Commit();
@@ -378,7 +383,7 @@ class SqliteLedger final : public Ledger {
 
   std::uint64_t AppliedPosition() override {
     auto position = SelectInt(
-        connection_.Prepare("SELECT value FROM meta WHERE key = ?").Bind(kAppliedPositionKey), 0);
+        connection_.Prepare("SELECT value FROM meta WHERE key = ?").Bind(applied_position_key_), 0);
     if (!position.ok()) {
       // The interface has no error channel here; 0 is safe (replaying applies nothing twice).
       spdlog::error("reading the ledger's applied position: {}", position.error().message);
@@ -520,7 +525,7 @@ class SqliteLedger final : public Ledger {
                                                               .expected_cents = mismatches.Int(2)});
     }
     auto position = SelectInt(
-        connection_.Prepare("SELECT value FROM meta WHERE key = ?").Bind(kAppliedPositionKey), 0);
+        connection_.Prepare("SELECT value FROM meta WHERE key = ?").Bind(applied_position_key_), 0);
     if (!position.ok()) return position.error();
     facts.applied_position = static_cast<std::uint64_t>(*position);
     REDPACKET_SQLITE_TRY(transaction->Commit());
@@ -689,14 +694,18 @@ class SqliteLedger final : public Ledger {
   }
 
   Connection connection_;
+  // Each journal applied to this ledger records its own position: the positions of two journals
+  // (two cluster-mode servers sharing the ledger) are unrelated counters.
+  std::string applied_position_key_;
   std::unordered_map<PacketId, PacketShape> shapes_;
   std::size_t cached_shares_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<Ledger> OpenSqliteLedger(const std::filesystem::path& file, bool read_only) {
-  return std::make_unique<SqliteLedger>(file, read_only);
+std::unique_ptr<Ledger> OpenSqliteLedger(const std::filesystem::path& file, bool read_only,
+                                         std::string_view journal_name) {
+  return std::make_unique<SqliteLedger>(file, read_only, journal_name);
 }
 
 }  // namespace redpacket::ledger

@@ -3,13 +3,17 @@
 
 #include <filesystem>
 #include <memory>
+#include <string_view>
 
 #include "ledger/ledger.h"
 
 namespace redpacket::ledger {
 
 // Opens (creating if needed) the database file. Throws std::runtime_error with a clear message
-// when the file cannot be opened (startup error). read_only: for audit.
-std::unique_ptr<Ledger> OpenSqliteLedger(const std::filesystem::path& file, bool read_only = false);
+// when the file cannot be opened (startup error). read_only: for audit. journal_name: whose
+// applied position ApplyEvents/AppliedPosition/ReadAuditFacts use ("": the embedded server's
+// journal; cluster-mode servers sharing one ledger file each name their own journal).
+std::unique_ptr<Ledger> OpenSqliteLedger(const std::filesystem::path& file, bool read_only = false,
+                                         std::string_view journal_name = {});
 
 }  // namespace redpacket::ledger
