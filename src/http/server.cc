@@ -303,6 +303,20 @@ void Server::Start() {
   const auto address = asio::ip::make_address(options_.host, error);
   if (error) throw std::runtime_error(fmt::format("invalid --host {}: {}", options_.host, error.message()));
   std::uint16_t port = options_.port;
+  {
+    // SO_REUSEPORT lets any process of the same user bind a port that is already taken and
+    // silently share its traffic. A plain bind first makes "port in use" a startup error.
+    asio::io_context probe_io;
+    tcp::acceptor probe(probe_io);
+    const tcp::endpoint endpoint(address, port);
+    probe.open(endpoint.protocol(), error);
+    if (!error) probe.set_option(tcp::acceptor::reuse_address(true), error);
+    if (!error) probe.bind(endpoint, error);
+    if (error) {
+      throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", options_.host, port, error.message()));
+    }
+    port = probe.local_endpoint().port();  // port 0: the free port the kernel chose
+  }
   for (int i = 0; i < threads; ++i) {
     auto loop = std::make_unique<Loop>();
     tcp::acceptor acceptor(loop->io);
