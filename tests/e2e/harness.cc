@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <latch>
+
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -359,6 +361,42 @@ json::object ApiClient::GetPacket(std::string_view packet_id, std::int64_t as_us
   const Reply reply = Get("/v1/packets/" + std::string(packet_id), as_user);
   Expect(reply, 200, "GET packet");
   return reply.json.as_object();
+}
+
+std::vector<Reply> SimultaneousGrabs(int clients, std::int64_t first_user, const std::string& packet_id,
+                                     const std::function<const ServerProcess&(int)>& server_for) {
+  const std::string path = "/v1/packets/" + packet_id + "/grab";
+  std::vector<Reply> replies(static_cast<std::size_t>(clients));
+  std::latch connected(clients);
+  RunThreads(clients, [&](int i) {
+    ApiClient client(server_for(i));
+    client.Get("/healthz");  // connect first, so the grabs leave together
+    connected.arrive_and_wait();
+    replies[static_cast<std::size_t>(i)] = client.Post(path, "", first_user + i);
+  });
+  return replies;
+}
+
+void TallyGrabs(const std::vector<Reply>& replies, std::int64_t first_user, const std::string& packet_id,
+                std::int64_t shares, StampedeTally* tally) {
+  for (std::size_t i = 0; i < replies.size(); ++i) {
+    const Reply& reply = replies[i];
+    const std::int64_t user = first_user + static_cast<std::int64_t>(i);
+    if (reply.status == 410) {
+      EXPECT_EQ(reply.Error(), "gone") << reply.body;
+      ++tally->gone;
+      continue;
+    }
+    ASSERT_EQ(reply.status, 200) << "user " << user << ": " << Describe(reply);
+    EXPECT_EQ(reply.String("packet_id"), packet_id);
+    EXPECT_EQ(reply.Int("user_id"), user);
+    const GrabRecord record{user, reply.Int("amount_cents"), reply.Int("seq")};
+    EXPECT_GE(record.amount_cents, 1);
+    EXPECT_EQ(reply.Int("remaining_count"), shares - record.seq) << reply.body;
+    EXPECT_TRUE(tally->seqs.insert(record.seq).second) << "seq " << record.seq << " given twice";
+    EXPECT_TRUE(tally->winners.emplace(user, record).second) << "user " << user << " twice";
+    tally->sum += record.amount_cents;
+  }
 }
 
 std::map<std::int64_t, GrabRecord> GrabsByUser(const json::object& packet) {

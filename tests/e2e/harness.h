@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -194,5 +195,23 @@ bool WaitUntil(const std::function<bool()>& done, milliseconds timeout,
 
 // Runs fn(0..n-1) on n threads and joins them.
 void RunThreads(int n, const std::function<void(int)>& fn);
+
+// A crowd on one packet: `clients` threads, client i grabbing as user first_user + i on the
+// server `server_for(i)` names; all connect first, then every grab leaves at once.
+std::vector<Reply> SimultaneousGrabs(int clients, std::int64_t first_user, const std::string& packet_id,
+                                     const std::function<const ServerProcess&(int)>& server_for);
+
+// What a stampede's replies add up to.
+struct StampedeTally {
+  std::map<std::int64_t, GrabRecord> winners;  // by user
+  std::set<std::int64_t> seqs;
+  std::int64_t sum = 0;
+  int gone = 0;
+};
+// Checks each reply of SimultaneousGrabs: a 410 "gone", or a 200 for that user and packet with an
+// amount >= 1, the right remaining_count, a seq and a user never seen before (gtest failures
+// otherwise; a reply that is neither is fatal). Use under ASSERT_NO_FATAL_FAILURE.
+void TallyGrabs(const std::vector<Reply>& replies, std::int64_t first_user, const std::string& packet_id,
+                std::int64_t shares, StampedeTally* tally);
 
 }  // namespace redpacket::e2e

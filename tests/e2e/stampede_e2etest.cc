@@ -27,37 +27,11 @@ TEST(StampedeE2E, FiveHundredClientsOnAHundredShareLuckyPacket) {
       sender, R"({"total_cents":10000,"count":100,"kind":"lucky","greeting":"恭喜发财"})");
   const std::string grab_path = "/v1/packets/" + packet + "/grab";
 
-  std::vector<Reply> replies(kClients);
-  std::latch connected(kClients);
-  RunThreads(kClients, [&](int i) {
-    ApiClient client(server);
-    client.Get("/healthz");  // connect first, so the grabs leave together
-    connected.arrive_and_wait();
-    replies[static_cast<std::size_t>(i)] = client.Post(grab_path, "", kFirstGrabber + i);
-  });
-
-  std::map<std::int64_t, GrabRecord> winners;
-  std::set<std::int64_t> seqs;
-  std::int64_t sum = 0;
-  int gone = 0;
-  for (int i = 0; i < kClients; ++i) {
-    const Reply& reply = replies[static_cast<std::size_t>(i)];
-    const std::int64_t user = kFirstGrabber + i;
-    if (reply.status == 410) {
-      EXPECT_EQ(reply.Error(), "gone") << reply.body;
-      ++gone;
-      continue;
-    }
-    ASSERT_EQ(reply.status, 200) << "user " << user << ": " << Describe(reply);
-    EXPECT_EQ(reply.String("packet_id"), packet);
-    EXPECT_EQ(reply.Int("user_id"), user);
-    const GrabRecord record{user, reply.Int("amount_cents"), reply.Int("seq")};
-    EXPECT_GE(record.amount_cents, 1);
-    EXPECT_EQ(reply.Int("remaining_count"), kShares - record.seq) << reply.body;
-    EXPECT_TRUE(seqs.insert(record.seq).second) << "seq " << record.seq << " given twice";
-    EXPECT_TRUE(winners.emplace(user, record).second);
-    sum += record.amount_cents;
-  }
+  const std::vector<Reply> replies =
+      SimultaneousGrabs(kClients, kFirstGrabber, packet, [&](int) -> const ServerProcess& { return server; });
+  StampedeTally tally;
+  ASSERT_NO_FATAL_FAILURE(TallyGrabs(replies, kFirstGrabber, packet, kShares, &tally));
+  const auto& [winners, seqs, sum, gone] = tally;
   EXPECT_EQ(winners.size(), static_cast<std::size_t>(kShares));
   EXPECT_EQ(gone, kClients - kShares);
   EXPECT_EQ(sum, kTotalCents);

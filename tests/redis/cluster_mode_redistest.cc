@@ -110,32 +110,11 @@ TEST(ClusterModeRedis, TwoServersShareEveryPacket) {
   const std::string hot = api_b.CreatePacket(
       sender, R"({"total_cents":10000,"count":100,"kind":"lucky","greeting":"stampede"})");
   const std::string hot_grab = "/v1/packets/" + hot + "/grab";
-  std::vector<Reply> replies(kClients);
-  std::latch connected(kClients);
-  RunThreads(kClients, [&](int i) {
-    ApiClient client(i % 2 == 0 ? a : b);
-    client.Get("/healthz");  // connect first, so the grabs leave together
-    connected.arrive_and_wait();
-    replies[static_cast<std::size_t>(i)] = client.Post(hot_grab, "", kFirstGrabber + i);
-  });
-  std::map<std::int64_t, GrabRecord> winners;
-  std::set<std::int64_t> seqs;
-  std::int64_t sum = 0;
-  int gone = 0;
-  for (int i = 0; i < kClients; ++i) {
-    const Reply& reply = replies[static_cast<std::size_t>(i)];
-    const std::int64_t user = kFirstGrabber + i;
-    if (reply.status == 410) {
-      ++gone;
-      continue;
-    }
-    ASSERT_EQ(reply.status, 200) << "user " << user << ": " << Describe(reply);
-    const GrabRecord record{user, reply.Int("amount_cents"), reply.Int("seq")};
-    EXPECT_GE(record.amount_cents, 1);
-    EXPECT_TRUE(seqs.insert(record.seq).second) << "seq " << record.seq << " given twice";
-    EXPECT_TRUE(winners.emplace(user, record).second) << "user " << user << " twice";
-    sum += record.amount_cents;
-  }
+  const std::vector<Reply> replies = SimultaneousGrabs(
+      kClients, kFirstGrabber, hot, [&](int i) -> const ServerProcess& { return i % 2 == 0 ? a : b; });
+  StampedeTally tally;
+  ASSERT_NO_FATAL_FAILURE(TallyGrabs(replies, kFirstGrabber, hot, kShares, &tally));
+  const auto& [winners, seqs, sum, gone] = tally;
   EXPECT_EQ(winners.size(), static_cast<std::size_t>(kShares));
   EXPECT_EQ(gone, kClients - kShares);
   EXPECT_EQ(sum, kTotalCents);
