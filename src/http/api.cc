@@ -546,6 +546,9 @@ Api::Api(ApiOptions options, service::RedPacketService& service)
   auto stat = [&service](auto field) { return [&service, field] { return static_cast<double>(service.stats().*field); }; };
   metrics_->AddGauge("redpacket_journal_queued_events", "Grabs and refunds waiting for the journal's fsync",
                      stat(&service::ServiceStats::journal_queued));
+  metrics_->AddGauge("redpacket_journal_batches_total",
+                     "Journal write batches (one fdatasync each); events per fsync = position / this",
+                     stat(&service::ServiceStats::journal_batches));
   metrics_->AddGauge("redpacket_journal_durable_position", "Last durable journal position",
                      stat(&service::ServiceStats::journal_durable_position));
   metrics_->AddGauge("redpacket_ledger_applied_position", "Last journal position applied to the ledger",

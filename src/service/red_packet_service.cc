@@ -350,6 +350,7 @@ ServiceStats RedPacketService::stats() const {
   stats.journal_last_position = journal_->last_position();
   stats.journal_durable_position = journal_->durable_position();
   stats.journal_queued = journal_->queued_events();
+  stats.journal_batches = journal_->batches_written();
   stats.applied_position = applied_position_.load();
   stats.ledger_queue_depth = writer_ ? writer_->queue_depth() : 0;
   stats.packets_in_memory = store_ ? store_->size() : 0;

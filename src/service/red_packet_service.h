@@ -66,6 +66,7 @@ struct ServiceStats {
   std::uint64_t journal_durable_position = 0;
   std::uint64_t applied_position = 0;
   std::size_t journal_queued = 0;
+  std::uint64_t journal_batches = 0;
   std::size_t ledger_queue_depth = 0;
   std::size_t packets_in_memory = 0;
   std::uint64_t packets_refunded = 0;

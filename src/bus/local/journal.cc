@@ -163,7 +163,7 @@ struct Journal::State {
       WriteAndSync(batch);
       const std::uint64_t durable = batch.back().position;
       durable_position.store(durable, std::memory_order_release);
-      ++batches_written;
+      batches_written.fetch_add(1, std::memory_order_relaxed);
       DurableBatch finished{std::move(batch), std::move(batch_done), {}};
       {
         // WhenDurable re-checks durable_position under this mutex, so a waiter is either
@@ -236,7 +236,7 @@ struct Journal::State {
   std::condition_variable completer_wake;
   std::deque<DurableBatch> completed;  // durable, completions not run yet; in order
   bool completer_stopping = false;
-  std::uint64_t batches_written = 0;
+  std::atomic<std::uint64_t> batches_written{0};
   std::size_t last_batch_size = 0;  // under `mutex`
   bool gathering = false;           // under `mutex`: the writer waits for its batch to fill
   std::once_flag stop_once;
@@ -264,7 +264,7 @@ Journal::Journal(Options options) : state_(std::make_unique<State>(std::move(opt
 
 Journal::~Journal() {
   Stop();
-  spdlog::debug("journal: {} batches written", state_->batches_written);
+  spdlog::debug("journal: {} batches written", state_->batches_written.load());
 }
 
 Result<std::vector<PositionedEvent>> Journal::Recover(std::uint64_t after_position) {
@@ -422,6 +422,10 @@ std::size_t Journal::queued_events() const {
   const std::uint64_t durable = state_->durable_position.load(std::memory_order_acquire);
   const std::uint64_t last = state_->last_position.load(std::memory_order_acquire);
   return static_cast<std::size_t>(last - durable);
+}
+
+std::uint64_t Journal::batches_written() const {
+  return state_->batches_written.load(std::memory_order_relaxed);
 }
 
 void Journal::ReleaseUpTo(std::uint64_t applied_position) {

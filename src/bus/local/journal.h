@@ -64,6 +64,7 @@ class Journal {
   std::uint64_t durable_position() const;
   std::uint64_t last_position() const;  // the last position handed out by Append
   std::size_t queued_events() const;    // appended, not yet durable (a metric)
+  std::uint64_t batches_written() const;  // fsyncs so far; events per fsync = positions / this
 
   // Segments whose every event is <= applied_position are deleted (the ledger has them).
   void ReleaseUpTo(std::uint64_t applied_position);
