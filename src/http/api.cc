@@ -269,12 +269,17 @@ void HandleHealth(Call& call) {
 }
 
 void HandleReady(Call& call) {
-  const bool ready = call.service().ready();
-  Response response;
-  response.status = ready ? 200 : 503;
-  response.body = ready ? R"({"status":"ready","checks":{"ledger":"ok","journal":"ok"}})"
-                        : R"({"status":"not_ready","checks":{"ledger":"recovering","journal":"recovering"}})";
-  MakeReply(call, MetricsOf(call))(std::move(response));
+  const Reply reply = MakeReply(call, MetricsOf(call));
+  if (!call.service().ready()) {
+    Response response;
+    response.status = 503;
+    response.body = R"({"status":"not_ready","checks":{"ledger":"recovering","journal":"recovering"}})";
+    return reply(std::move(response));
+  }
+  call.service().CheckReady([reply](domain::Status status) {
+    json::object checks{{"ledger", "ok"}, {"journal", "ok"}, {"store", status ? "ok" : status.error().message}};
+    reply.Json(status ? 200 : 503, json::object{{"status", status ? "ready" : "not_ready"}, {"checks", std::move(checks)}});
+  });
 }
 
 void HandleMetrics(Call& call) {

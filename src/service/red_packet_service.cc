@@ -344,6 +344,11 @@ void RedPacketService::History(UserId user_id, ledger::HistoryKind kind, int lim
   });
 }
 
+void RedPacketService::CheckReady(std::function<void(Status)> done) {
+  if (!ready()) return done(MakeError(ErrorCode::kUnavailable, "recovering"));
+  store_->CheckHealth(std::move(done));
+}
+
 ServiceStats RedPacketService::stats() const {
   ServiceStats stats;
   if (!journal_) return stats;

@@ -94,6 +94,8 @@ class RedPacketService {
   // store waits for replies that only those loops deliver. Idempotent; Stop() calls it too.
   void StopSweeper();
   bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // Ready and the store reachable (a Redis Cluster in cluster mode); for /readyz.
+  void CheckReady(std::function<void(Status)> done);
 
   const domain::Limits& limits() const { return options_.limits; }
 

@@ -64,6 +64,10 @@ class PacketStore {
                            std::chrono::milliseconds retention) = 0;
 
   virtual std::size_t size() const = 0;
+
+  // For /readyz: ok when the store can serve (an in-process store always can); otherwise the
+  // error says what is unreachable. Never blocks; `done` may run on another thread.
+  virtual void CheckHealth(StatusCallback done) { done({}); }
 };
 
 }  // namespace redpacket::store

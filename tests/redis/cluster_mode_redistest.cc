@@ -79,6 +79,12 @@ TEST(ClusterModeRedis, TwoServersShareEveryPacket) {
   ASSERT_NE(a.port(), b.port());
   ApiClient api_a(a);
   ApiClient api_b(b);
+  // /readyz checks the Redis Cluster too in cluster mode.
+  for (ApiClient* api : {&api_a, &api_b}) {
+    const Reply ready = api->Get("/readyz");
+    ASSERT_EQ(ready.status, 200) << Describe(ready);
+    EXPECT_NE(ready.body.find(R"("store":"ok")"), std::string::npos) << ready.body;
+  }
   const std::int64_t sender = api_a.CreateFundedUser("sender", 100000);
 
   // Created on A, grabbed on B; the same user again on A: 409 with the same amount.

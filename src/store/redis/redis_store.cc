@@ -247,6 +247,19 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
   // --- Bloom filter ---
 
   // `done(maybe_present)`. On a Redis error the filter fails open: the packet keys answer.
+  void CheckHealth(PacketStore::StatusCallback done) {
+    OnIoThread([this, done = std::move(done)](IoSlot& slot) mutable {
+      slot.client->Execute(
+          keys_.bloom(), {"PING"},
+          [done = std::move(done)](const Result& result) mutable {
+            if (result.ok()) return done({});
+            done(domain::MakeError(domain::ErrorCode::kUnavailable,
+                                   "redis unreachable: " + result.error().ToString()));
+          },
+          CommandOptions{.timeout = std::chrono::milliseconds(1000), .idempotent = true});
+    });
+  }
+
   template <class Done>
   void CheckBloom(IoSlot& slot, PacketId packet_id, Done done) {
     Arguments argv;
@@ -779,6 +792,8 @@ RedisStore::RedisStore(std::span<asio::io_context* const> io_contexts,
 RedisStore::~RedisStore() { impl_->Stop(); }
 
 void RedisStore::Connect(StatusCallback done) { impl_->Connect(std::move(done)); }
+
+void RedisStore::CheckHealth(StatusCallback done) { impl_->CheckHealth(std::move(done)); }
 
 void RedisStore::Add(const ledger::PacketRecord& packet, StatusCallback done) {
   impl_->Add(packet, std::move(done));

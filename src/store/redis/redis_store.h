@@ -116,6 +116,8 @@ class RedisStore final : public PacketStore {
   std::size_t size() const override;
 
   RedisStoreCounters counters() const;
+  // PING the master of {rp:bloom} (every unknown-id check needs that node) from an I/O thread.
+  void CheckHealth(StatusCallback done) override;
 
  private:
   std::shared_ptr<RedisStoreImpl> impl_;
