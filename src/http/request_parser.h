@@ -22,11 +22,10 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   using field = boost::beast::http::field;
   using string_view = boost::beast::string_view;
 
-  void on_request_impl(boost::beast::http::verb method, string_view, string_view target, int version,
+  void on_request_impl(boost::beast::http::verb method, string_view, string_view target, int,
                        error_code&) override {
     request_.method = method;
     request_.target.assign(target.data(), target.size());
-    version_ = version;
   }
   void on_response_impl(int, string_view, int, error_code&) override {}
   void on_field_impl(field name, string_view name_string, string_view value, error_code&) override {
@@ -64,7 +63,6 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   }
 
   Request& request_;
-  int version_ = 11;
 };
 
 }  // namespace redpacket::http

@@ -128,7 +128,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     reading_ = false;
     if (error) {
       // The peer closed or reset: answer nothing more; close once what is owed is written.
-      peer_closed_ = true;
       closing_ = true;
       if (slots_.empty() && !writing_) Close();
       return;
@@ -278,7 +277,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool writing_ = false;
   bool closing_ = false;  // read no more requests
   bool close_after_write_ = false;
-  bool peer_closed_ = false;
   bool closed_ = false;
 };
 
