@@ -41,13 +41,7 @@ TEST(ExpiryE2E, UngrabbedRemainderIsRefundedOnceAfterExpiry) {
   const std::int64_t expected_balance = kDeposit - 1000 - 300 + refund;
 
   json::object details;
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        details = api.GetPacket(packet);
-        return details.at("status").as_string() == "refunded";
-      },
-      milliseconds(15000), milliseconds(50)))
-      << "not refunded: " << json::serialize(details);
+  ASSERT_NO_FATAL_FAILURE(WaitForPacketStatus(api, packet, "refunded", &details));
   EXPECT_EQ(details.at("refund_cents").as_int64(), refund) << json::serialize(details);
   EXPECT_EQ(GrabsByUser(details).size(), grabbed.size());
 
@@ -112,13 +106,7 @@ TEST(ExpiryE2E, GrabsRacingExpiryAddUpWithTheRefund) {
   ASSERT_FALSE(result.acknowledged.empty());
 
   json::object details;
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        details = api.GetPacket(packet);
-        return details.at("status").as_string() == "refunded";
-      },
-      milliseconds(15000), milliseconds(50)))
-      << json::serialize(details);
+  ASSERT_NO_FATAL_FAILURE(WaitForPacketStatus(api, packet, "refunded", &details));
   const auto listed = GrabsByUser(details);
   for (const GrabRecord& record : result.acknowledged) {
     ASSERT_TRUE(listed.contains(record.user_id))

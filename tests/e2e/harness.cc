@@ -399,6 +399,27 @@ void TallyGrabs(const std::vector<Reply>& replies, std::int64_t first_user, cons
   }
 }
 
+void ExpectEveryShareTakenOnce(const StampedeTally& tally, int clients, std::int64_t shares,
+                               std::int64_t total_cents) {
+  EXPECT_EQ(tally.winners.size(), static_cast<std::size_t>(shares));
+  EXPECT_EQ(tally.gone, clients - shares);
+  EXPECT_EQ(tally.sum, total_cents);
+  ASSERT_EQ(tally.seqs.size(), static_cast<std::size_t>(shares));
+  EXPECT_EQ(*tally.seqs.begin(), 1);
+  EXPECT_EQ(*tally.seqs.rbegin(), shares);
+}
+
+void WaitForPacketStatus(ApiClient& api, const std::string& packet_id, std::string_view status,
+                         json::object* details) {
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        *details = api.GetPacket(packet_id);
+        return details->at("status").as_string() == status;
+      },
+      milliseconds(15000), milliseconds(50)))
+      << "not " << status << ": " << json::serialize(*details);
+}
+
 std::map<std::int64_t, GrabRecord> GrabsByUser(const json::object& packet) {
   std::map<std::int64_t, GrabRecord> grabs;
   for (const json::value& item : packet.at("grabs").as_array()) {

@@ -213,5 +213,14 @@ struct StampedeTally {
 // otherwise; a reply that is neither is fatal). Use under ASSERT_NO_FATAL_FAILURE.
 void TallyGrabs(const std::vector<Reply>& replies, std::int64_t first_user, const std::string& packet_id,
                 std::int64_t shares, StampedeTally* tally);
+// The crowd emptied the packet exactly: `shares` winners summing to `total_cents`, every other
+// client told "gone", seqs 1..shares each once. Use under ASSERT_NO_FATAL_FAILURE.
+void ExpectEveryShareTakenOnce(const StampedeTally& tally, int clients, std::int64_t shares,
+                               std::int64_t total_cents);
+
+// Polls GET /v1/packets/{id} (50 ms apart, 15 s at most) until its status is `status`; `details`
+// holds the last answer. Fatal on timeout: use under ASSERT_NO_FATAL_FAILURE.
+void WaitForPacketStatus(ApiClient& api, const std::string& packet_id, std::string_view status,
+                         json::object* details);
 
 }  // namespace redpacket::e2e
