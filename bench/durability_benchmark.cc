@@ -59,7 +59,7 @@ void BM_SqliteGroupCommit(benchmark::State& state) {
     }
     events.clear();
     for (std::int64_t i = 0; i < batch; ++i) events.push_back(Grab(packet_id, ++seq, 1));
-    if (!ledger->ApplyEvents(events, ++position)) state.SkipWithError("apply failed");
+    if (!ledger->ApplyEvents(events, {{0, ++position}})) state.SkipWithError("apply failed");
   }
   state.SetItemsProcessed(state.iterations() * batch);
   std::filesystem::remove_all(dir);

@@ -25,7 +25,8 @@ AuditReport RunAudit(const std::filesystem::path& data_dir) {
   if (!facts) throw std::runtime_error("cannot read the ledger: " + facts.error().message);
   std::vector<bus::PositionedEvent> pending;
   if (std::filesystem::exists(data_dir / "journal")) {
-    auto read = bus::Journal::ReadAll(data_dir / "journal", facts->applied_position);
+    const auto& offsets = facts->applied_offsets;
+    auto read = bus::Journal::ReadAll(data_dir / "journal", offsets.contains(0) ? offsets.at(0) : 0);
     if (!read) throw std::runtime_error("cannot read the journal: " + read.error().message);
     pending = std::move(*read);
   }

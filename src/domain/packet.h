@@ -2,6 +2,8 @@
 // configurable limits, the split into shares, and the events a packet produces.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -68,5 +70,9 @@ struct LedgerEvent {
   std::string EventId() const;
   friend bool operator==(const LedgerEvent&, const LedgerEvent&) = default;
 };
+
+// For each partition of an event stream, the offset of the last event handled. The local journal
+// is one partition (0) whose offsets are its positions; Kafka has one per topic partition.
+using PartitionOffsets = std::map<std::int32_t, std::uint64_t>;
 
 }  // namespace redpacket::domain

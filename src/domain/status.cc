@@ -12,6 +12,7 @@ const char* ErrorName(ErrorCode code) {
     case ErrorCode::kForbidden: return "forbidden";
     case ErrorCode::kNotFound: return "not_found";
     case ErrorCode::kConflict: return "conflict";
+    case ErrorCode::kIdempotencyConflict: return "idempotency_conflict";
     case ErrorCode::kGone: return "gone";
     case ErrorCode::kPayloadTooLarge: return "payload_too_large";
     case ErrorCode::kRateLimited: return "rate_limited";
@@ -30,6 +31,7 @@ int HttpStatus(ErrorCode code) {
     case ErrorCode::kForbidden: return 403;
     case ErrorCode::kNotFound: return 404;
     case ErrorCode::kConflict: return 409;
+    case ErrorCode::kIdempotencyConflict: return 409;
     case ErrorCode::kGone: return 410;
     case ErrorCode::kPayloadTooLarge: return 413;
     case ErrorCode::kRateLimited: return 429;

@@ -16,6 +16,7 @@ enum class ErrorCode {
   kForbidden,          // 403
   kNotFound,           // 404
   kConflict,           // 409
+  kIdempotencyConflict,  // 409: a request_id reused for a different request
   kGone,               // 410
   kPayloadTooLarge,    // 413
   kRateLimited,        // 429

@@ -1,6 +1,8 @@
 // The ledger: durable accounts, deposits, packets (with their shares), grabs and refunds.
-// Interface only; ledger/sqlite is the embedded implementation (ledger/mariadb comes later).
-// Every call blocks. An instance is NOT thread-safe: the service drives it from one thread.
+// Interfaces only: ledger/sqlite (embedded) and ledger/mariadb (cluster: a primary for writes, a
+// replica for reads) implement them. A LedgerWriter takes every write and the reads that must
+// see its own writes; a LedgerReader serves what may lag (details, history, balance).
+// Every call blocks. An instance is NOT thread-safe: one thread drives it.
 #pragma once
 
 #include <cstdint>
@@ -84,41 +86,15 @@ struct AuditFacts {
     Cents expected_cents = 0;
   };
   std::vector<Mismatch> account_mismatches;
-  std::uint64_t applied_position = 0;
+  domain::PartitionOffsets applied_offsets;  // of the stream this ledger applies
 };
 
-class Ledger {
+// Errors of every call: kBadRequest / kInsufficientFunds / kIdempotencyConflict for the caller's
+// mistakes, kUnavailable for what may succeed on a retry (the database unreachable, a deadlock),
+// kInternal for data that contradicts an invariant (never retried as is).
+class LedgerReader {
  public:
-  virtual ~Ledger() = default;
-
-  // Creates or upgrades the schema. Idempotent.
-  virtual Status Migrate() = 0;
-
-  // Creates a user with the next free id and balance 0.
-  virtual Result<UserRecord> CreateUser(std::string_view name) = 0;
-
-  // Credits `amount_cents` (> 0) and returns the new balance; creates the account if it is new.
-  // A non-empty request_id makes it idempotent per (user, request_id): a repeat returns the
-  // balance the first call returned and credits nothing.
-  virtual Result<Cents> Deposit(UserId user_id, Cents amount_cents, std::string_view request_id) = 0;
-
-  // In one transaction: debits the sender by spec.total_cents (402 insufficient_funds when the
-  // balance is short; nothing is written then), assigns the next packet id and stores the packet
-  // with its shares. A non-empty request_id makes it idempotent per (sender, request_id): a
-  // repeat returns the first packet and debits nothing.
-  virtual Result<PacketRecord> CreatePacket(const domain::PacketSpec& spec,
-                                            const std::vector<Cents>& shares, TimePoint created_at,
-                                            TimePoint expires_at, std::string_view request_id) = 0;
-
-  // In one transaction: applies each event exactly once (a grab is unique by (packet_id, user_id),
-  // a refund by packet_id; a repeat is skipped, never credited twice), credits the account
-  // (creating it if new), moves the packet to exhausted / refunded when that is what the events
-  // say, and records `position` as applied. Events with position <= AppliedPosition() may be
-  // passed again (crash recovery) and change nothing.
-  virtual Status ApplyEvents(std::span<const domain::LedgerEvent> events, std::uint64_t position) = 0;
-
-  // The position recorded by the last ApplyEvents (0 on a new ledger).
-  virtual std::uint64_t AppliedPosition() = 0;
+  virtual ~LedgerReader() = default;
 
   // 0 for a user never seen.
   virtual Result<Cents> Balance(UserId user_id) = 0;
@@ -132,10 +108,52 @@ class Ledger {
   virtual Result<std::optional<PacketRecord>> GetPacket(PacketId packet_id) = 0;
 
   // Every packet that may still change: status open or expired (not exhausted, not refunded),
-  // with shares and grabs. Used on start to rebuild the in-memory engine.
+  // with shares and grabs. Used on start to rebuild the in-memory engine, and by the reconciler.
   virtual Result<std::vector<PacketRecord>> LoadUnfinishedPackets() = 0;
 
   virtual Result<AuditFacts> ReadAuditFacts() = 0;
 };
+
+class LedgerWriter {
+ public:
+  virtual ~LedgerWriter() = default;
+
+  // Creates or upgrades the schema. Idempotent.
+  virtual Status Migrate() = 0;
+
+  // Creates a user with the next free id and balance 0.
+  virtual Result<UserRecord> CreateUser(std::string_view name) = 0;
+
+  // Credits `amount_cents` (> 0) and returns the new balance; creates the account if it is new.
+  // A non-empty request_id makes it idempotent per (user, request_id): a repeat with the same
+  // amount returns the balance the first call returned and credits nothing; a repeat with
+  // another amount is kIdempotencyConflict.
+  virtual Result<Cents> Deposit(UserId user_id, Cents amount_cents, std::string_view request_id) = 0;
+
+  // In one transaction: debits the sender by spec.total_cents (402 insufficient_funds when the
+  // balance is short; nothing is written then), assigns the next packet id and stores the packet
+  // with its shares. A non-empty request_id makes it idempotent per (sender, request_id): a
+  // repeat of the same spec returns the first packet and debits nothing; a repeat with another
+  // spec is kIdempotencyConflict.
+  virtual Result<PacketRecord> CreatePacket(const domain::PacketSpec& spec,
+                                            const std::vector<Cents>& shares, TimePoint created_at,
+                                            TimePoint expires_at, std::string_view request_id) = 0;
+
+  // In one transaction: applies each event exactly once (a grab is unique by (packet_id, user_id),
+  // a refund by packet_id; a repeat is skipped, never credited twice), credits the account
+  // (creating it if new), moves the packet to exhausted / refunded when that is what the events
+  // say, and records `applied` (per partition, the offset of the batch's last event; an offset
+  // never moves back). Any event may be passed again (redelivery, crash recovery) and changes
+  // nothing. An event that contradicts the ledger (unknown packet, wrong amount, seq or sender)
+  // fails the whole batch with kInternal naming the event; nothing of the batch is written.
+  virtual Status ApplyEvents(std::span<const domain::LedgerEvent> events,
+                             const domain::PartitionOffsets& applied) = 0;
+
+  // What ApplyEvents recorded so far (empty on a new ledger).
+  virtual Result<domain::PartitionOffsets> AppliedOffsets() = 0;
+};
+
+// Both sides on one connection (SQLite's file, MariaDB's primary).
+class Ledger : public LedgerWriter, public LedgerReader {};
 
 }  // namespace redpacket::ledger

@@ -51,7 +51,9 @@ void RedPacketService::Start() {
   journal_options.segment_bytes = options_.journal_segment_bytes;
   journal_options.gather_window = options_.journal_gather;
   journal_ = std::make_unique<bus::Journal>(journal_options);
-  const std::uint64_t applied = ledger.AppliedPosition();
+  auto offsets = ledger.AppliedOffsets();
+  if (!offsets) throw std::runtime_error("cannot read the ledger's position: " + offsets.error().message);
+  const std::uint64_t applied = offsets->contains(0) ? offsets->at(0) : 0;
   auto recovered = journal_->Recover(applied);
   if (!recovered) throw std::runtime_error("cannot recover the journal: " + recovered.error().message);
   std::vector<domain::LedgerEvent> events;
@@ -59,11 +61,11 @@ void RedPacketService::Start() {
     const std::size_t end = std::min(recovered->size(), begin + kApplyChunk);
     events.clear();
     for (std::size_t i = begin; i < end; ++i) events.push_back((*recovered)[i].event);
-    if (Status status = ledger.ApplyEvents(events, (*recovered)[end - 1].position); !status) {
+    if (Status status = ledger.ApplyEvents(events, {{0, (*recovered)[end - 1].position}}); !status) {
       throw std::runtime_error("cannot apply the journal to the ledger: " + status.error().message);
     }
   }
-  applied_position_ = ledger.AppliedPosition();
+  applied_position_ = recovered->empty() ? applied : recovered->back().position;
   journal_->ReleaseUpTo(applied_position_);
   if (!recovered->empty()) spdlog::info("recovery: applied {} journal events", recovered->size());
 
@@ -168,7 +170,8 @@ void RedPacketService::ApplyPending(ledger::Ledger& ledger) {
     // Positions are dense and the buffer is in position order, so the chunk's last position is
     // the batch's last minus what follows it.
     const std::uint64_t chunk_position = position - (batch.size() - end);
-    Status status = ledger.ApplyEvents(std::span(batch).subspan(begin, end - begin), chunk_position);
+    Status status =
+        ledger.ApplyEvents(std::span(batch).subspan(begin, end - begin), {{0, chunk_position}});
     if (!status) {
       // Should never happen. The events are durable in the journal; a restart applies them.
       spdlog::critical("cannot apply journal events to the ledger: {}", status.error().message);

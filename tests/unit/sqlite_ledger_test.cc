@@ -44,8 +44,17 @@ LedgerEvent RefundEvent(PacketId packet_id, UserId sender_id, Cents amount) {
                      .at_millis = kCreatedAtMillis + 86'400'000};
 }
 
+// The journal's offsets: one partition, 0.
+domain::PartitionOffsets At(std::uint64_t position) { return {{0, position}}; }
+
 class SqliteLedgerTest : public ::testing::Test {
  protected:
+  std::uint64_t AppliedPosition() {
+    auto offsets = ledger_->AppliedOffsets();
+    EXPECT_TRUE(offsets.ok());
+    return offsets.ok() && offsets->contains(0) ? offsets->at(0) : 0;
+  }
+
   void SetUp() override {
     std::string pattern = (fs::temp_directory_path() / "rp-ledger-XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
@@ -126,7 +135,7 @@ TEST_F(SqliteLedgerTest, MigrateIsIdempotent) {
   ledger_ = Open();
   EXPECT_TRUE(ledger_->Migrate().ok());
   EXPECT_EQ(BalanceOf(7), 100);
-  EXPECT_EQ(ledger_->AppliedPosition(), 0u);
+  EXPECT_EQ(AppliedPosition(), 0u);
 }
 
 TEST_F(SqliteLedgerTest, OpeningAnUnreachableFileThrows) {
@@ -155,7 +164,7 @@ TEST_F(SqliteLedgerTest, CreateUserTakesTheNextFreeId) {
 
   // A grab may create an account with any id; the next user comes after it.
   PacketRecord packet = CreatePacket(1, {5});
-  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 1000, 5, 1)}, 1).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 1000, 5, 1)}, At(1)).ok());
   auto carol = ledger_->CreateUser("carol");
   ASSERT_TRUE(carol.ok());
   EXPECT_EQ(carol->user_id, 1001);
@@ -164,7 +173,8 @@ TEST_F(SqliteLedgerTest, CreateUserTakesTheNextFreeId) {
 TEST_F(SqliteLedgerTest, DepositIsIdempotentPerRequestId) {
   EXPECT_EQ(*ledger_->Deposit(1, 500, "r-1"), 500);
   EXPECT_EQ(*ledger_->Deposit(1, 500, "r-1"), 500);  // a repeat: the first answer
-  EXPECT_EQ(*ledger_->Deposit(1, 999, "r-1"), 500);  // even with another amount
+  // The same request_id with another amount is another request: refused, nothing credited.
+  EXPECT_EQ(ledger_->Deposit(1, 999, "r-1").error().code, ErrorCode::kIdempotencyConflict);
   EXPECT_EQ(BalanceOf(1), 500);
   EXPECT_EQ(*ledger_->Deposit(1, 100, "r-2"), 600);
   EXPECT_EQ(*ledger_->Deposit(2, 100, "r-1"), 100);  // the key is per user
@@ -263,6 +273,12 @@ TEST_F(SqliteLedgerTest, CreatePacketIsIdempotentPerRequestId) {
   EXPECT_EQ(repeat->shares, first.shares);
   EXPECT_EQ(BalanceOf(1), 1000);  // debited once
 
+  // The same request_id with another spec is refused and debits nothing.
+  auto changed = TryCreatePacket(Spec(1, {10, 20, 5}), {10, 20, 5}, "req-a");
+  ASSERT_FALSE(changed.ok());
+  EXPECT_EQ(changed.error().code, ErrorCode::kIdempotencyConflict);
+  EXPECT_EQ(BalanceOf(1), 1000);
+
   // The same request id from another sender is another request.
   ASSERT_TRUE(ledger_->Deposit(2, 30, "").ok());
   auto other = TryCreatePacket(Spec(2, {10, 20}), {10, 20}, "req-a");
@@ -276,26 +292,26 @@ TEST_F(SqliteLedgerTest, ApplyEventsIsExactlyOnce) {
   const PacketId id = packet.packet_id;
   const std::vector<LedgerEvent> first = {GrabEvent(id, 11, 10, 1), GrabEvent(id, 12, 20, 2),
                                           GrabEvent(id, 13, 30, 3)};
-  ASSERT_TRUE(ledger_->ApplyEvents(first, 3).ok());
-  ASSERT_TRUE(ledger_->ApplyEvents(first, 3).ok());  // the same batch again: changes nothing
+  ASSERT_TRUE(ledger_->ApplyEvents(first, At(3)).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(first, At(3)).ok());  // the same batch again: changes nothing
   EXPECT_EQ(BalanceOf(11), 10);
   EXPECT_EQ(BalanceOf(12), 20);
   EXPECT_EQ(BalanceOf(13), 30);
-  EXPECT_EQ(ledger_->AppliedPosition(), 3u);
+  EXPECT_EQ(AppliedPosition(), 3u);
 
   // Overlapping: positions 2..5, of which 2 and 3 were applied.
   const std::vector<LedgerEvent> overlapping = {GrabEvent(id, 12, 20, 2), GrabEvent(id, 13, 30, 3),
                                                 GrabEvent(id, 14, 40, 4), GrabEvent(id, 15, 50, 5)};
-  ASSERT_TRUE(ledger_->ApplyEvents(overlapping, 5).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(overlapping, At(5)).ok());
   EXPECT_EQ(BalanceOf(12), 20);
   EXPECT_EQ(BalanceOf(13), 30);
   EXPECT_EQ(BalanceOf(14), 40);
   EXPECT_EQ(BalanceOf(15), 50);
-  EXPECT_EQ(ledger_->AppliedPosition(), 5u);
+  EXPECT_EQ(AppliedPosition(), 5u);
 
   // Replaying an old span (crash recovery) never moves the position back.
-  ASSERT_TRUE(ledger_->ApplyEvents(first, 3).ok());
-  EXPECT_EQ(ledger_->AppliedPosition(), 5u);
+  ASSERT_TRUE(ledger_->ApplyEvents(first, At(3)).ok());
+  EXPECT_EQ(AppliedPosition(), 5u);
 
   PacketRecord stored = PacketOf(id);
   ASSERT_EQ(stored.grabs.size(), 5u);
@@ -311,15 +327,15 @@ TEST_F(SqliteLedgerTest, ApplyEventsIsExactlyOnce) {
 }
 
 TEST_F(SqliteLedgerTest, AnEmptySpanOnlyRecordsThePosition) {
-  ASSERT_TRUE(ledger_->ApplyEvents({}, 42).ok());
-  EXPECT_EQ(ledger_->AppliedPosition(), 42u);
+  ASSERT_TRUE(ledger_->ApplyEvents({}, At(42)).ok());
+  EXPECT_EQ(AppliedPosition(), 42u);
 }
 
 TEST_F(SqliteLedgerTest, StatusMovesToExhaustedThenStays) {
   PacketRecord packet = CreatePacket(1, {7, 3});
-  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 2, 7, 1)}, 1).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 2, 7, 1)}, At(1)).ok());
   EXPECT_EQ(PacketOf(packet.packet_id).status, PacketStatus::kOpen);
-  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 3, 3, 2)}, 2).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 3, 3, 2)}, At(2)).ok());
   EXPECT_EQ(PacketOf(packet.packet_id).status, PacketStatus::kExhausted);
   ExpectConsistentAudit();
 }
@@ -328,8 +344,8 @@ TEST_F(SqliteLedgerTest, RefundCreditsTheSenderOnce) {
   PacketRecord packet = CreatePacket(1, {5, 6, 9});
   const PacketId id = packet.packet_id;
   const std::vector<LedgerEvent> events = {GrabEvent(id, 2, 6, 2), RefundEvent(id, 1, 14)};
-  ASSERT_TRUE(ledger_->ApplyEvents(events, 2).ok());
-  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{RefundEvent(id, 1, 14)}, 3).ok());  // a repeat
+  ASSERT_TRUE(ledger_->ApplyEvents(events, At(2)).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{RefundEvent(id, 1, 14)}, At(3)).ok());  // a repeat
   EXPECT_EQ(BalanceOf(1), 14);
   EXPECT_EQ(BalanceOf(2), 6);
   PacketRecord stored = PacketOf(id);
@@ -354,12 +370,12 @@ TEST_F(SqliteLedgerTest, CorruptEventsFailTheWholeBatch) {
       {GrabEvent(id, 2, 5, 1), RefundEvent(id, 1, 7)},   // refund more than the rest
   };
   for (const auto& events : corrupt) {
-    Status status = ledger_->ApplyEvents(events, 2);
+    Status status = ledger_->ApplyEvents(events, At(2));
     ASSERT_FALSE(status.ok());
     EXPECT_EQ(status.error().code, ErrorCode::kInternal);
     // Rolled back: the valid first event was not applied either.
     EXPECT_EQ(BalanceOf(2), 0) << status.error().message;
-    EXPECT_EQ(ledger_->AppliedPosition(), 0u);
+    EXPECT_EQ(AppliedPosition(), 0u);
   }
   ExpectConsistentAudit();
 }
@@ -369,7 +385,7 @@ TEST_F(SqliteLedgerTest, HistoryPagesNewestFirst) {
   // User 2 grabs from every packet.
   std::vector<LedgerEvent> grabs;
   for (PacketId id = 1; id <= 5; ++id) grabs.push_back(GrabEvent(id, 2, 1, 1));
-  ASSERT_TRUE(ledger_->ApplyEvents(grabs, 5).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(grabs, At(5)).ok());
 
   for (HistoryKind kind : {HistoryKind::kSent, HistoryKind::kReceived}) {
     const UserId user = kind == HistoryKind::kSent ? 1 : 2;
@@ -422,7 +438,7 @@ TEST_F(SqliteLedgerTest, LoadUnfinishedPacketsReturnsSharesAndGrabs) {
       GrabEvent(open_a.packet_id, 20, 6, 3),    GrabEvent(open_a.packet_id, 21, 4, 1),
       GrabEvent(exhausted.packet_id, 20, 8, 1), GrabEvent(open_b.packet_id, 22, 1, 1),
       GrabEvent(refunded.packet_id, 23, 2, 1),  RefundEvent(refunded.packet_id, 1, 3)};
-  ASSERT_TRUE(ledger_->ApplyEvents(events, 6).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(events, At(6)).ok());
 
   auto unfinished = ledger_->LoadUnfinishedPackets();
   ASSERT_TRUE(unfinished.ok()) << unfinished.error().message;
@@ -445,13 +461,13 @@ TEST_F(SqliteLedgerTest, LoadUnfinishedPacketsReturnsSharesAndGrabs) {
 TEST_F(SqliteLedgerTest, AuditFactsReportAccountMismatches) {
   PacketRecord packet = CreatePacket(1, {10, 15});
   ASSERT_TRUE(ledger_->Deposit(3, 40, "").ok());
-  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 2, 15, 2)}, 9).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 2, 15, 2)}, At(9)).ok());
 
   auto facts = ledger_->ReadAuditFacts();
   ASSERT_TRUE(facts.ok()) << facts.error().message;
   EXPECT_EQ(facts->deposits_cents, 65);
   EXPECT_EQ(facts->balances_cents, 55);
-  EXPECT_EQ(facts->applied_position, 9u);
+  EXPECT_EQ(facts->applied_offsets[0], 9u);
   ASSERT_EQ(facts->packets.size(), 1u);
   EXPECT_EQ(facts->packets[0].shares, (std::vector<Cents>{10, 15}));
   EXPECT_EQ(facts->packets[0].status, PacketStatus::kOpen);
@@ -487,7 +503,7 @@ TEST_F(SqliteLedgerTest, MillionSharePacketRoundTripsThroughTheBlob) {
   for (std::int64_t seq = 1; seq <= 4096; ++seq) {
     grabs.push_back(GrabEvent(1, 100 + seq, shares[static_cast<std::size_t>(seq - 1)], seq));
   }
-  ASSERT_TRUE(ledger_->ApplyEvents(grabs, 4096).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(grabs, At(4096)).ok());
   const auto elapsed = std::chrono::steady_clock::now() - start;
   std::printf(
       "ApplyEvents of 4096 grabs on a 1,000,000-share packet (cold: reads the 8 MB of shares "
@@ -523,7 +539,7 @@ TEST_F(SqliteLedgerTest, ApplyEventsOf4096GrabsInOneTransaction) {
   }
   ASSERT_EQ(events.size(), 4096u);
   const auto start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(ledger_->ApplyEvents(events, events.size()).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(events, At(events.size())).ok());
   const auto elapsed = std::chrono::steady_clock::now() - start;
   std::printf("ApplyEvents of 4096 grabs over 64 packets: %.2f ms\n",
               std::chrono::duration<double, std::milli>(elapsed).count());
@@ -533,7 +549,7 @@ TEST_F(SqliteLedgerTest, ApplyEventsOf4096GrabsInOneTransaction) {
     EXPECT_EQ(PacketOf(packet.packet_id).status, PacketStatus::kExhausted);
   }
   // The whole batch again: nothing is credited twice.
-  ASSERT_TRUE(ledger_->ApplyEvents(events, events.size()).ok());
+  ASSERT_TRUE(ledger_->ApplyEvents(events, At(events.size())).ok());
   for (const LedgerEvent& event : events) ASSERT_EQ(BalanceOf(event.user_id), event.amount_cents);
   auto unfinished = ledger_->LoadUnfinishedPackets();
   ASSERT_TRUE(unfinished.ok());

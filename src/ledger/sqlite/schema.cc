@@ -15,7 +15,7 @@ using domain::MakeError;
 
 // Migration i (0-based) brings the schema from version i to version i + 1. Never edit a shipped
 // migration: append a new one.
-constexpr std::array<std::string_view, 1> kMigrations = {
+constexpr std::array<std::string_view, 2> kMigrations = {
     R"sql(
 CREATE TABLE accounts (
   user_id INTEGER PRIMARY KEY,
@@ -98,6 +98,11 @@ CREATE TABLE meta (
   key TEXT PRIMARY KEY,
   value INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
+)sql",
+    // 2: a request_id is bound to its request (API.md: the same request_id with another request
+    // is 409 idempotency_conflict). Rows from version 1 keep '' and match any request.
+    R"sql(
+ALTER TABLE idempotency ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
 )sql",
 };
 

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "ledger/codec/ledger_codec.h"
 #include "ledger/sqlite/schema.h"
 #include "ledger/sqlite/sqlite_connection.h"
 
@@ -28,6 +29,10 @@ using domain::PacketStatus;
 using sqlite::Connection;
 using sqlite::Query;
 using sqlite::Transaction;
+using codec::CheckShares;
+using codec::DecodeShares;
+using codec::EncodeShares;
+using codec::ParseCursor;
 
 constexpr std::string_view kDepositKind = "deposit";
 constexpr std::string_view kCreatePacketKind = "create_packet";
@@ -47,9 +52,10 @@ constexpr char kCredit[] =
 constexpr char kDebit[] =
     "UPDATE accounts SET balance_cents = balance_cents - ?2 WHERE user_id = ?1";
 constexpr char kSelectIdempotent[] =
-    "SELECT result FROM idempotency WHERE user_id = ? AND request_id = ? AND kind = ?";
+    "SELECT result, fingerprint FROM idempotency WHERE user_id = ? AND request_id = ? AND kind = ?";
 constexpr char kInsertIdempotent[] =
-    "INSERT INTO idempotency (user_id, request_id, kind, result) VALUES (?, ?, ?, ?)";
+    "INSERT INTO idempotency (user_id, request_id, kind, result, fingerprint) "
+    "VALUES (?, ?, ?, ?, ?)";
 
 // Column order shared by every query that builds a PacketRecord (see ReadPacketRow).
 #define REDPACKET_SELECT_PACKETS                                                                \
@@ -89,60 +95,12 @@ SELECT e.user_id, 0, e.cents FROM expected AS e
   WHERE e.cents <> 0 AND NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.user_id = e.user_id)
 ORDER BY 1)sql";
 
-// ---- Encoding ----
-
-// Shares as one little-endian int64 blob: a million-share packet is one row write.
-std::vector<std::byte> EncodeShares(const std::vector<Cents>& shares) {
-  std::vector<std::byte> blob(shares.size() * sizeof(Cents));
-  if constexpr (std::endian::native == std::endian::little) {
-    if (!shares.empty()) std::memcpy(blob.data(), shares.data(), blob.size());
-  } else {
-    for (std::size_t i = 0; i < shares.size(); ++i) {
-      const auto value = static_cast<std::uint64_t>(shares[i]);
-      for (std::size_t b = 0; b < sizeof(Cents); ++b) {
-        blob[i * sizeof(Cents) + b] = static_cast<std::byte>(value >> (8 * b));
-      }
-    }
-  }
-  return blob;
-}
-
-Result<std::vector<Cents>> DecodeShares(std::span<const std::byte> blob, PacketId packet_id,
-                                        std::int64_t count) {
-  if (count < 0 || blob.size() != static_cast<std::size_t>(count) * sizeof(Cents)) {
-    return Corrupt(fmt::format("packet {}: shares blob of {} bytes for {} shares", packet_id,
-                               blob.size(), count));
-  }
-  std::vector<Cents> shares(blob.size() / sizeof(Cents));
-  if constexpr (std::endian::native == std::endian::little) {
-    if (!shares.empty()) std::memcpy(shares.data(), blob.data(), blob.size());
-  } else {
-    for (std::size_t i = 0; i < shares.size(); ++i) {
-      std::uint64_t value = 0;
-      for (std::size_t b = 0; b < sizeof(Cents); ++b) {
-        value |= std::uint64_t{std::to_integer<std::uint8_t>(blob[i * sizeof(Cents) + b])}
-                 << (8 * b);
-      }
-      shares[i] = static_cast<Cents>(value);
-    }
-  }
-  return shares;
-}
-
 Result<std::int64_t> ParseInt(std::string_view text) {
   std::int64_t value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc() || end != text.data() + text.size()) {
     return MakeError(ErrorCode::kBadRequest, fmt::format("not an integer: '{}'", text));
   }
-  return value;
-}
-
-// A history cursor is the decimal id of the last item of the previous page; empty: first page.
-Result<std::int64_t> ParseCursor(std::string_view cursor) {
-  if (cursor.empty()) return std::numeric_limits<std::int64_t>::max();
-  auto value = ParseInt(cursor);
-  if (!value.ok() || *value < 1) return MakeError(ErrorCode::kBadRequest, "malformed cursor");
   return value;
 }
 
@@ -242,7 +200,8 @@ class SqliteLedger final : public Ledger {
     auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
     if (!transaction.ok()) return transaction.error();
     if (!request_id.empty()) {
-      auto first = FindIdempotent(user_id, request_id, kDepositKind);
+      auto first = FindIdempotent(user_id, request_id, kDepositKind,
+                                  codec::DepositFingerprint(amount_cents));
       if (!first.ok()) return first.error();
       if (*first) return **first;  // a repeat: the first answer, nothing credited
     }
@@ -262,7 +221,8 @@ class SqliteLedger final : public Ledger {
                              .Bind(domain::ToUnixMillis(domain::Clock::now()))
                              .Run());
     if (!request_id.empty()) {
-      REDPACKET_SQLITE_TRY(RecordIdempotent(user_id, request_id, kDepositKind, new_balance));
+      REDPACKET_SQLITE_TRY(RecordIdempotent(user_id, request_id, kDepositKind, new_balance,
+                                            codec::DepositFingerprint(amount_cents)));
     }
     REDPACKET_SQLITE_TRY(transaction->Commit());
     return new_balance;
@@ -275,7 +235,8 @@ class SqliteLedger final : public Ledger {
     auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
     if (!transaction.ok()) return transaction.error();
     if (!request_id.empty()) {
-      auto first = FindIdempotent(spec.sender_id, request_id, kCreatePacketKind);
+      auto first = FindIdempotent(spec.sender_id, request_id, kCreatePacketKind,
+                                  codec::PacketFingerprint(spec));
       if (!first.ok()) return first.error();
       if (*first) {  // a repeat: the first packet, nothing debited
         auto packet = ReadPacket(**first);
@@ -331,15 +292,19 @@ class SqliteLedger final : public Ledger {
             .Run());
     if (!request_id.empty()) {
       REDPACKET_SQLITE_TRY(
-          RecordIdempotent(spec.sender_id, request_id, kCreatePacketKind, packet.packet_id));
+          RecordIdempotent(spec.sender_id, request_id, kCreatePacketKind, packet.packet_id,
+                           codec::PacketFingerprint(spec)));
     }
     REDPACKET_SQLITE_TRY(transaction->Commit());
     return packet;
   }
 
-  Status ApplyEvents(std::span<const LedgerEvent> events, std::uint64_t position) override {
-    if (position > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      return MakeError(ErrorCode::kInternal, "position out of range");
+  Status ApplyEvents(std::span<const LedgerEvent> events,
+                     const domain::PartitionOffsets& applied) override {
+    for (const auto& [partition, offset] : applied) {
+      if (partition < 0 || offset > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        return MakeError(ErrorCode::kInternal, "partition or offset out of range");
+      }
     }
     auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
     if (!transaction.ok()) return transaction.error();
@@ -371,25 +336,25 @@ class SqliteLedger final : public Ledger {
               .Bind(delta.refund_cents)
               .Run());
     }
-    REDPACKET_SQLITE_TRY(
-        connection_
-            .Prepare("INSERT INTO meta (key, value) VALUES (?, ?) "
-                     "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)")
-            .Bind(applied_position_key_)
-            .Bind(static_cast<std::int64_t>(position))
-            .Run());
+    for (const auto& [partition, offset] : applied) {
+      REDPACKET_SQLITE_TRY(
+          connection_
+              .Prepare("INSERT INTO meta (key, value) VALUES (?, ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)")
+              .Bind(std::string_view(OffsetKey(partition)))
+              .Bind(static_cast<std::int64_t>(offset))
+              .Run());
+    }
     return transaction->Commit();
   }
 
-  std::uint64_t AppliedPosition() override {
-    auto position = SelectInt(
-        connection_.Prepare("SELECT value FROM meta WHERE key = ?").Bind(applied_position_key_), 0);
-    if (!position.ok()) {
-      // The interface has no error channel here; 0 is safe (replaying applies nothing twice).
-      spdlog::error("reading the ledger's applied position: {}", position.error().message);
-      return 0;
-    }
-    return static_cast<std::uint64_t>(*position);
+  Result<domain::PartitionOffsets> AppliedOffsets() override {
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kRead);
+    if (!transaction.ok()) return transaction.error();
+    auto offsets = ReadAppliedOffsets();
+    if (!offsets.ok()) return offsets.error();
+    REDPACKET_SQLITE_TRY(transaction->Commit());
+    return offsets;
   }
 
   Result<Cents> Balance(UserId user_id) override {
@@ -524,10 +489,9 @@ class SqliteLedger final : public Ledger {
                                                               .balance_cents = mismatches.Int(1),
                                                               .expected_cents = mismatches.Int(2)});
     }
-    auto position = SelectInt(
-        connection_.Prepare("SELECT value FROM meta WHERE key = ?").Bind(applied_position_key_), 0);
-    if (!position.ok()) return position.error();
-    facts.applied_position = static_cast<std::uint64_t>(*position);
+    auto offsets = ReadAppliedOffsets();
+    if (!offsets.ok()) return offsets.error();
+    facts.applied_offsets = std::move(*offsets);
     REDPACKET_SQLITE_TRY(transaction->Commit());
     return facts;
   }
@@ -628,30 +592,64 @@ class SqliteLedger final : public Ledger {
     return {};
   }
 
+  // Partition 0 (the journal) keeps the key it had before partitions existed.
+  std::string OffsetKey(std::int32_t partition) const {
+    return partition == 0 ? applied_position_key_
+                          : fmt::format("{}#{}", applied_position_key_, partition);
+  }
+
+  // Every partition's offset of this ledger's stream; the caller holds a transaction.
+  Result<domain::PartitionOffsets> ReadAppliedOffsets() {
+    Query query = connection_.Prepare(
+        "SELECT key, value FROM meta WHERE key = ?1 OR substr(key, 1, length(?1) + 1) = ?1 || '#'");
+    query.Bind(std::string_view(applied_position_key_));
+    domain::PartitionOffsets offsets;
+    while (true) {
+      auto row = query.Step();
+      if (!row.ok()) return row.error();
+      if (!*row) return offsets;
+      const std::string key = query.Text(0);
+      std::int32_t partition = 0;
+      if (key.size() > applied_position_key_.size()) {
+        auto parsed = ParseInt(std::string_view(key).substr(applied_position_key_.size() + 1));
+        if (!parsed.ok()) return Corrupt(fmt::format("meta key '{}'", key));
+        partition = static_cast<std::int32_t>(*parsed);
+      }
+      offsets[partition] = static_cast<std::uint64_t>(query.Int(1));
+    }
+  }
+
   // Creates the account on its first credit.
   Status Credit(UserId user_id, Cents amount_cents) {
     return connection_.Prepare(kCredit).Bind(user_id).Bind(amount_cents).Run();
   }
 
-  // The stored result of an earlier call with this key, if any.
+  // The stored result of an earlier call with this key, if any; kIdempotencyConflict when that
+  // call was another request (a row written before fingerprints has '' and matches any).
   Result<std::optional<std::int64_t>> FindIdempotent(UserId user_id, std::string_view request_id,
-                                                     std::string_view kind) {
+                                                     std::string_view kind,
+                                                     std::string_view fingerprint) {
     Query query = connection_.Prepare(kSelectIdempotent);
     auto row = query.Bind(user_id).Bind(request_id).Bind(kind).Step();
     if (!row.ok()) return row.error();
     if (!*row) return std::optional<std::int64_t>();
+    if (!query.Text(1).empty() && query.Text(1) != fingerprint) {
+      return MakeError(ErrorCode::kIdempotencyConflict,
+                       fmt::format("request_id '{}' was used for a different request", request_id));
+    }
     auto value = ParseInt(query.Text(0));
     if (!value.ok()) return Corrupt(fmt::format("idempotency result: {}", value.error().message));
     return std::optional<std::int64_t>(*value);
   }
 
   Status RecordIdempotent(UserId user_id, std::string_view request_id, std::string_view kind,
-                          std::int64_t result) {
+                          std::int64_t result, std::string_view fingerprint) {
     return connection_.Prepare(kInsertIdempotent)
         .Bind(user_id)
         .Bind(request_id)
         .Bind(kind)
         .Bind(std::string_view(std::to_string(result)))
+        .Bind(fingerprint)
         .Run();
   }
 
@@ -672,25 +670,6 @@ class SqliteLedger final : public Ledger {
       packet->grabs.push_back(ReadGrabRow(grabs));
     }
     return std::optional<PacketRecord>(std::move(*packet));
-  }
-
-  // The shares must be exactly what the packet promises, or money would appear or vanish.
-  static Status CheckShares(const domain::PacketSpec& spec, const std::vector<Cents>& shares) {
-    if (spec.count < 1 || shares.size() != static_cast<std::size_t>(spec.count)) {
-      return Corrupt(fmt::format("{} shares for a packet of count {}", shares.size(), spec.count));
-    }
-    Cents sum = 0;
-    for (Cents share : shares) {
-      if (share < 1 || share > spec.total_cents - sum) {
-        return Corrupt("every share must be at least 1 cent and the shares must sum to the total");
-      }
-      sum += share;
-    }
-    if (sum != spec.total_cents) {
-      return Corrupt(
-          fmt::format("the shares sum to {}, the packet's total is {}", sum, spec.total_cents));
-    }
-    return {};
   }
 
   Connection connection_;
