@@ -15,6 +15,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "app/embedded_backend.h"
 #include "audit/audit.h"
 #include "http/api.h"
 #include "http/client.h"
@@ -120,23 +121,42 @@ int RunServe(const Config& config) {
   api_options.dev = config.dev;
   api_options.token_secret = EffectiveTokenSecret(config);
 
+  EmbeddedOptions embedded_options;
+  embedded_options.data_dir = config.data_dir;
+  embedded_options.journal_name = config.journal_name;
+  embedded_options.journal_gather = std::chrono::microseconds(config.journal_gather_us);
+  EmbeddedBackend backend(embedded_options);
+
   service::ServiceOptions service_options;
-  service_options.data_dir = config.data_dir;
   service_options.limits = config.limits;
   service_options.sweep_interval = std::chrono::milliseconds(config.sweep_interval_ms);
-  service_options.journal_gather = std::chrono::microseconds(config.journal_gather_us);
-  service_options.journal_name = config.journal_name;
-  // Filled once the server has started: the Redis store runs on the server's I/O loops (no
-  // thread of its own, no hop between an HTTP request and its Redis command).
+  // The parts are made once the backend has started (the store needs its sink); the Redis
+  // store also runs on the server's I/O loops (no thread of its own, no hop between an HTTP
+  // request and its Redis command), which exist only once the server has started.
   auto io_contexts = std::make_shared<std::vector<boost::asio::io_context*>>();
-  if (cluster) {
-    service_options.store_factory = [io_contexts, redis_seeds,
-                                     nodes = config.redis_nodes](bus::EventSink& sink) {
-      return ConnectRedisStore(*io_contexts, redis_seeds, nodes, sink);
-    };
+  std::unique_ptr<service::RedPacketService> service_holder;
+  auto make_service = [&] {
+    service::ServiceParts parts = backend.MakeServiceParts();
+    if (cluster) {
+      parts.store_factory = [io_contexts, redis_seeds, nodes = config.redis_nodes, &backend] {
+        return ConnectRedisStore(*io_contexts, redis_seeds, nodes, backend.sink());
+      };
+      parts.store_keeps_packets = true;
+    }
+    return std::make_unique<service::RedPacketService>(service_options, std::move(parts));
+  };
+  // The API holds a reference to the service; it is made before the server starts.
+  service::RedPacketService* service = nullptr;
+  try {
+    backend.Start();
+    service_holder = make_service();
+    service = service_holder.get();
+  } catch (const std::exception& error) {
+    spdlog::critical("startup failed: {}", error.what());
+    return 1;
   }
-  service::RedPacketService service(service_options);
-  http::Api api(api_options, service);
+  http::Api api(api_options, *service);
+  backend.AddMetrics(api.metrics());
 
   http::ServerOptions server_options;
   server_options.host = config.host;
@@ -157,7 +177,7 @@ int RunServe(const Config& config) {
   if (cluster) spdlog::info("redis cluster nodes: {}", config.redis_nodes);
   try {
     // /readyz answers 503 until this returns.
-    service.Start();
+    service->Start();
   } catch (const std::exception& error) {
     spdlog::critical("startup failed: {}", error.what());
     server.Stop(std::chrono::milliseconds(0));
@@ -173,9 +193,10 @@ int RunServe(const Config& config) {
   // (afterwards a sweep would wait out its timeout); the server stops taking requests and stops
   // its io_contexts; the service then drains the journal into the ledger and (cluster) destroys
   // the Redis store, which must not outlive the loops' owner nor go while they run.
-  if (cluster) service.StopSweeper();
+  if (cluster) service->StopSweeper();
   server.Stop(std::chrono::milliseconds(config.shutdown_grace_ms));
-  service.Stop();
+  backend.Stop();
+  service->Stop();
   spdlog::info("stopped cleanly");
   return 0;
 }

@@ -549,23 +549,12 @@ std::vector<std::string> RouteNames() {
 Api::Api(ApiOptions options, service::RedPacketService& service)
     : options_(std::move(options)), service_(service), metrics_(std::make_unique<Metrics>(RouteNames())) {
   auto stat = [&service](auto field) { return [&service, field] { return static_cast<double>(service.stats().*field); }; };
-  metrics_->AddGauge("redpacket_journal_queued_events", "Grabs and refunds waiting for the journal's fsync",
-                     stat(&service::ServiceStats::journal_queued));
-  metrics_->AddGauge("redpacket_journal_batches_total",
-                     "Journal write batches (one fdatasync each); events per fsync = position / this",
-                     stat(&service::ServiceStats::journal_batches));
-  metrics_->AddGauge("redpacket_journal_durable_position", "Last durable journal position",
-                     stat(&service::ServiceStats::journal_durable_position));
-  metrics_->AddGauge("redpacket_ledger_applied_position", "Last journal position applied to the ledger",
-                     stat(&service::ServiceStats::applied_position));
   metrics_->AddGauge("redpacket_ledger_queue_depth", "Tasks waiting for the ledger writer thread",
                      stat(&service::ServiceStats::ledger_queue_depth));
-  metrics_->AddGauge("redpacket_packets_in_memory", "Packets held by the in-memory engine",
+  metrics_->AddGauge("redpacket_packets_in_memory", "Open packets held by the hot-path store",
                      stat(&service::ServiceStats::packets_in_memory));
-  metrics_->AddGauge("redpacket_grabs_total", "Grabs made durable (journal events, grabs and refunds)",
-                     stat(&service::ServiceStats::journal_durable_position));
-  metrics_->AddGauge("redpacket_refunds_applied_total", "Expired packets refunded to their sender",
-                     stat(&service::ServiceStats::packets_refunded));
+  metrics_->AddGauge("redpacket_packets_expired_total", "Packets this server's sweeper closed at expiry",
+                     stat(&service::ServiceStats::packets_expired));
   metrics_->AddGauge("redpacket_ready", "1 once recovery is done", [&service] { return service.ready() ? 1.0 : 0.0; });
 }
 

@@ -1,4 +1,4 @@
-// RedPacketService: API operations and the embedded engine's recovery, applier and sweeper.
+// RedPacketService: API operations over the parts app/ hands in, and the sweeper.
 #include "service/red_packet_service.h"
 
 #include <pthread.h>
@@ -8,87 +8,59 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "ledger/sqlite/sqlite_ledger.h"
-#include "store/memory/memory_store.h"
-
 namespace redpacket::service {
 namespace {
 
 using domain::ErrorCode;
 using domain::MakeError;
 
-constexpr std::size_t kApplyChunk = 8192;  // events per ledger transaction
-
 }  // namespace
 
-RedPacketService::RedPacketService(ServiceOptions options) : options_(std::move(options)) {}
+void PendingCredits::Add(std::span<const domain::LedgerEvent> events) {
+  std::lock_guard lock(mutex_);
+  for (const auto& event : events) cents_[event.user_id] += event.amount_cents;
+}
+
+void PendingCredits::Remove(std::span<const domain::LedgerEvent> events) {
+  std::lock_guard lock(mutex_);
+  for (const auto& event : events) {
+    auto it = cents_.find(event.user_id);
+    if (it != cents_.end() && (it->second -= event.amount_cents) == 0) cents_.erase(it);
+  }
+}
+
+Cents PendingCredits::Of(UserId user_id) const {
+  std::lock_guard lock(mutex_);
+  auto it = cents_.find(user_id);
+  return it == cents_.end() ? 0 : it->second;
+}
+
+RedPacketService::RedPacketService(ServiceOptions options, ServiceParts parts)
+    : options_(std::move(options)), parts_(std::move(parts)) {}
 
 RedPacketService::~RedPacketService() { Stop(); }
 
 void RedPacketService::Start() {
-  std::error_code error;
-  std::filesystem::create_directories(options_.data_dir, error);
-  if (error) {
-    throw std::runtime_error(fmt::format("cannot create data directory {}: {}",
-                                         options_.data_dir.string(), error.message()));
+  if (!parts_.writer || !parts_.reader || !parts_.store_factory) {
+    throw std::logic_error("the service needs a writer, a reader and a store factory");
   }
-  const auto ledger_file = options_.data_dir / "ledger.sqlite";
-  writer_ = std::make_unique<LedgerWorker>(
-      "rp-ledger-write", ledger::OpenSqliteLedger(ledger_file, false, options_.journal_name), true);
-  ledger::Ledger& ledger = writer_->ledger();
+  ledger::Ledger& ledger = *parts_.writer;
   if (Status status = ledger.Migrate(); !status) {
     throw std::runtime_error("cannot migrate the ledger: " + status.error().message);
   }
-  reader_ = std::make_unique<LedgerWorker>(
-      "rp-ledger-read", ledger::OpenSqliteLedger(ledger_file, false, options_.journal_name));
-
-  // Recovery: every durable grab and refund the ledger has not applied yet is applied now, so the
-  // ledger is complete before the packets are rebuilt from it.
-  bus::Journal::Options journal_options;
-  journal_options.directory =
-      options_.data_dir / (options_.journal_name.empty() ? std::string("journal")
-                                                         : "journal-" + options_.journal_name);
-  journal_options.segment_bytes = options_.journal_segment_bytes;
-  journal_options.gather_window = options_.journal_gather;
-  journal_ = std::make_unique<bus::Journal>(journal_options);
-  auto offsets = ledger.AppliedOffsets();
-  if (!offsets) throw std::runtime_error("cannot read the ledger's position: " + offsets.error().message);
-  const std::uint64_t applied = offsets->contains(0) ? offsets->at(0) : 0;
-  auto recovered = journal_->Recover(applied);
-  if (!recovered) throw std::runtime_error("cannot recover the journal: " + recovered.error().message);
-  std::vector<domain::LedgerEvent> events;
-  for (std::size_t begin = 0; begin < recovered->size(); begin += kApplyChunk) {
-    const std::size_t end = std::min(recovered->size(), begin + kApplyChunk);
-    events.clear();
-    for (std::size_t i = begin; i < end; ++i) events.push_back((*recovered)[i].event);
-    if (Status status = ledger.ApplyEvents(events, {{0, (*recovered)[end - 1].position}}); !status) {
-      throw std::runtime_error("cannot apply the journal to the ledger: " + status.error().message);
-    }
-  }
-  applied_position_ = recovered->empty() ? applied : recovered->back().position;
-  journal_->ReleaseUpTo(applied_position_);
-  if (!recovered->empty()) spdlog::info("recovery: applied {} journal events", recovered->size());
-
-  sink_ = std::make_unique<bus::JournalSink>(*journal_);
-  if (options_.store_factory) {
-    // Why no reload here: the external store (Redis, AOF and replicas) keeps the packets and
-    // their grabs across API-server restarts and is shared by every server; reloading the
-    // ledger's view on each start would be at best redundant (Add is idempotent) and costly (a
-    // million-share packet is 100 script calls, per server start), and the ledger of one server
-    // may lag grabs that other servers' journals have not applied yet.
-    store_ = options_.store_factory(*sink_);
-    if (!store_) throw std::runtime_error("the store factory made no store");
-  } else {
-    store_ = store::MakeMemoryStore(*sink_);
+  store_ = parts_.store_factory();
+  if (!store_) throw std::runtime_error("the store factory made no store");
+  if (!parts_.store_keeps_packets) {
     auto unfinished = ledger.LoadUnfinishedPackets();
     if (!unfinished) throw std::runtime_error("cannot load packets: " + unfinished.error().message);
     for (const auto& packet : *unfinished) store_->Add(packet, nullptr);
     spdlog::info("recovery: {} unfinished packets in memory", unfinished->size());
   }
-
-  journal_->Start([this](std::span<const bus::PositionedEvent> durable) { OnDurable(durable); });
+  writer_ = std::make_unique<LedgerWorker>("rp-ledger-write", std::move(parts_.writer));
+  reader_ = std::make_unique<LedgerWorker>("rp-ledger-read", std::move(parts_.reader));
   writer_->Start();
   reader_->Start();
+  sweep_stop_ = false;
   sweeper_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "rp-sweeper");
     SweepLoop();
@@ -101,22 +73,13 @@ void RedPacketService::Stop() {
   if (!started_.exchange(false)) return;
   ready_ = false;
   StopSweeper();
-  // The journal acknowledges what is queued; the writer then applies it before it joins.
-  journal_->Stop();
-  bool schedule;
-  {
-    std::lock_guard lock(apply_mutex_);
-    schedule = ShouldScheduleApply(true);
-  }
-  if (schedule) writer_->Post([this](ledger::Ledger& ledger) { ApplyPending(ledger); });
   reader_->Stop();
   writer_->Stop();
-  spdlog::info("service stopped: journal position {}, applied {}", journal_->durable_position(),
-               applied_position_.load());
-  // The journal has run every completion and the sweeper joined, so nothing calls into the
-  // store any more; a Redis store must go now, while the server still owns the io_contexts its
-  // connections were made on (destroying it after them would touch freed reactors).
-  if (options_.store_factory) store_.reset();
+  // Nothing calls into the store any more; a Redis store must go now, while the server still
+  // owns the io_contexts its connections were made on (destroying it after them would touch
+  // freed reactors).
+  store_.reset();
+  spdlog::info("service stopped");
 }
 
 void RedPacketService::StopSweeper() {
@@ -128,92 +91,21 @@ void RedPacketService::StopSweeper() {
   if (sweeper_.joinable()) sweeper_.join();
 }
 
-// Journal writer thread: the batch is durable. Its credits are pending until the ledger applies them.
-void RedPacketService::OnDurable(std::span<const bus::PositionedEvent> events) {
-  if (events.empty()) return;
-  bool schedule = false;
-  {
-    std::lock_guard lock(apply_mutex_);
-    for (const auto& positioned : events) {
-      apply_buffer_.push_back(positioned.event);
-      pending_cents_[positioned.event.user_id] += positioned.event.amount_cents;
-    }
-    apply_buffer_position_ = events.back().position;
-    schedule = ShouldScheduleApply(false);
-  }
-  if (schedule) writer_->Post([this](ledger::Ledger& ledger) { ApplyPending(ledger); });
-}
-
-bool RedPacketService::ShouldScheduleApply(bool force) {
-  if (apply_scheduled_ || apply_buffer_.empty()) return false;
-  const auto now = std::chrono::steady_clock::now();
-  if (!force && apply_buffer_.size() < options_.apply_batch_events && now - last_apply_ < options_.apply_interval) {
-    return false;  // the sweeper thread's next tick schedules it
-  }
-  apply_scheduled_ = true;
-  return true;
-}
-
-// Writer thread: applies everything buffered in as few transactions as possible.
-void RedPacketService::ApplyPending(ledger::Ledger& ledger) {
-  std::vector<domain::LedgerEvent> batch;
-  std::uint64_t position;
-  {
-    std::lock_guard lock(apply_mutex_);
-    batch.swap(apply_buffer_);
-    position = apply_buffer_position_;
-    apply_scheduled_ = false;
-    last_apply_ = std::chrono::steady_clock::now();
-  }
-  for (std::size_t begin = 0; begin < batch.size(); begin += kApplyChunk) {
-    const std::size_t end = std::min(batch.size(), begin + kApplyChunk);
-    // Positions are dense and the buffer is in position order, so the chunk's last position is
-    // the batch's last minus what follows it.
-    const std::uint64_t chunk_position = position - (batch.size() - end);
-    Status status =
-        ledger.ApplyEvents(std::span(batch).subspan(begin, end - begin), {{0, chunk_position}});
-    if (!status) {
-      // Should never happen. The events are durable in the journal; a restart applies them.
-      spdlog::critical("cannot apply journal events to the ledger: {}", status.error().message);
-      std::abort();
-    }
-  }
-  {
-    std::lock_guard lock(apply_mutex_);
-    for (const auto& event : batch) {
-      auto it = pending_cents_.find(event.user_id);
-      if (it != pending_cents_.end() && (it->second -= event.amount_cents) == 0) pending_cents_.erase(it);
-      if (event.type == domain::LedgerEvent::Type::kRefund) ++refunded_;
-    }
-  }
-  applied_position_.store(position, std::memory_order_release);
-  journal_->ReleaseUpTo(position);
-}
-
-// The sweeper thread also ticks the applier, so a quiet journal is applied within apply_interval.
 void RedPacketService::SweepLoop() {
   std::unique_lock lock(sweep_mutex_);
-  auto next_sweep = std::chrono::steady_clock::now() + options_.sweep_interval;
   while (!sweep_stop_) {
-    sweep_wake_.wait_for(lock, std::min<std::chrono::milliseconds>(options_.apply_interval, options_.sweep_interval));
+    sweep_wake_.wait_for(lock, options_.sweep_interval);
     if (sweep_stop_) break;
     lock.unlock();
-    bool schedule;
-    {
-      std::lock_guard apply_lock(apply_mutex_);
-      schedule = ShouldScheduleApply(true);
-    }
-    if (schedule) writer_->Post([this](ledger::Ledger& ledger) { ApplyPending(ledger); });
-    if (std::chrono::steady_clock::now() < next_sweep) {
-      lock.lock();
-      continue;
-    }
-    next_sweep = std::chrono::steady_clock::now() + options_.sweep_interval;
-    store::SweepStats stats = store_->Sweep(domain::Clock::now(), applied_position_.load(),
-                                            options_.finished_retention);
-    if (stats.closed || stats.evicted) {
-      spdlog::info("sweeper: {} packets expired, {} finished packets evicted", stats.closed,
-                   stats.evicted);
+    if (!parts_.may_sweep || parts_.may_sweep()) {
+      const std::uint64_t applied = parts_.applied_position ? parts_.applied_position() : 0;
+      store::SweepStats stats =
+          store_->Sweep(domain::Clock::now(), applied, options_.finished_retention);
+      expired_ += stats.closed;
+      if (stats.closed || stats.evicted) {
+        spdlog::info("sweeper: {} packets expired, {} finished packets evicted", stats.closed,
+                     stats.evicted);
+      }
     }
     lock.lock();
   }
@@ -327,15 +219,17 @@ void RedPacketService::GetPacketFromLedger(PacketId packet_id, Callback<store::P
 }
 
 void RedPacketService::Balance(UserId user_id, Callback<BalanceView> done) {
-  // On the writer: the ledger balance and the pending map change together there.
-  writer_->Post([this, user_id, done = std::move(done)](ledger::Ledger& ledger) {
+  reader_->Post([this, user_id, done = std::move(done)](ledger::Ledger& ledger) {
+    BalanceView view{user_id, 0, 0};
+    // The worker applies a batch and removes it from the pending credits under the exclusive
+    // side of apply_lock: holding the shared side, an event is counted exactly once.
+    std::shared_lock<std::shared_mutex> lock;
+    if (parts_.pending) lock = std::shared_lock(parts_.pending->apply_lock());
     auto balance = ledger.Balance(user_id);
     if (!balance) return done(balance.error());
-    BalanceView view{user_id, *balance, 0};
-    {
-      std::lock_guard lock(apply_mutex_);
-      if (auto it = pending_cents_.find(user_id); it != pending_cents_.end()) view.pending_cents = it->second;
-    }
+    view.balance_cents = *balance;
+    if (parts_.pending) view.pending_cents = parts_.pending->Of(user_id);
+    lock = {};
     done(view);
   });
 }
@@ -354,15 +248,9 @@ void RedPacketService::CheckReady(std::function<void(Status)> done) {
 
 ServiceStats RedPacketService::stats() const {
   ServiceStats stats;
-  if (!journal_) return stats;
-  stats.journal_last_position = journal_->last_position();
-  stats.journal_durable_position = journal_->durable_position();
-  stats.journal_queued = journal_->queued_events();
-  stats.journal_batches = journal_->batches_written();
-  stats.applied_position = applied_position_.load();
   stats.ledger_queue_depth = writer_ ? writer_->queue_depth() : 0;
   stats.packets_in_memory = store_ ? store_->size() : 0;
-  stats.packets_refunded = refunded_.load();
+  stats.packets_expired = expired_.load();
   return stats;
 }
 

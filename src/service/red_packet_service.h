@@ -1,23 +1,24 @@
-// The service: every API operation, independent of HTTP. Embedded mode wiring: packets in the
-// memory store, grabs and refunds durable in the local journal, the ledger (SQLite) applied from
-// the journal exactly once on its own thread, a sweeper thread for expiry. Cluster mode swaps the
-// store for one the caller makes (ServiceOptions::store_factory: the Redis Cluster store); the
-// journal, ledger and sweeper stay.
+// The service: every API operation, independent of HTTP and of the backends. app/ hands it its
+// parts (ServiceParts): the ledger it writes to, the ledger it reads from, and the hot-path
+// store (which sends decided grabs and refunds to the bus). Embedded: memory store + local
+// journal + SQLite; cluster: Redis Cluster store + Kafka + MariaDB primary/replica. The service
+// runs the sweeper (expiry) and, when the store does not keep packets itself, reloads the open
+// packets from the ledger on start.
 // Thread-safe. Calls never block; callbacks run on a service thread (callers re-post them).
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
 #include <thread>
 #include <unordered_map>
-#include <condition_variable>
 
-#include "bus/local/journal.h"
-#include "bus/local/journal_sink.h"
 #include "domain/packet.h"
 #include "ledger/ledger.h"
 #include "service/ledger_worker.h"
@@ -31,28 +32,56 @@ using domain::Result;
 using domain::Status;
 using domain::UserId;
 
+// Credits that are durable on the bus but not applied to the ledger yet, per user: the
+// balance's pending_cents. Embedded mode keeps it (the journal's durable listener adds, the
+// worker subtracts under `apply_lock`); a cluster server cannot know it locally.
+class PendingCredits {
+ public:
+  void Add(std::span<const domain::LedgerEvent> events);
+  void Remove(std::span<const domain::LedgerEvent> events);
+  Cents Of(UserId user_id) const;
+  // Held exclusively by the worker while it applies a batch and calls Remove; held shared by a
+  // balance read, so ledger balance + pending never counts an event twice or not at all.
+  std::shared_mutex& apply_lock() { return apply_lock_; }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<UserId, Cents> cents_;
+  std::shared_mutex apply_lock_;
+};
+
 struct ServiceOptions {
-  std::filesystem::path data_dir = "./data";
   domain::Limits limits;
   std::chrono::milliseconds sweep_interval{1000};
   // Finished packets stay in memory this long after the ledger has them (details stay hot).
   std::chrono::milliseconds finished_retention{60000};
-  std::size_t journal_segment_bytes = 64u << 20;
-  std::chrono::microseconds journal_gather{100};  // see Journal::Options::gather_window
-  // The ledger applies the journal in batches at least this far apart (or sooner once a batch
-  // holds apply_batch_events): fewer, larger SQLite transactions leave the disk to the journal's
-  // fsyncs, which are what a grab's reply waits for.
-  std::chrono::milliseconds apply_interval{20};
-  std::size_t apply_batch_events = 8192;
-  // Makes the hot-path store on the grab/refund sink during Start(); empty: the memory store
-  // (embedded). A store made here holds the packets itself (Redis), so Start() does not load
-  // the ledger's unfinished packets into it, and Stop() destroys it. It may throw
-  // std::runtime_error (a startup error, e.g. Redis unreachable).
-  std::function<std::unique_ptr<store::PacketStore>(bus::EventSink&)> store_factory;
-  // The journal's directory is data_dir/journal, or data_dir/journal-<name> with its own applied
-  // position in the ledger: cluster-mode servers sharing one data_dir (one SQLite ledger) must
-  // each name theirs, since a journal has exactly one writer.
-  std::string journal_name;
+};
+
+struct ServiceStats {
+  std::size_t ledger_queue_depth = 0;
+  std::size_t packets_in_memory = 0;
+  std::uint64_t packets_expired = 0;  // closed by this server's sweeper
+};
+
+struct ServiceParts {
+  // Creates, deposits, and the reads that must see them (a grab of a packet the store does
+  // not hold). Migrated by Start().
+  std::unique_ptr<ledger::Ledger> writer;
+  // Details, history, balance. May lag the writer (a replica).
+  std::unique_ptr<ledger::Ledger> reader;
+  // Makes the hot-path store during Start(). It may throw std::runtime_error (a startup
+  // error, e.g. Redis unreachable).
+  std::function<std::unique_ptr<store::PacketStore>()> store_factory;
+  // The store keeps packets itself (Redis: across API-server restarts, shared by every server):
+  // Start() does not reload the ledger's open packets into it.
+  bool store_keeps_packets = false;
+  // Embedded: the pending credits; null in cluster mode (pending_cents is then 0).
+  PendingCredits* pending = nullptr;
+  // The highest bus position the ledger has applied: the memory store evicts finished packets
+  // only once their events are applied. Empty: never evicts on that ground (0).
+  std::function<std::uint64_t()> applied_position;
+  // Whether this server may sweep now (cluster: it holds the sweeper lease). Empty: always.
+  std::function<bool()> may_sweep;
 };
 
 struct BalanceView {
@@ -61,37 +90,27 @@ struct BalanceView {
   Cents pending_cents = 0;  // acknowledged grabs and refunds not yet applied to the ledger
 };
 
-struct ServiceStats {
-  std::uint64_t journal_last_position = 0;
-  std::uint64_t journal_durable_position = 0;
-  std::uint64_t applied_position = 0;
-  std::size_t journal_queued = 0;
-  std::uint64_t journal_batches = 0;
-  std::size_t ledger_queue_depth = 0;
-  std::size_t packets_in_memory = 0;
-  std::uint64_t packets_refunded = 0;
-};
-
 class RedPacketService {
  public:
   template <class T>
   using Callback = std::function<void(Result<T>)>;
   using GrabCallback = std::function<void(store::GrabResult)>;
 
-  explicit RedPacketService(ServiceOptions options);
+  RedPacketService(ServiceOptions options, ServiceParts parts);
   ~RedPacketService();
 
-  // Blocking: migrates the ledger, applies what the journal holds beyond it, rebuilds the open
-  // packets in memory, then starts the journal, ledger and sweeper threads. Throws
-  // std::runtime_error with a clear message on failure (startup error).
+  // Blocking: migrates the writer's ledger, makes the store, reloads the open packets into it
+  // (unless the store keeps them), then starts the ledger and sweeper threads. Throws
+  // std::runtime_error with a clear message on failure (startup error). Whatever must be
+  // recovered into the ledger first (the embedded journal) is recovered before this.
   void Start();
-  // Blocking: the journal flushes and acknowledges what is queued, the ledger applies it, threads
-  // join; a store made by store_factory is destroyed. Call after the HTTP server stopped taking
-  // requests (and, for the Redis store, after its io_contexts stopped).
+  // Blocking: the sweeper and ledger threads finish their queues and join; the store is
+  // destroyed. Call after the HTTP server stopped taking requests, after the bus delivered
+  // every completion, and (Redis store) while its io_contexts still exist but no longer run.
   void Stop();
-  // Blocking: ends the sweeper thread (expiry and the applier's ticks; Stop() applies what is
-  // left). Cluster mode calls it before the server stops its io_contexts: a sweep of the Redis
-  // store waits for replies that only those loops deliver. Idempotent; Stop() calls it too.
+  // Blocking: ends the sweeper thread. Cluster mode calls it before the server stops its
+  // io_contexts: a sweep of the Redis store waits for replies that only those loops deliver.
+  // Idempotent; Stop() calls it too.
   void StopSweeper();
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   // Ready and the store reachable (a Redis Cluster in cluster mode); for /readyz.
@@ -113,31 +132,16 @@ class RedPacketService {
   ServiceStats stats() const;
 
  private:
-  void OnDurable(std::span<const bus::PositionedEvent> events);
-  void ApplyPending(ledger::Ledger& ledger);
   void SweepLoop();
-  // Posts an apply task unless one is queued. Called with apply_mutex_ held; returns whether the
-  // caller must post it (after unlocking).
-  bool ShouldScheduleApply(bool force);
   void GrabFromLedger(PacketId packet_id, UserId user_id, GrabCallback done);
   void GetPacketFromLedger(PacketId packet_id, Callback<store::PacketSnapshot> done);
 
   ServiceOptions options_;
-  std::unique_ptr<bus::Journal> journal_;
-  std::unique_ptr<bus::JournalSink> sink_;
+  ServiceParts parts_;
   std::unique_ptr<store::PacketStore> store_;
-  std::unique_ptr<LedgerWorker> writer_;  // creates, deposits, balances, applying the journal
-  std::unique_ptr<LedgerWorker> reader_;  // details, history (a second connection: WAL readers)
-
-  // Durable, not yet applied: the batch waiting for the writer, and pending credit per user.
-  std::mutex apply_mutex_;
-  std::vector<domain::LedgerEvent> apply_buffer_;
-  std::uint64_t apply_buffer_position_ = 0;
-  bool apply_scheduled_ = false;
-  std::chrono::steady_clock::time_point last_apply_{};
-  std::unordered_map<UserId, Cents> pending_cents_;
-  std::atomic<std::uint64_t> applied_position_{0};
-  std::atomic<std::uint64_t> refunded_{0};
+  std::unique_ptr<LedgerWorker> writer_;  // creates, deposits
+  std::unique_ptr<LedgerWorker> reader_;  // details, history, balance
+  std::atomic<std::uint64_t> expired_{0};
 
   std::atomic<bool> ready_{false};
   std::atomic<bool> started_{false};

@@ -41,12 +41,11 @@ TEST(IdempotencyE2E, RepeatedRequestIdsApplyOnce) {
   EXPECT_EQ(again.status, 200);
   EXPECT_EQ(again.body, deposit.body);
   EXPECT_EQ(api.GetBalance(sender).total(), 5000);
-  // The same request_id with another amount applies nothing either.
+  // The same request_id with another amount is another request: 409 idempotency_conflict,
+  // nothing applied.
   again = api.Post(DepositPath(sender), R"({"amount_cents":7000,"request_id":"d-1"})");
-  EXPECT_TRUE(again.status == 200 || again.status == 409) << Describe(again);
-  if (again.status == 200) {
-    EXPECT_EQ(again.body, deposit.body);
-  }
+  EXPECT_EQ(again.status, 409) << Describe(again);
+  EXPECT_EQ(again.String("error"), "idempotency_conflict") << Describe(again);
   EXPECT_EQ(api.GetBalance(sender).total(), 5000);
 
   // Eight clients retrying one deposit at the same moment: one credit.
@@ -74,6 +73,12 @@ TEST(IdempotencyE2E, RepeatedRequestIdsApplyOnce) {
   EXPECT_EQ(again.status, 201) << Describe(again);
   EXPECT_EQ(again.String("packet_id"), packet);
   EXPECT_EQ(again.body, created.body);
+  EXPECT_EQ(api.GetBalance(sender).total(), 5000);
+  // ...and with another spec under the same request_id: 409, no second debit.
+  again = api.Post("/v1/packets", R"({"total_cents":2000,"count":5,"kind":"lucky","request_id":"p-1"})",
+                   sender);
+  EXPECT_EQ(again.status, 409) << Describe(again);
+  EXPECT_EQ(again.String("error"), "idempotency_conflict") << Describe(again);
   EXPECT_EQ(api.GetBalance(sender).total(), 5000);
 
   // Eight clients retrying one creation at once: one packet.

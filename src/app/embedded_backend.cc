@@ -1,0 +1,138 @@
+// EmbeddedBackend: journal recovery, the worker, and the service's parts in embedded mode.
+#include "app/embedded_backend.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+#include "ledger/sqlite/sqlite_ledger.h"
+#include "store/memory/memory_store.h"
+
+namespace redpacket::app {
+
+EmbeddedBackend::EmbeddedBackend(EmbeddedOptions options) : options_(std::move(options)) {}
+
+EmbeddedBackend::~EmbeddedBackend() { Stop(); }
+
+void EmbeddedBackend::Start() {
+  std::error_code error;
+  std::filesystem::create_directories(options_.data_dir, error);
+  if (error) {
+    throw std::runtime_error(fmt::format("cannot create data directory {}: {}",
+                                         options_.data_dir.string(), error.message()));
+  }
+  worker_ledger_ = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name);
+  if (auto status = worker_ledger_->Migrate(); !status) {
+    throw std::runtime_error("cannot migrate the ledger: " + status.error().message);
+  }
+  auto offsets = worker_ledger_->AppliedOffsets();
+  if (!offsets) {
+    throw std::runtime_error("cannot read the ledger's position: " + offsets.error().message);
+  }
+  const std::uint64_t applied = offsets->contains(0) ? offsets->at(0) : 0;
+
+  bus::Journal::Options journal_options;
+  journal_options.directory =
+      options_.data_dir / (options_.journal_name.empty() ? std::string("journal")
+                                                         : "journal-" + options_.journal_name);
+  journal_options.segment_bytes = options_.journal_segment_bytes;
+  journal_options.gather_window = options_.journal_gather;
+  journal_ = std::make_unique<bus::Journal>(journal_options);
+  auto recovered = journal_->Recover(applied);
+  if (!recovered) throw std::runtime_error("cannot recover the journal: " + recovered.error().message);
+  sink_ = std::make_unique<bus::JournalSink>(*journal_);
+  source_ = std::make_unique<bus::JournalSource>(*journal_, options_.data_dir / "dead-letter.jsonl");
+
+  worker::WorkerOptions worker_options;
+  worker_options.name = "rp-worker";
+  worker_options.max_batch_events = options_.apply_batch_events;
+  worker_options.poll_wait = std::chrono::milliseconds(0);
+  worker_options.batch_interval = options_.apply_interval;
+  worker_options.background = true;
+  worker_options.apply_lock = &pending_.apply_lock();
+  worker_ = std::make_unique<worker::Worker>(
+      *source_, *worker_ledger_, worker_options,
+      [this](std::span<const bus::ConsumedMessage> handled) {
+        std::vector<domain::LedgerEvent> events;
+        events.reserve(handled.size());
+        std::uint64_t last = 0;
+        for (const auto& message : handled) {
+          if (message.event) events.push_back(*message.event);
+          last = std::max(last, message.offset);
+        }
+        pending_.Remove(events);
+        if (last > applied_position_.load()) applied_position_.store(last);
+      });
+
+  // Recovery: every durable grab and refund the ledger has not applied yet is applied now (a
+  // poison event is set aside, never a reason not to start).
+  applied_position_ = applied;
+  if (!recovered->empty()) {
+    std::vector<domain::LedgerEvent> events;
+    for (const auto& positioned : *recovered) events.push_back(positioned.event);
+    pending_.Add(events);
+    source_->Push(*recovered);
+    worker_->Drain();
+    spdlog::info("recovery: applied {} journal events", recovered->size());
+  }
+  journal_->ReleaseUpTo(applied_position_.load());
+
+  journal_->Start([this](std::span<const bus::PositionedEvent> durable) {
+    std::vector<domain::LedgerEvent> events;
+    events.reserve(durable.size());
+    for (const auto& positioned : durable) events.push_back(positioned.event);
+    pending_.Add(events);
+    source_->Push(durable);
+  });
+  worker_->Start();
+  started_ = true;
+}
+
+service::ServiceParts EmbeddedBackend::MakeServiceParts() {
+  service::ServiceParts parts;
+  parts.writer = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name);
+  parts.reader = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name);
+  parts.store_factory = [this] { return store::MakeMemoryStore(*sink_); };
+  parts.store_keeps_packets = false;
+  parts.pending = &pending_;
+  parts.applied_position = [this] { return applied_position_.load(); };
+  return parts;
+}
+
+void EmbeddedBackend::Stop() {
+  if (!started_) return;
+  started_ = false;
+  // The journal acknowledges what is queued; the worker then applies all of it before it goes.
+  journal_->Stop();
+  worker_->Stop();
+  source_->Close();
+  worker_->Drain();
+  spdlog::info("embedded backend stopped: journal position {}, applied {}",
+               journal_->durable_position(), applied_position_.load());
+}
+
+void EmbeddedBackend::AddMetrics(http::Metrics& metrics) {
+  auto journal = [this](auto read) { return [this, read] { return static_cast<double>(read(*journal_)); }; };
+  metrics.AddGauge("redpacket_journal_queued_events", "Grabs and refunds waiting for the journal's fsync",
+                   journal([](bus::Journal& j) { return j.queued_events(); }));
+  metrics.AddGauge("redpacket_journal_batches_total",
+                   "Journal write batches (one fdatasync each); events per fsync = position / this",
+                   journal([](bus::Journal& j) { return j.batches_written(); }));
+  metrics.AddGauge("redpacket_journal_durable_position", "Last durable journal position (grabs and refunds)",
+                   journal([](bus::Journal& j) { return j.durable_position(); }));
+  metrics.AddGauge("redpacket_ledger_applied_position", "Last journal position applied to the ledger",
+                   [this] { return static_cast<double>(applied_position_.load()); });
+  metrics.AddGauge("redpacket_ledger_lag_events", "Durable journal events not yet applied to the ledger",
+                   [this] {
+                     const auto applied = applied_position_.load();
+                     const auto durable = journal_->durable_position();
+                     return durable > applied ? static_cast<double>(durable - applied) : 0.0;
+                   });
+  metrics.AddGauge("redpacket_worker_dead_lettered_total", "Events set aside (dead-letter.jsonl) with their reason",
+                   [this] { return static_cast<double>(worker_->stats().dead_lettered); });
+  metrics.AddGauge("redpacket_worker_batches_total", "Ledger transactions of the worker",
+                   [this] { return static_cast<double>(worker_->stats().batches); });
+}
+
+}  // namespace redpacket::app

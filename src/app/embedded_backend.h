@@ -1,0 +1,68 @@
+// Embedded mode's backend, wired here: the local journal (group commit) as the bus, the memory
+// store on it, the SQLite ledger (a writer, a reader and the worker's own connection), and the
+// worker applying the journal to the ledger. Not thread-safe: drive it from the main thread.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "bus/local/journal.h"
+#include "bus/local/journal_sink.h"
+#include "bus/local/journal_source.h"
+#include "http/metrics.h"
+#include "ledger/ledger.h"
+#include "service/red_packet_service.h"
+#include "worker/worker.h"
+
+namespace redpacket::app {
+
+struct EmbeddedOptions {
+  std::filesystem::path data_dir = "./data";
+  // The journal's directory is data_dir/journal, or data_dir/journal-<name> with its own applied
+  // position in the ledger.
+  std::string journal_name;
+  std::size_t journal_segment_bytes = 64u << 20;
+  std::chrono::microseconds journal_gather{100};
+  // The worker applies the journal in batches at least this far apart (or at once when a batch
+  // is full): fewer, larger SQLite transactions leave the disk to the journal's fsyncs, which
+  // are what a grab's reply waits for.
+  std::chrono::milliseconds apply_interval{20};
+  std::size_t apply_batch_events = 8192;
+};
+
+class EmbeddedBackend {
+ public:
+  explicit EmbeddedBackend(EmbeddedOptions options);
+  ~EmbeddedBackend();
+
+  // Blocking: opens the ledger, migrates it, and applies whatever the journal holds beyond it
+  // (so the ledger is complete before the service rebuilds the open packets from it), then
+  // starts the journal and the worker. Throws std::runtime_error (startup error).
+  void Start();
+  // The service's parts: SQLite writer and reader, the memory store on the journal.
+  service::ServiceParts MakeServiceParts();
+  // Blocking: the journal makes durable and acknowledges what is queued, the worker applies
+  // all of it, threads join. Call after the HTTP server stopped taking requests.
+  void Stop();
+
+  void AddMetrics(http::Metrics& metrics);
+  // Where the store sends grabs and refunds (valid after Start()).
+  bus::EventSink& sink() { return *sink_; }
+
+ private:
+  std::filesystem::path LedgerFile() const { return options_.data_dir / "ledger.sqlite"; }
+
+  EmbeddedOptions options_;
+  service::PendingCredits pending_;
+  std::unique_ptr<bus::Journal> journal_;
+  std::unique_ptr<bus::JournalSink> sink_;
+  std::unique_ptr<bus::JournalSource> source_;
+  std::unique_ptr<ledger::Ledger> worker_ledger_;
+  std::unique_ptr<worker::Worker> worker_;
+  std::atomic<std::uint64_t> applied_position_{0};
+  bool started_ = false;
+};
+
+}  // namespace redpacket::app
