@@ -19,8 +19,20 @@ struct Config {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;
   std::string data_dir = "./data";
-  // Cluster mode: "host:port[,host:port...]", any reachable node of the Redis Cluster.
-  std::string redis_nodes;
+  // Cluster mode. Every address defaults to what the project's scripts start on one machine
+  // (scripts/redis-cluster, scripts/kafka, scripts/mariadb), so no flag is needed there.
+  // "host:port[,host:port...]", any reachable node of the Redis Cluster.
+  std::string redis_nodes = "127.0.0.1:7001";
+  std::string kafka_brokers = "127.0.0.1:9092";
+  std::string kafka_topic = "red_packet_transactions";
+  std::string kafka_group = "redpacket-worker";
+  std::string mariadb_primary = "127.0.0.1:3307";
+  std::string mariadb_replica = "127.0.0.1:3308";  // "": read from the primary
+  std::string mariadb_user = "redpacket";
+  std::string mariadb_password = "redpacket";
+  std::string mariadb_database = "redpacket";
+  // Reads go to the primary while the replica is this far behind (or down).
+  std::int64_t max_replica_lag_s = 5;
   // The journal is data_dir/journal, or data_dir/journal-<name>: API servers sharing a data_dir
   // (cluster mode, one SQLite ledger) each need their own.
   std::string journal_name;

@@ -106,6 +106,7 @@ void RedPacketService::SweepLoop() {
         spdlog::info("sweeper: {} packets expired, {} finished packets evicted", stats.closed,
                      stats.evicted);
       }
+      if (parts_.after_sweep) parts_.after_sweep(*store_);
     }
     lock.lock();
   }

@@ -82,6 +82,8 @@ struct ServiceParts {
   std::function<std::uint64_t()> applied_position;
   // Whether this server may sweep now (cluster: it holds the sweeper lease). Empty: always.
   std::function<bool()> may_sweep;
+  // Runs on the sweeper thread after each sweep this server may make (cluster: the reconciler).
+  std::function<void(store::PacketStore&)> after_sweep;
 };
 
 struct BalanceView {

@@ -509,12 +509,22 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     event.amount_cents = reply->amount_cents;
     event.seq = reply->seq;
     event.at_millis = reply->at_ms;
-    sink_.Append(event, [this, self = shared_from_this(), &slot, answer = std::move(answer),
-                         done = std::move(done)]() mutable {
-      RunOn(slot, [answer = std::move(answer), done = std::move(done)]() mutable {
-        done(std::move(answer));
-      });
-    });
+    // Exactly one of the two callbacks runs; they share the reply.
+    auto reply_once = std::make_shared<std::pair<GrabResult, PacketStore::GrabCallback>>(
+        std::move(answer), std::move(done));
+    sink_.Publish(
+        event,
+        [this, self = shared_from_this(), &slot, reply_once] {
+          RunOn(slot, [reply_once] { reply_once->second(std::move(reply_once->first)); });
+        },
+        [this, self = shared_from_this(), &slot, reply_once](domain::Error error) {
+          // The share stays taken in Redis: the reconciler finds the grab there and credits it
+          // (its event id makes a late broker ack and the reconciler's copy one credit).
+          grabs_unavailable_.fetch_add(1, std::memory_order_relaxed);
+          RunOn(slot, [reply_once, message = std::move(error.message)] {
+            reply_once->second(Failure(ErrorCode::kUnavailable, "event bus: " + message));
+          });
+        });
   }
 
   // --- Snapshot ---
@@ -692,7 +702,18 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     event.amount_cents = reply.refund_cents;
     event.at_millis = run->now_ms;
     refunds_emitted_.fetch_add(1, std::memory_order_relaxed);
-    sink_.Append(event, [this, self = shared_from_this(), &slot, finish] { RunOn(slot, finish); });
+    sink_.Publish(
+        event, [this, self = shared_from_this(), &slot, finish] { RunOn(slot, finish); },
+        [this, self = shared_from_this(), &slot, run, packet_id](domain::Error error) {
+          RunOn(slot, [this, &slot, run, packet_id, message = std::move(error.message)] {
+            // Stays 'expired' and registered: a later sweep emits the refund again (one
+            // event id, so the ledger credits it once however often it arrives).
+            spdlog::warn("sweep: the refund of packet {} was not acknowledged: {}", packet_id,
+                         message);
+            refunds_in_flight_.erase(packet_id);
+            SettleOne(slot, run, false);
+          });
+        });
   }
 
   void MarkRefunded(IoSlot& slot, const std::shared_ptr<SweepRun>& run, PacketId packet_id) {

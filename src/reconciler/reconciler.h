@@ -1,0 +1,48 @@
+// The reconciler: settles what the hot path decided but the ledger does not have. For every
+// packet the ledger still has open or expired, it reads the packet from the store and
+//  - re-emits each grab the store has and the ledger lacks (a grab whose script ran but whose
+//    WAIT, broker ack or deadline failed answered 503; its share stays taken and would never be
+//    credited otherwise). The event id makes a late original and this copy one credit;
+//  - reloads a packet the store does not hold (a create that debited the sender in the ledger,
+//    then failed in Redis): once loaded, it can be grabbed, and the sweeper refunds it at expiry.
+// Grabs younger than `min_age` are left alone: their own event is most likely still in flight.
+// Works on the interfaces only (store, ledger reader, bus sink). Blocking; not thread-safe: run
+// it from one non-I/O thread (the sweeper's, under the sweeper lease).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "bus/bus.h"
+#include "ledger/ledger.h"
+#include "store/store.h"
+
+namespace redpacket::reconciler {
+
+struct ReconcilerOptions {
+  std::chrono::milliseconds min_age{30000};
+  std::chrono::milliseconds call_timeout{5000};  // each store or bus call
+};
+
+struct ReconcileStats {
+  std::size_t packets_checked = 0;
+  std::size_t grabs_reemitted = 0;
+  std::size_t packets_reloaded = 0;
+  std::size_t failures = 0;  // store or bus calls that failed or timed out (tried next pass)
+};
+
+class Reconciler {
+ public:
+  Reconciler(store::PacketStore& store, ledger::LedgerReader& ledger, bus::EventSink& sink,
+             ReconcilerOptions options = {});
+  // One pass over the ledger's unfinished packets.
+  domain::Result<ReconcileStats> RunOnce(domain::TimePoint now);
+
+ private:
+  store::PacketStore& store_;
+  ledger::LedgerReader& ledger_;
+  bus::EventSink& sink_;
+  ReconcilerOptions options_;
+};
+
+}  // namespace redpacket::reconciler
