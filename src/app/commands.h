@@ -1,4 +1,4 @@
-// The subcommands of the `redpacket` binary. Each returns the process exit code.
+// The subcommands of the `redpacket` binary (serve_command.cc, worker_command.cc, commands.cc). Each returns the process exit code.
 #pragma once
 
 #include "app/config.h"
@@ -6,6 +6,7 @@
 namespace redpacket::app {
 
 int RunServe(const Config& config);
+int RunWorker(const Config& config);
 int RunMigrate(const Config& config);
 int RunAudit(const Config& config);
 int RunToken(const Config& config, std::int64_t user_id, std::int64_t ttl_s, bool admin);

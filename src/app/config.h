@@ -33,6 +33,12 @@ struct Config {
   std::string mariadb_database = "redpacket";
   // Reads go to the primary while the replica is this far behind (or down).
   std::int64_t max_replica_lag_s = 5;
+  // The reconciler runs this often (on the server holding the sweeper lease) and re-emits
+  // grabs that Redis has and the ledger lacks once they are this old.
+  std::int64_t reconcile_interval_ms = 10000;
+  std::int64_t reconcile_min_age_ms = 30000;
+  // `redpacket worker`: events per ledger transaction.
+  std::int64_t worker_batch = 1000;
   // The journal is data_dir/journal, or data_dir/journal-<name>: API servers sharing a data_dir
   // (cluster mode, one SQLite ledger) each need their own.
   std::string journal_name;

@@ -97,6 +97,9 @@ service::ServiceParts EmbeddedBackend::MakeServiceParts() {
   parts.store_keeps_packets = false;
   parts.pending = &pending_;
   parts.applied_position = [this] { return applied_position_.load(); };
+  parts.dependency_checks = [] {
+    return std::map<std::string, std::string>{{"journal", "ok"}, {"ledger", "ok"}};
+  };
   return parts;
 }
 

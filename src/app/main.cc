@@ -1,4 +1,4 @@
-// redpacket: the command line — serve | migrate | seed | token | audit.
+// redpacket: the command line — serve | worker | migrate | seed | token | audit.
 #include <cstdlib>
 #include <iostream>
 
@@ -17,15 +17,36 @@ int main(int argc, char** argv) {
   Config config;
   auto* serve = app.add_subcommand("serve", "Run the HTTP API server");
   ConfigBinder serve_binder(*serve, config,
-                            {"mode", "host", "port", "data_dir", "redis_nodes", "journal_name", "dev", "threads", "max_count", "max_total_cents",
+                            {"mode", "host", "port", "data_dir", "redis_nodes", "kafka_brokers", "kafka_topic",
+                             "mariadb_primary", "mariadb_replica", "mariadb_user", "mariadb_password",
+                             "mariadb_database", "max_replica_lag_s", "reconcile_interval_ms",
+                             "reconcile_min_age_ms", "journal_name", "dev", "threads", "max_count", "max_total_cents",
                              "min_expires_in_s", "max_expires_in_s", "token_secret", "sweep_interval_ms", "journal_gather_us",
                              "idle_timeout_ms", "shutdown_grace_ms", "log_level"});
 
-  auto* migrate = app.add_subcommand("migrate", "Create or upgrade the ledger schema, then exit");
-  ConfigBinder migrate_binder(*migrate, config, {"data_dir", "log_level"});
+  // The worker has its own Config: its port's default differs from serve's.
+  Config worker_config;
+  worker_config.port = 9100;
+  auto* worker = app.add_subcommand(
+      "worker", "Cluster mode: consume grab and refund events from Kafka and credit them in MariaDB "
+                "(serves /healthz, /readyz, /metrics on --port)");
+  ConfigBinder worker_binder(*worker, worker_config,
+                             {"host", "port", "kafka_brokers", "kafka_topic", "kafka_group",
+                              "mariadb_primary", "mariadb_user", "mariadb_password",
+                              "mariadb_database", "worker_batch", "log_level"});
 
-  auto* audit = app.add_subcommand("audit", "Check money conservation and every packet; exit 1 on a violation");
-  ConfigBinder audit_binder(*audit, config, {"data_dir", "log_level"});
+  auto* migrate = app.add_subcommand(
+      "migrate", "Create or upgrade the ledger schema, then exit (embedded: SQLite in --data-dir; "
+                 "--mode cluster: the MariaDB primary)");
+  ConfigBinder migrate_binder(*migrate, config,
+                              {"mode", "data_dir", "mariadb_primary", "mariadb_user",
+                               "mariadb_password", "mariadb_database", "log_level"});
+
+  auto* audit = app.add_subcommand("audit", "Check money conservation and every packet; exit 1 on a violation (embedded: --data-dir; "
+      "--mode cluster: MariaDB and the Redis Cluster)");
+  ConfigBinder audit_binder(*audit, config,
+                            {"mode", "data_dir", "redis_nodes", "mariadb_primary", "mariadb_user",
+                             "mariadb_password", "mariadb_database", "log_level"});
 
   std::int64_t token_user = 0;
   std::int64_t token_ttl_s = 86400;
@@ -49,6 +70,10 @@ int main(int argc, char** argv) {
     if (serve->parsed()) {
       serve_binder.ApplyConfigFile();
       return redpacket::app::RunServe(config);
+    }
+    if (worker->parsed()) {
+      worker_binder.ApplyConfigFile();
+      return redpacket::app::RunWorker(worker_config);
     }
     if (migrate->parsed()) {
       migrate_binder.ApplyConfigFile();

@@ -23,14 +23,19 @@ AuditReport RunAudit(const std::filesystem::path& data_dir) {
   auto ledger = ledger::OpenSqliteLedger(ledger_file, /*read_only=*/true);
   auto facts = ledger->ReadAuditFacts();
   if (!facts) throw std::runtime_error("cannot read the ledger: " + facts.error().message);
-  std::vector<bus::PositionedEvent> pending;
+  std::vector<LedgerEvent> pending;
   if (std::filesystem::exists(data_dir / "journal")) {
     const auto& offsets = facts->applied_offsets;
     auto read = bus::Journal::ReadAll(data_dir / "journal", offsets.contains(0) ? offsets.at(0) : 0);
     if (!read) throw std::runtime_error("cannot read the journal: " + read.error().message);
-    pending = std::move(*read);
+    for (const auto& positioned : *read) pending.push_back(positioned.event);
   }
+  return CheckFacts(*facts, pending, "journal");
+}
 
+AuditReport CheckFacts(const ledger::AuditFacts& facts_in, std::span<const LedgerEvent> pending,
+                       std::string_view pending_source) {
+  const ledger::AuditFacts* facts = &facts_in;
   AuditReport report;
   auto violation = [&report](std::string text) { report.violations.push_back(std::move(text)); };
 
@@ -38,13 +43,12 @@ AuditReport RunAudit(const std::filesystem::path& data_dir) {
   std::map<domain::PacketId, std::vector<domain::Grab>> pending_grabs;
   std::map<domain::PacketId, Cents> pending_refunds;
   Cents pending_cents = 0;
-  for (const auto& positioned : pending) {
-    const LedgerEvent& event = positioned.event;
+  for (const LedgerEvent& event : pending) {
     pending_cents += event.amount_cents;
     if (event.type == LedgerEvent::Type::kGrab) {
       pending_grabs[event.packet_id].push_back({event.user_id, event.amount_cents, event.seq, {}});
     } else {
-      if (pending_refunds.contains(event.packet_id)) violation(fmt::format("packet {}: refunded twice in the journal", event.packet_id));
+      if (pending_refunds.contains(event.packet_id)) violation(fmt::format("packet {}: refunded twice in the {}", event.packet_id, pending_source));
       pending_refunds[event.packet_id] = event.amount_cents;
     }
   }
@@ -85,7 +89,7 @@ AuditReport RunAudit(const std::filesystem::path& data_dir) {
     grab_count += grabs.size();
     std::optional<Cents> refund = packet.refund_cents;
     if (auto it = pending_refunds.find(id); it != pending_refunds.end()) {
-      if (refund) violation(fmt::format("packet {}: refunded twice (ledger and journal)", id));
+      if (refund) violation(fmt::format("packet {}: refunded twice (ledger and {})", id, pending_source));
       refund = it->second;
     }
     if (static_cast<std::int64_t>(grabs.size()) > packet.count) {
@@ -108,7 +112,7 @@ AuditReport RunAudit(const std::filesystem::path& data_dir) {
   for (const auto& [id, grabs] : pending_grabs) {
     bool known = false;
     for (const auto& packet : facts->packets) known = known || packet.packet_id == id;
-    if (!known) violation(fmt::format("journal: {} grabs of unknown packet {}", grabs.size(), id));
+    if (!known) violation(fmt::format("{}: {} grabs of unknown packet {}", pending_source, grabs.size(), id));
   }
   for (const auto& mismatch : facts->account_mismatches) {
     violation(fmt::format("account {}: balance {} but its history gives {}", mismatch.user_id, mismatch.balance_cents,

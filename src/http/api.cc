@@ -276,9 +276,16 @@ void HandleReady(Call& call) {
     response.body = R"({"status":"not_ready","checks":{"ledger":"recovering","journal":"recovering"}})";
     return reply(std::move(response));
   }
-  call.service().CheckReady([reply](domain::Status status) {
-    json::object checks{{"ledger", "ok"}, {"journal", "ok"}, {"store", status ? "ok" : status.error().message}};
-    reply.Json(status ? 200 : 503, json::object{{"status", status ? "ready" : "not_ready"}, {"checks", std::move(checks)}});
+  call.service().CheckReady([reply](service::RedPacketService::Checks checks) {
+    json::object body_checks;
+    bool ready = true;
+    for (const auto& [name, state] : checks) {
+      body_checks[name] = state;
+      // A replica that is down or behind only sends reads to the primary: still ready.
+      if (state != "ok" && name != "mariadb_replica") ready = false;
+    }
+    reply.Json(ready ? 200 : 503,
+               json::object{{"status", ready ? "ready" : "not_ready"}, {"checks", std::move(body_checks)}});
   });
 }
 

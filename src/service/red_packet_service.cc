@@ -242,9 +242,16 @@ void RedPacketService::History(UserId user_id, ledger::HistoryKind kind, int lim
   });
 }
 
-void RedPacketService::CheckReady(std::function<void(Status)> done) {
-  if (!ready()) return done(MakeError(ErrorCode::kUnavailable, "recovering"));
-  store_->CheckHealth(std::move(done));
+void RedPacketService::CheckReady(std::function<void(Checks)> done) {
+  Checks checks = parts_.dependency_checks ? parts_.dependency_checks() : Checks{};
+  if (!ready()) {
+    checks["store"] = "recovering";
+    return done(std::move(checks));
+  }
+  store_->CheckHealth([checks = std::move(checks), done = std::move(done)](Status status) mutable {
+    checks["store"] = status ? std::string("ok") : status.error().message;
+    done(std::move(checks));
+  });
 }
 
 ServiceStats RedPacketService::stats() const {

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
+#include <string>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -84,6 +86,9 @@ struct ServiceParts {
   std::function<bool()> may_sweep;
   // Runs on the sweeper thread after each sweep this server may make (cluster: the reconciler).
   std::function<void(store::PacketStore&)> after_sweep;
+  // For /readyz: each dependency beyond the store ("kafka", "mariadb_primary"...) and "ok" or
+  // what is wrong. Must not block (cached by the caller's own health checks).
+  std::function<std::map<std::string, std::string>()> dependency_checks;
 };
 
 struct BalanceView {
@@ -115,8 +120,10 @@ class RedPacketService {
   // Idempotent; Stop() calls it too.
   void StopSweeper();
   bool ready() const { return ready_.load(std::memory_order_acquire); }
-  // Ready and the store reachable (a Redis Cluster in cluster mode); for /readyz.
-  void CheckReady(std::function<void(Status)> done);
+  // For /readyz: every check ("store" and the dependency checks) with "ok" or what is wrong.
+  // Ready when every check is "ok" except "mariadb_replica" (reads fall back to the primary).
+  using Checks = std::map<std::string, std::string>;
+  void CheckReady(std::function<void(Checks)> done);
 
   const domain::Limits& limits() const { return options_.limits; }
 

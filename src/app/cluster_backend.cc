@@ -1,0 +1,223 @@
+// ClusterBackend: Kafka, MariaDB, the Redis store, the sweeper lease, the reconciler, health.
+#include "app/cluster_backend.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <future>
+#include <stdexcept>
+
+#include "lease/redis/redis_lease.h"
+#include "store/redis/redis_store.h"
+
+namespace redpacket::app {
+namespace {
+
+// How long start-up waits for the Redis Cluster's slot map and for Kafka before giving up.
+constexpr std::chrono::seconds kConnectWait{5};
+constexpr std::chrono::seconds kHealthInterval{2};
+
+// The store on the server's I/O loops; blocks until every client has the slot map. Throws
+// std::runtime_error "cannot reach Redis at <nodes>: ..." when it cannot.
+std::unique_ptr<store::PacketStore> ConnectRedisStore(
+    const std::vector<boost::asio::io_context*>& io_contexts,
+    std::vector<net::redis::Endpoint> seeds, const std::string& nodes, bus::EventSink& sink) {
+  auto store = std::make_unique<store::redis::RedisStore>(io_contexts, std::move(seeds), sink);
+  // Shared: after a timeout the store (and this frame) is gone when the answer comes.
+  auto connected = std::make_shared<std::promise<domain::Status>>();
+  auto answer = connected->get_future();
+  store->Connect([connected](domain::Status status) { connected->set_value(std::move(status)); });
+  if (answer.wait_for(kConnectWait) != std::future_status::ready) {
+    throw std::runtime_error(fmt::format("cannot reach Redis at {}: no slot map within {} s",
+                                         nodes, kConnectWait.count()));
+  }
+  if (domain::Status status = answer.get(); !status) {
+    throw std::runtime_error(
+        fmt::format("cannot reach Redis at {}: {}", nodes, status.error().message));
+  }
+  return store;
+}
+
+}  // namespace
+
+ClusterBackend::ClusterBackend(ClusterOptions options) : options_(std::move(options)) {}
+
+ClusterBackend::~ClusterBackend() { Stop(); }
+
+void ClusterBackend::Start() {
+  // Fail fast with the address that is wrong: the primary first (every write), then Kafka.
+  ledger::OpenMariaDbLedger(options_.primary);
+  sink_ = bus::KafkaSink::Connect(options_.kafka, kConnectWait);
+  lease_ = std::make_unique<lease::RedisLease>(options_.redis_seeds, "sweeper");
+  health_stop_ = false;
+  health_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rp-health");
+    HealthLoop();
+  });
+  started_ = true;
+}
+
+service::ServiceParts ClusterBackend::MakeServiceParts(
+    std::shared_ptr<std::vector<boost::asio::io_context*>> io_contexts) {
+  service::ServiceParts parts;
+  parts.writer = ledger::OpenMariaDbLedger(options_.primary);
+  std::unique_ptr<ledger::Ledger> replica;
+  std::function<std::unique_ptr<ledger::Ledger>()> open_replica;
+  ledger::ReadRouter::LagProbe lag;
+  if (options_.replica) {
+    const ledger::MariaDbOptions replica_options = *options_.replica;
+    open_replica = [replica_options] { return ledger::OpenMariaDbLedger(replica_options); };
+    try {
+      replica = open_replica();
+    } catch (const std::exception& error) {
+      spdlog::warn("the MariaDB replica is unreachable, reads go to the primary: {}", error.what());
+    }
+    auto probe = std::make_shared<ledger::ReplicaLagProbe>(replica_options);
+    lag = [probe] { return probe->LagSeconds(); };
+  }
+  parts.reader = std::make_unique<ledger::ReadRouter>(
+      ledger::OpenMariaDbLedger(options_.primary), std::move(replica), std::move(lag),
+      std::move(open_replica), options_.read_routing, read_stats_);
+  parts.store_factory = [this, io_contexts] {
+    return ConnectRedisStore(*io_contexts, options_.redis_seeds, options_.redis_nodes, *sink_);
+  };
+  parts.store_keeps_packets = true;
+  parts.may_sweep = [this] { return MaySweep(); };
+  parts.after_sweep = [this](store::PacketStore& store) { AfterSweep(store); };
+  return parts;
+}
+
+// Sweeper thread. Redis decides each close and refund once whoever sweeps; the lease keeps the
+// servers from doing the same work at the same time, and the reconciler from racing itself.
+bool ClusterBackend::MaySweep() {
+  auto token = lease_->TryAcquire(options_.server_name, options_.lease_ttl);
+  const std::uint64_t before = lease_token_.load();
+  if (!token.ok() || !token->has_value()) {
+    if (before != 0) spdlog::info("sweeper lease lost: another server sweeps");
+    lease_token_ = 0;
+    return false;
+  }
+  if (before != **token) {
+    spdlog::info("sweeper lease taken: this server sweeps (fencing token {})", **token);
+  }
+  lease_token_ = **token;
+  return true;
+}
+
+void ClusterBackend::AfterSweep(store::PacketStore& store) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_reconcile_) return;
+  next_reconcile_ = now + options_.reconcile_interval;
+  try {
+    if (!reconcile_ledger_) reconcile_ledger_ = ledger::OpenMariaDbLedger(options_.primary);
+  } catch (const std::exception& error) {
+    spdlog::warn("reconciler: {}", error.what());
+    return;
+  }
+  reconciler::Reconciler reconciler(store, *reconcile_ledger_, *sink_, options_.reconcile);
+  auto stats = reconciler.RunOnce(domain::Clock::now());
+  if (!stats) {
+    spdlog::warn("reconciler: {}", stats.error().message);
+    if (stats.error().code == domain::ErrorCode::kUnavailable) reconcile_ledger_.reset();
+    return;
+  }
+  grabs_reemitted_ += stats->grabs_reemitted;
+  packets_reloaded_ += stats->packets_reloaded;
+  if (stats->grabs_reemitted || stats->packets_reloaded || stats->failures) {
+    spdlog::info("reconciler: {} packets checked, {} grabs re-emitted, {} packets reloaded, {} failures",
+                 stats->packets_checked, stats->grabs_reemitted, stats->packets_reloaded,
+                 stats->failures);
+  }
+}
+
+void ClusterBackend::HealthLoop() {
+  std::unique_ptr<ledger::Ledger> primary;
+  std::unique_ptr<ledger::ReplicaLagProbe> probe;
+  if (options_.replica) probe = std::make_unique<ledger::ReplicaLagProbe>(*options_.replica);
+  std::unique_lock lock(health_mutex_);
+  while (!health_stop_) {
+    lock.unlock();
+    std::map<std::string, std::string> checks;
+    domain::Status kafka = sink_->CheckHealth(std::chrono::milliseconds(1500));
+    checks["kafka"] = kafka.ok() ? "ok" : kafka.error().message;
+    try {
+      if (!primary) primary = ledger::OpenMariaDbLedger(options_.primary);
+      auto offsets = primary->AppliedOffsets();
+      checks["mariadb_primary"] = offsets.ok() ? "ok" : offsets.error().message;
+      if (!offsets.ok()) primary.reset();
+    } catch (const std::exception& error) {
+      checks["mariadb_primary"] = error.what();
+    }
+    if (probe) {
+      auto lag = probe->LagSeconds();
+      if (!lag.ok()) {
+        checks["mariadb_replica"] = lag.error().message;
+      } else if (!lag->has_value()) {
+        checks["mariadb_replica"] = "not replicating";
+      } else {
+        read_stats_->replica_lag_seconds = **lag;
+        checks["mariadb_replica"] = **lag <= options_.read_routing.max_lag.count()
+                                        ? "ok"
+                                        : fmt::format("{} s behind: reads go to the primary", **lag);
+      }
+    }
+    lock.lock();
+    checks_ = std::move(checks);
+    health_wake_.wait_for(lock, kHealthInterval);
+  }
+}
+
+std::map<std::string, std::string> ClusterBackend::Checks() const {
+  std::lock_guard lock(health_mutex_);
+  return checks_;
+}
+
+void ClusterBackend::Stop() {
+  if (!started_) return;
+  started_ = false;
+  {
+    std::lock_guard lock(health_mutex_);
+    health_stop_ = true;
+  }
+  health_wake_.notify_all();
+  if (health_thread_.joinable()) health_thread_.join();
+  if (lease_token_.load() != 0) {
+    if (auto released = lease_->Release(options_.server_name); !released) {
+      spdlog::warn("releasing the sweeper lease: {}", released.error().message);
+    }
+  }
+  lease_.reset();
+  sink_->Close();
+}
+
+void ClusterBackend::AddMetrics(http::Metrics& metrics) {
+  metrics.AddGauge("redpacket_kafka_pending_events", "Events sent to Kafka and not yet acknowledged",
+                   [this] { return sink_ ? static_cast<double>(sink_->pending()) : 0.0; });
+  metrics.AddGauge("redpacket_mariadb_replica_lag_seconds",
+                   "Seconds the MariaDB replica is behind its primary (-1: unknown or down)",
+                   [this] { return static_cast<double>(read_stats_->replica_lag_seconds.load()); });
+  metrics.AddGauge("redpacket_reads_on_replica_total", "Ledger reads served by the replica",
+                   [this] { return static_cast<double>(read_stats_->reads_on_replica.load()); });
+  metrics.AddGauge("redpacket_reads_on_primary_total",
+                   "Ledger reads served by the primary (the replica down, lagging or unsure)",
+                   [this] { return static_cast<double>(read_stats_->reads_on_primary.load()); });
+  metrics.AddGauge("redpacket_sweeper_lease_token", "Fencing token of the sweeper lease this server holds (0: none)",
+                   [this] { return static_cast<double>(lease_token_.load()); });
+  metrics.AddGauge("redpacket_reconciler_grabs_reemitted_total",
+                   "Grabs found in Redis but not in the ledger, re-emitted to Kafka",
+                   [this] { return static_cast<double>(grabs_reemitted_.load()); });
+  metrics.AddGauge("redpacket_reconciler_packets_reloaded_total",
+                   "Packets in the ledger that Redis had lost, loaded again",
+                   [this] { return static_cast<double>(packets_reloaded_.load()); });
+  for (const char* dependency : {"kafka", "mariadb_primary", "mariadb_replica"}) {
+    metrics.AddGauge(std::string("redpacket_dependency_") + dependency + "_up",
+                     fmt::format("1 when {} answered the last health check", dependency),
+                     [this, name = std::string(dependency)] {
+                       auto checks = Checks();
+                       auto it = checks.find(name);
+                       return it != checks.end() && it->second == "ok" ? 1.0 : 0.0;
+                     });
+  }
+}
+
+}  // namespace redpacket::app

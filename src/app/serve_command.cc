@@ -1,0 +1,157 @@
+// `redpacket serve`: wiring of the backend of the chosen mode, the service and the HTTP server;
+// signals and graceful shutdown.
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cctype>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "app/cluster_backend.h"
+#include "app/cluster_config.h"
+#include "app/commands.h"
+#include "app/embedded_backend.h"
+#include "http/api.h"
+#include "http/server.h"
+
+namespace redpacket::app {
+namespace {
+
+void PrintDevExample(const Config& config, std::uint16_t port) {
+  const std::string base = fmt::format("http://{}:{}", config.host, port);
+  std::cout << fmt::format(R"(
+redpacket is running in {1} --dev mode on {0}  (Ctrl-C stops it)
+Try it (X-User-Id names the caller in --dev mode):
+
+  curl -s -X POST {0}/v1/users -d '{{"name":"alice"}}'
+  curl -s -X POST {0}/v1/users/1/deposit -d '{{"amount_cents":10000,"request_id":"d-1"}}'
+  curl -s -X POST {0}/v1/packets -H 'X-User-Id: 1' -d '{{"total_cents":1000,"count":5,"kind":"lucky","greeting":"恭喜发财"}}'
+  curl -s -X POST {0}/v1/packets/1/grab -H 'X-User-Id: 2'
+  curl -s {0}/v1/packets/1 -H 'X-User-Id: 2'
+  curl -s {0}/v1/users/2/balance -H 'X-User-Id: 2'
+
+)",
+                           base, config.mode)
+            << std::flush;
+}
+
+bool IsValidJournalName(const std::string& name) {
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
+}
+
+}  // namespace
+
+int RunServe(const Config& config) {
+  SetUpLogging(config.log_level);
+  const bool cluster = config.mode == "cluster";
+  if (!IsValidJournalName(config.journal_name)) {
+    spdlog::critical("invalid --journal-name '{}': letters, digits, '-' and '_' only",
+                     config.journal_name);
+    return 2;
+  }
+  // Signals are taken by sigwait on this thread only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  http::ApiOptions api_options;
+  api_options.dev = config.dev;
+  api_options.token_secret = EffectiveTokenSecret(config);
+  service::ServiceOptions service_options;
+  service_options.limits = config.limits;
+  service_options.sweep_interval = std::chrono::milliseconds(config.sweep_interval_ms);
+
+  // Exactly one backend. Its parts are made once it has started (the store needs its bus); the
+  // Redis store also runs on the server's I/O loops (no thread of its own, no hop between an
+  // HTTP request and its Redis command), which exist only once the server has started.
+  std::unique_ptr<EmbeddedBackend> embedded;
+  std::unique_ptr<ClusterBackend> clustered;
+  auto io_contexts = std::make_shared<std::vector<boost::asio::io_context*>>();
+  std::unique_ptr<service::RedPacketService> service;
+  try {
+    if (cluster) {
+      clustered = std::make_unique<ClusterBackend>(ClusterOptionsFrom(config));
+      clustered->Start();
+      service = std::make_unique<service::RedPacketService>(
+          service_options, clustered->MakeServiceParts(io_contexts));
+    } else {
+      EmbeddedOptions embedded_options;
+      embedded_options.data_dir = config.data_dir;
+      embedded_options.journal_name = config.journal_name;
+      embedded_options.journal_gather = std::chrono::microseconds(config.journal_gather_us);
+      embedded = std::make_unique<EmbeddedBackend>(embedded_options);
+      embedded->Start();
+      service = std::make_unique<service::RedPacketService>(service_options,
+                                                            embedded->MakeServiceParts());
+    }
+  } catch (const std::exception& error) {
+    spdlog::critical("startup failed: {}", error.what());
+    return 1;
+  }
+  http::Api api(api_options, *service);
+  if (clustered) clustered->AddMetrics(api.metrics());
+  if (embedded) embedded->AddMetrics(api.metrics());
+
+  http::ServerOptions server_options;
+  server_options.host = config.host;
+  server_options.port = config.port;
+  server_options.threads = config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  server_options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  http::Server server(server_options, api);
+  try {
+    server.Start();
+  } catch (const std::exception& error) {
+    spdlog::critical("{}", error.what());
+    return 1;
+  }
+  api.WatchServer(server);
+  *io_contexts = server.io_contexts();
+  if (cluster) {
+    spdlog::info("listening on http://{}:{} mode=cluster threads={} dev={} redis={} kafka={} "
+                 "mariadb_primary={} mariadb_replica={}",
+                 config.host, server.port(), server_options.threads, config.dev,
+                 config.redis_nodes, config.kafka_brokers, config.mariadb_primary,
+                 config.mariadb_replica);
+  } else {
+    spdlog::info("listening on http://{}:{} mode=embedded threads={} dev={} data_dir={}",
+                 config.host, server.port(), server_options.threads, config.dev, config.data_dir);
+  }
+  try {
+    // /readyz answers 503 until this returns.
+    service->Start();
+  } catch (const std::exception& error) {
+    spdlog::critical("startup failed: {}", error.what());
+    server.Stop(std::chrono::milliseconds(0));
+    return 1;
+  }
+  spdlog::info("ready");
+  if (config.dev) PrintDevExample(config, server.port());
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("received {}, draining", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Order: the sweeper ends first, while the loops still deliver its Redis replies (afterwards
+  // a cluster sweep would wait out its timeout); the server stops taking requests, answers what
+  // it has (their bus acks arrive meanwhile) and stops its io_contexts. Embedded: the journal
+  // flushes and the worker applies all of it, then the service stops. Cluster: the service
+  // destroys the Redis store (it must not outlive the loops' owner nor go while they run), then
+  // the backend flushes Kafka and releases the sweeper lease.
+  service->StopSweeper();
+  server.Stop(std::chrono::milliseconds(config.shutdown_grace_ms));
+  if (embedded) embedded->Stop();
+  service->Stop();
+  if (clustered) clustered->Stop();
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace redpacket::app

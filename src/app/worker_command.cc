@@ -1,0 +1,112 @@
+// `redpacket worker`: the cluster's Kafka consumer group member that applies grab and refund
+// events to the MariaDB primary (the embedded server runs the same worker on its journal).
+// Serves /healthz, /readyz and /metrics; SIGTERM finishes the batch in hand, commits, exits 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <memory>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "app/cluster_config.h"
+#include "app/commands.h"
+#include "bus/kafka/kafka_source.h"
+#include "http/metrics.h"
+#include "http/ops_handler.h"
+#include "http/server.h"
+#include "ledger/mariadb/mariadb_ledger.h"
+#include "worker/worker.h"
+
+namespace redpacket::app {
+namespace {
+
+constexpr std::chrono::seconds kConnectWait{10};
+
+void AddWorkerMetrics(http::Metrics& metrics, const worker::Worker& worker) {
+  auto stat = [&worker](auto field) {
+    return [&worker, field] { return static_cast<double>(worker.stats().*field); };
+  };
+  metrics.AddGauge("redpacket_worker_applied_events_total",
+                   "Events applied to the ledger (redeliveries included; each credits once)",
+                   stat(&worker::WorkerStats::applied_events));
+  metrics.AddGauge("redpacket_worker_dead_lettered_total",
+                   "Events set aside on the dead-letter topic with their reason",
+                   stat(&worker::WorkerStats::dead_lettered));
+  metrics.AddGauge("redpacket_worker_batches_total", "Ledger transactions committed",
+                   stat(&worker::WorkerStats::batches));
+  metrics.AddGauge("redpacket_worker_retries_total", "Transient failures retried with backoff",
+                   stat(&worker::WorkerStats::retries));
+  metrics.AddGauge("redpacket_worker_lag_events",
+                   "Events in the topic not yet consumed by this group member (-1: unknown)",
+                   [&worker] {
+                     const auto lag = worker.stats().lag;
+                     return lag ? static_cast<double>(*lag) : -1.0;
+                   });
+}
+
+}  // namespace
+
+int RunWorker(const Config& config) {
+  SetUpLogging(config.log_level);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::unique_ptr<ledger::Ledger> ledger;
+  std::unique_ptr<bus::KafkaSource> source;
+  try {
+    ledger = ledger::OpenMariaDbLedger(MariaDbPrimaryFrom(config));
+    if (auto migrated = ledger->Migrate(); !migrated) {
+      throw std::runtime_error("cannot migrate the ledger: " + migrated.error().message);
+    }
+    source = bus::KafkaSource::Connect(KafkaSourceFrom(config), kConnectWait);
+  } catch (const std::exception& error) {
+    spdlog::critical("startup failed: {}", error.what());
+    return 1;
+  }
+
+  worker::WorkerOptions options;
+  options.name = "rp-worker";
+  options.max_batch_events = static_cast<std::size_t>(config.worker_batch);
+  options.poll_wait = std::chrono::milliseconds(5);
+  worker::Worker worker(*source, *ledger, options);
+
+  http::Metrics metrics({"ops"});
+  AddWorkerMetrics(metrics, worker);
+  http::OpsHandler ops(metrics, [] {
+    // The worker retries what fails; it is ready as long as it runs.
+    return std::map<std::string, std::string>{{"worker", "ok"}};
+  });
+  http::ServerOptions server_options;
+  server_options.host = config.host;
+  server_options.port = config.port;
+  server_options.threads = 1;
+  http::Server server(server_options, ops);
+  try {
+    server.Start();
+  } catch (const std::exception& error) {
+    spdlog::critical("{}", error.what());
+    return 1;
+  }
+  worker.Start();
+  spdlog::info("worker ready: kafka={} topic={} group={} mariadb_primary={} batch={} "
+               "metrics=http://{}:{}/metrics",
+               config.kafka_brokers, config.kafka_topic, config.kafka_group,
+               config.mariadb_primary, config.worker_batch, config.host, server.port());
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("received {}, finishing the batch in hand",
+               signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  worker.Stop();
+  server.Stop(std::chrono::milliseconds(1000));
+  const worker::WorkerStats stats = worker.stats();
+  spdlog::info("worker stopped cleanly: {} events applied in {} batches, {} dead-lettered",
+               stats.applied_events, stats.batches, stats.dead_lettered);
+  return 0;
+}
+
+}  // namespace redpacket::app
