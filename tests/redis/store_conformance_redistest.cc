@@ -29,6 +29,7 @@
 
 #include "domain/packet.h"
 #include "domain/random.h"
+#include "lease/memory/memory_lease.h"
 #include "net/redis/cluster_client.h"
 #include "net/redis/slot.h"
 #include "store/memory/memory_store.h"
@@ -579,6 +580,45 @@ TEST_F(RedisStoreTest, UnknownIdsAreRejectedByTheBloomFilterWithoutPacketKeys) {
   const GrabResult vanished = GrabNow(under_test_, id, 1);
   EXPECT_EQ(vanished.code, ErrorCode::kNotFound);
   EXPECT_TRUE(vanished.message.empty()) << vanished.message;
+}
+
+// The sweeper lease's fencing token reaches the store: a sweeper that lost the lease (paused
+// past its ttl while another took over) is refused by Redis, not by its own clock.
+TEST_F(RedisStoreTest, AFencedSweepRefusesATokenLowerThanTheHighestSeen) {
+  std::chrono::steady_clock::time_point lease_now{};
+  lease::MemoryLease lease([&] { return lease_now; });
+  auto old_token = lease.TryAcquire("server-a", 10s);
+  ASSERT_TRUE(old_token.ok() && *old_token);
+  lease_now += 11s;  // server-a stalls past its ttl; server-b takes over
+  auto new_token = lease.TryAcquire("server-b", 10s);
+  ASSERT_TRUE(new_token.ok() && *new_token);
+
+  redis::RedisStore& store = under_test_.redis_store();
+  const domain::PacketId first = under_test_.NewPacketId();
+  const domain::PacketId second = under_test_.NewPacketId();
+  ASSERT_TRUE(AddNow(under_test_, MakePacket(first, {10, 20}, 60s)).ok());
+  const auto later = domain::Clock::now() + 61s;
+
+  auto current = store.FencedSweep(later, **new_token);
+  ASSERT_TRUE(current.ok()) << current.error().message;
+  EXPECT_EQ(current->closed, 1u);
+  const auto fence = admin_.Command(keys_.expiry_fence(), {"GET", keys_.expiry_fence()});
+  ASSERT_TRUE(fence.ok()) << Describe(fence);
+  EXPECT_EQ(fence.reply().string(), std::to_string(**new_token));
+
+  ASSERT_TRUE(AddNow(under_test_, MakePacket(second, {30}, 60s)).ok());
+  auto stale = store.FencedSweep(later, **old_token);
+  ASSERT_FALSE(stale.ok()) << "server-a's sweep ran with a superseded token";
+  EXPECT_EQ(stale.error().code, ErrorCode::kConflict) << stale.error().message;
+  const auto status = admin_.Command(keys_.ForPacket(second).meta,
+                                     {"HGET", keys_.ForPacket(second).meta, "status"});
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  EXPECT_EQ(status.reply().string(), "open") << "the fenced sweep closed a packet";
+
+  auto renewed = store.FencedSweep(later, **new_token);  // the holder itself goes on
+  ASSERT_TRUE(renewed.ok()) << renewed.error().message;
+  EXPECT_EQ(renewed->closed, 1u);
+  EXPECT_EQ(under_test_.sink.events(LedgerEvent::Type::kRefund).size(), 2u);
 }
 
 TEST_F(RedisStoreTest, KeysLiveUntilExpiryPlusGraceAndMetadataIsCachedPerThread) {
