@@ -32,12 +32,12 @@
 #include "lease/memory/memory_lease.h"
 #include "net/redis/cluster_client.h"
 #include "net/redis/slot.h"
+#include "redis_test_cluster.h"
 #include "store/memory/memory_store.h"
 #include "store/redis/bloom.h"
 #include "store/redis/keys.h"
 #include "store/redis/redis_store.h"
 #include "store/redis/script_replies.h"
-#include "redis_test_cluster.h"
 
 namespace redpacket::store {
 namespace {
@@ -883,8 +883,8 @@ TEST_P(RedisStoreFailover, KillMinusNineOfTheHotPacketsMasterLeftDeadGivesNoShar
   domain::PacketId id = 0;
   Endpoint master;
   std::vector<Endpoint> replicas;
-  for (int attempt = 0; attempt < 200 && replicas.size() != static_cast<std::size_t>(wanted_replicas);
-       ++attempt) {
+  for (int attempt = 0;
+       attempt < 200 && replicas.size() != static_cast<std::size_t>(wanted_replicas); ++attempt) {
     id = under_test.NewPacketId();
     const std::string meta_key = keys.ForPacket(id).meta;
     ASSERT_TRUE(admin.Command(meta_key, {"EXISTS", meta_key}).ok());
@@ -914,8 +914,8 @@ TEST_P(RedisStoreFailover, KillMinusNineOfTheHotPacketsMasterLeftDeadGivesNoShar
   ASSERT_FALSE(stampede.exhausted());
   ASSERT_EQ(kill(pid, SIGKILL), 0);
   const auto killed_at = std::chrono::steady_clock::now();
-  std::cout << "killed master " << master.ToString() << " (pid " << pid << ", "
-            << replicas.size() << " replica(s)) after " << stampede.ok() << " grabs\n";
+  std::cout << "killed master " << master.ToString() << " (pid " << pid << ", " << replicas.size()
+            << " replica(s)) after " << stampede.ok() << " grabs\n";
   // Only once the test is over: the next test gets a whole cluster, `up` restarts the node.
   struct RestoreAtExit {
     ~RestoreAtExit() { EXPECT_EQ(RestoreCluster(), 0) << "scripts/redis-cluster up failed"; }

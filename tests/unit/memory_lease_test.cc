@@ -1,9 +1,10 @@
 // The Lease conformance suite on MemoryLease, with a fake clock: expiry needs no real waiting.
+#include "lease/memory/memory_lease.h"
+
 #include <atomic>
 #include <chrono>
 
 #include "../lease/lease_conformance.h"
-#include "lease/memory/memory_lease.h"
 
 namespace redpacket::lease {
 namespace {

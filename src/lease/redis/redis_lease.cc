@@ -83,8 +83,8 @@ net::redis::Result RedisLease::Call(const net::redis::Script& script,
     const net::redis::CommandOptions command{.timeout = options_.call_timeout};
     auto done = [promise](net::redis::Result result) { promise->set_value(std::move(result)); };
     if (options_.min_replicas > 0) {
-      client_->EvalAndWait(script, keys, args, options_.min_replicas,
-                           options_.replication_timeout, std::move(done), command);
+      client_->EvalAndWait(script, keys, args, options_.min_replicas, options_.replication_timeout,
+                           std::move(done), command);
     } else {
       client_->Eval(script, keys, args, std::move(done), command);
     }

@@ -51,8 +51,7 @@ class RedisLease final : public Lease {
 
  private:
   // Runs `script` on the lease's slot and waits for it (and for its WAIT).
-  net::redis::Result Call(const net::redis::Script& script,
-                          std::span<const std::string_view> args);
+  net::redis::Result Call(const net::redis::Script& script, std::span<const std::string_view> args);
 
   const RedisLeaseOptions options_;
   const std::string key_;

@@ -617,46 +617,46 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     const std::string until = std::to_string(run->now_ms);
     const std::string limit = std::to_string(options_.sweep_batch);
     auto on_batch = [this, &slot, run](const Result& result) {
-          if (!result.ok() && result.error().message.starts_with("FENCED ")) {
-            // A newer sweeper has run: this one stops before touching another packet.
-            std::uint64_t seen = 0;
-            const std::string& text = result.error().message;
-            std::from_chars(text.data() + 7, text.data() + text.size(), seen);
-            spdlog::warn("sweep: fenced, token {} < {}", *run->fencing_token, seen);
-            {
-              std::lock_guard lock(run->mutex);
-              run->fenced_by = seen;
-            }
-            return FinishSweep(slot, run);
-          }
-          if (!result.ok() || !result.reply().IsArray()) {
-            spdlog::warn("sweep: cannot read {}: {}", keys_.expiry(),
-                         result.ok() ? result.reply().DebugString() : result.error().ToString());
-            return FinishSweep(slot, run);
-          }
-          std::vector<PacketId> ids;
-          for (const Reply& member : result.reply().array()) {
-            PacketId id = 0;
-            if (!member.IsString()) continue;
-            const std::string& text = member.string();
-            const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), id);
-            if (error == std::errc() && end == text.data() + text.size()) ids.push_back(id);
-          }
-          {
-            std::lock_guard lock(run->mutex);
-            run->pending = ids.size() + 1;  // +1: this loop, so the batch cannot end inside it
-            run->removed = 0;
-            run->batch_size = result.reply().array().size();
-          }
-          for (PacketId id : ids) {
-            if (refunds_in_flight_.contains(id)) {
-              SettleOne(slot, run, false);  // an earlier sweep's refund is still on its way
-              continue;
-            }
-            ClosePacket(slot, run, id);
-          }
-          SettleOne(slot, run, false);
-        };
+      if (!result.ok() && result.error().message.starts_with("FENCED ")) {
+        // A newer sweeper has run: this one stops before touching another packet.
+        std::uint64_t seen = 0;
+        const std::string& text = result.error().message;
+        std::from_chars(text.data() + 7, text.data() + text.size(), seen);
+        spdlog::warn("sweep: fenced, token {} < {}", *run->fencing_token, seen);
+        {
+          std::lock_guard lock(run->mutex);
+          run->fenced_by = seen;
+        }
+        return FinishSweep(slot, run);
+      }
+      if (!result.ok() || !result.reply().IsArray()) {
+        spdlog::warn("sweep: cannot read {}: {}", keys_.expiry(),
+                     result.ok() ? result.reply().DebugString() : result.error().ToString());
+        return FinishSweep(slot, run);
+      }
+      std::vector<PacketId> ids;
+      for (const Reply& member : result.reply().array()) {
+        PacketId id = 0;
+        if (!member.IsString()) continue;
+        const std::string& text = member.string();
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), id);
+        if (error == std::errc() && end == text.data() + text.size()) ids.push_back(id);
+      }
+      {
+        std::lock_guard lock(run->mutex);
+        run->pending = ids.size() + 1;  // +1: this loop, so the batch cannot end inside it
+        run->removed = 0;
+        run->batch_size = result.reply().array().size();
+      }
+      for (PacketId id : ids) {
+        if (refunds_in_flight_.contains(id)) {
+          SettleOne(slot, run, false);  // an earlier sweep's refund is still on its way
+          continue;
+        }
+        ClosePacket(slot, run, id);
+      }
+      SettleOne(slot, run, false);
+    };
     if (!run->fencing_token) {
       slot.client->Execute(key, {"ZRANGEBYSCORE", key, "-inf", until, "LIMIT", "0", limit},
                            std::move(on_batch), CommandOptions{.idempotent = true});
