@@ -19,6 +19,7 @@
 
 #include "net/redis/cluster_client.h"
 #include "net/redis/slot.h"
+#include "redis_test_cluster.h"
 
 namespace redpacket::net::redis {
 namespace {
@@ -32,15 +33,8 @@ std::string Env(const char* name, const std::string& fallback) {
   return value != nullptr && *value != '\0' ? value : fallback;
 }
 
-// REDPACKET_REDIS_NODES, else the six ports from REDPACKET_REDIS_BASE_PORT (default 7001).
-std::vector<Endpoint> ClusterNodes() {
-  if (auto nodes = ParseEndpointList(Env("REDPACKET_REDIS_NODES", ""))) return *nodes;
-  const int base = std::stoi(Env("REDPACKET_REDIS_BASE_PORT", "7001"));
-  std::vector<Endpoint> nodes;
-  nodes.reserve(6);
-  for (int i = 0; i < 6; ++i) nodes.push_back({"127.0.0.1", static_cast<std::uint16_t>(base + i)});
-  return nodes;
-}
+// REDPACKET_REDIS_NODES, else the ports of scripts/redis-cluster from REDPACKET_REDIS_BASE_PORT.
+std::vector<Endpoint> ClusterNodes() { return redis_test::RedisClusterNodes(); }
 
 bool RunUntil(asio::io_context& io, const std::function<bool()>& done,
               std::chrono::milliseconds limit = 10s) {
@@ -329,10 +323,11 @@ TEST_F(RedisClusterTest, EvalAndWaitSharesOneWaitPerBatchAndReachesTheReplica) {
 
 TEST_F(RedisClusterTest, WaitForMoreReplicasThanExistIsNotReplicated) {
   const Script script("return redis.call('INCR', KEYS[1])");
-  const std::string key = "test:" + RunId() + ":two-replicas";
+  const std::string key = "test:" + RunId() + ":three-replicas";
   const std::vector<std::string_view> keys{key};
+  // No master has three replicas (one has two: the spare's).
   const Result result = Run([&](Callback done) {
-    client_->EvalAndWait(script, keys, {}, /*min_replicas=*/2, 50ms, std::move(done));
+    client_->EvalAndWait(script, keys, {}, /*min_replicas=*/3, 50ms, std::move(done));
   });
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().kind, ErrorKind::kNotReplicated) << result.error().message;

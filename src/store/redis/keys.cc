@@ -13,6 +13,7 @@ KeySpace::KeySpace(std::string prefix) : prefix_(std::move(prefix)) {
   bloom_ = "{" + prefix_ + ":bloom}";
   bloom_parameters_ = bloom_ + ":params";
   expiry_ = "{" + prefix_ + ":expiry}";
+  expiry_fence_ = expiry_ + ":fence";
 }
 
 PacketKeys KeySpace::ForPacket(domain::PacketId packet_id) const {

@@ -31,6 +31,8 @@ class KeySpace {
   const std::string& bloom_parameters() const { return bloom_parameters_; }
   // {rp:expiry}: sorted set, score = expires_ms, member = packet id; what the sweeper scans.
   const std::string& expiry() const { return expiry_; }
+  // The highest sweeper fencing token seen, in the slot of expiry() (a fenced sweep checks both).
+  const std::string& expiry_fence() const { return expiry_fence_; }
   const std::string& prefix() const { return prefix_; }
 
  private:
@@ -38,6 +40,7 @@ class KeySpace {
   std::string bloom_;
   std::string bloom_parameters_;
   std::string expiry_;
+  std::string expiry_fence_;
 };
 
 }  // namespace redpacket::store::redis

@@ -124,6 +124,7 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
         snapshot_(LoadScript(options_.lua_directory, "snapshot.lua")),
         bloom_add_(LoadScript(options_.lua_directory, "bloom_add.lua")),
         expiry_add_(LoadScript(options_.lua_directory, "expiry_add.lua")),
+        expiry_batch_fenced_(LoadScript(options_.lua_directory, "expiry_batch_fenced.lua")),
         generation_(g_next_generation.fetch_add(1)) {
     if (io_contexts.empty()) {
       throw std::invalid_argument("RedisStore needs at least one io_context");
@@ -587,14 +588,28 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     std::size_t pending = 0;  // closes and refunds of the current batch not yet settled
     std::size_t removed = 0;  // ids of the current batch dropped from {rp:expiry}
     std::size_t batch_size = 0;
+    std::optional<std::uint64_t> fencing_token;  // a fenced sweep: checked at every batch
+    std::optional<std::uint64_t> fenced_by;      // refused: the higher token seen in Redis
   };
 
-  SweepStats Sweep(TimePoint now) {
+  domain::Result<SweepStats> FencedSweep(TimePoint now, std::uint64_t fencing_token) {
+    auto run = std::make_shared<SweepRun>();
+    run->fencing_token = fencing_token;
+    const SweepStats stats = Sweep(now, run);
+    std::lock_guard lock(run->mutex);
+    if (run->fenced_by) {
+      return domain::MakeError(domain::ErrorCode::kConflict,
+                               "sweep fenced: token " + std::to_string(fencing_token) +
+                                   " is lower than " + std::to_string(*run->fenced_by));
+    }
+    return stats;
+  }
+
+  SweepStats Sweep(TimePoint now, std::shared_ptr<SweepRun> run = std::make_shared<SweepRun>()) {
     if (CurrentSlot() != nullptr) {
       spdlog::error("RedisStore::Sweep called on an I/O thread; it blocks, so it did nothing");
       return {};
     }
-    auto run = std::make_shared<SweepRun>();
     run->now_ms = domain::ToUnixMillis(now);
     IoSlot& slot = *slots_.front();
     RunOn(slot, [this, &slot, run] { SweepBatch(slot, run); });
@@ -611,38 +626,58 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     const std::string& key = keys_.expiry();
     const std::string until = std::to_string(run->now_ms);
     const std::string limit = std::to_string(options_.sweep_batch);
-    slot.client->Execute(
-        key, {"ZRANGEBYSCORE", key, "-inf", until, "LIMIT", "0", limit},
-        [this, &slot, run](const Result& result) {
-          if (!result.ok() || !result.reply().IsArray()) {
-            spdlog::warn("sweep: cannot read {}: {}", keys_.expiry(),
-                         result.ok() ? result.reply().DebugString() : result.error().ToString());
-            return FinishSweep(slot, run);
-          }
-          std::vector<PacketId> ids;
-          for (const Reply& member : result.reply().array()) {
-            PacketId id = 0;
-            if (!member.IsString()) continue;
-            const std::string& text = member.string();
-            const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), id);
-            if (error == std::errc() && end == text.data() + text.size()) ids.push_back(id);
-          }
-          {
-            std::lock_guard lock(run->mutex);
-            run->pending = ids.size() + 1;  // +1: this loop, so the batch cannot end inside it
-            run->removed = 0;
-            run->batch_size = result.reply().array().size();
-          }
-          for (PacketId id : ids) {
-            if (refunds_in_flight_.contains(id)) {
-              SettleOne(slot, run, false);  // an earlier sweep's refund is still on its way
-              continue;
-            }
-            ClosePacket(slot, run, id);
-          }
-          SettleOne(slot, run, false);
-        },
-        CommandOptions{.idempotent = true});
+    auto on_batch = [this, &slot, run](const Result& result) {
+      if (!result.ok() && result.error().message.starts_with("FENCED ")) {
+        // A newer sweeper has run: this one stops before touching another packet.
+        std::uint64_t seen = 0;
+        const std::string& text = result.error().message;
+        std::from_chars(text.data() + 7, text.data() + text.size(), seen);
+        spdlog::warn("sweep: fenced, token {} < {}", *run->fencing_token, seen);
+        {
+          std::lock_guard lock(run->mutex);
+          run->fenced_by = seen;
+        }
+        return FinishSweep(slot, run);
+      }
+      if (!result.ok() || !result.reply().IsArray()) {
+        spdlog::warn("sweep: cannot read {}: {}", keys_.expiry(),
+                     result.ok() ? result.reply().DebugString() : result.error().ToString());
+        return FinishSweep(slot, run);
+      }
+      std::vector<PacketId> ids;
+      for (const Reply& member : result.reply().array()) {
+        PacketId id = 0;
+        if (!member.IsString()) continue;
+        const std::string& text = member.string();
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), id);
+        if (error == std::errc() && end == text.data() + text.size()) ids.push_back(id);
+      }
+      {
+        std::lock_guard lock(run->mutex);
+        run->pending = ids.size() + 1;  // +1: this loop, so the batch cannot end inside it
+        run->removed = 0;
+        run->batch_size = result.reply().array().size();
+      }
+      for (PacketId id : ids) {
+        if (refunds_in_flight_.contains(id)) {
+          SettleOne(slot, run, false);  // an earlier sweep's refund is still on its way
+          continue;
+        }
+        ClosePacket(slot, run, id);
+      }
+      SettleOne(slot, run, false);
+    };
+    if (!run->fencing_token) {
+      slot.client->Execute(key, {"ZRANGEBYSCORE", key, "-inf", until, "LIMIT", "0", limit},
+                           std::move(on_batch), CommandOptions{.idempotent = true});
+      return;
+    }
+    // Durable (WAIT): a fence lost in a failover would let an older token through again.
+    const std::string token = std::to_string(*run->fencing_token);
+    const std::array<std::string_view, 2> keys{key, keys_.expiry_fence()};
+    const std::array<std::string_view, 3> args{token, until, limit};
+    EvalDurable(slot, expiry_batch_fenced_, keys, args, options_.client.command_timeout,
+                std::move(on_batch));
   }
 
   void ClosePacket(IoSlot& slot, const std::shared_ptr<SweepRun>& run, PacketId packet_id) {
@@ -795,7 +830,8 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
   bus::EventSink& sink_;
   KeySpace keys_;
   BloomParameters bloom_;
-  Script create_, append_, grab_, close_, refunded_, snapshot_, bloom_add_, expiry_add_;
+  Script create_, append_, grab_, close_, refunded_, snapshot_, bloom_add_, expiry_add_,
+      expiry_batch_fenced_;
   std::uint64_t generation_;
   std::vector<std::unique_ptr<IoSlot>> slots_;
   std::unordered_set<PacketId> refunds_in_flight_;  // first slot's thread only (the sweeper's)
@@ -831,6 +867,10 @@ void RedisStore::Snapshot(PacketId packet_id, SnapshotCallback done) {
 SweepStats RedisStore::Sweep(TimePoint now, std::uint64_t /*applied_position*/,
                              std::chrono::milliseconds /*retention*/) {
   return impl_->Sweep(now);
+}
+
+domain::Result<SweepStats> RedisStore::FencedSweep(TimePoint now, std::uint64_t fencing_token) {
+  return impl_->FencedSweep(now, fencing_token);
 }
 
 std::size_t RedisStore::size() const { return impl_->size(); }

@@ -112,6 +112,13 @@ class RedisStore final : public PacketStore {
   // used (Redis drops finished packets by TTL). Returns {} at once when called on an I/O thread.
   SweepStats Sweep(TimePoint now, std::uint64_t applied_position,
                    std::chrono::milliseconds retention) override;
+  // Sweep for the holder of the sweeper lease (lease/lease.h) with its fencing token: every batch
+  // first checks, in the slot of {rp:expiry}, that no higher token was seen ({rp:expiry}:fence)
+  // and records this one. Refused: kConflict, and the sweep stopped at that batch boundary (a
+  // stale sweeper may still finish the closes of the batch it had read: closes are idempotent
+  // and a refund is emitted only by the close that answered 'closed', so no money moves twice).
+  // kOk with the stats otherwise. Blocking, as Sweep.
+  domain::Result<SweepStats> FencedSweep(TimePoint now, std::uint64_t fencing_token);
   // Packets registered for expiry and not yet closed, as of the last Sweep.
   std::size_t size() const override;
 
