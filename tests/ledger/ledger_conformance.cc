@@ -131,7 +131,8 @@ TEST_P(LedgerConformance, CreateUserTakesTheNextFreeId) {
 
   // A grab may create an account with any id; the next user comes after it.
   PacketRecord packet = CreatePacket(1, {5});
-  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 1000, 5, 1)}, At(1)).ok());
+  ASSERT_TRUE(
+      ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 1000, 5, 1)}, At(1)).ok());
   auto carol = ledger_->CreateUser("carol");
   ASSERT_TRUE(carol.ok());
   EXPECT_EQ(carol->user_id, 1001);

@@ -142,10 +142,9 @@ TEST_F(MariaDbLedgerTest, ConcurrentCreatePacketNeverOverdraws) {
       for (int i = 0; i < kAttemptsPerThread; ++i) {
         const std::vector<Cents> shares = {40, 60};
         auto packet = Retrying([&] {
-          return ledger->CreatePacket(Spec(1, shares), shares,
-                                      domain::FromUnixMillis(kCreatedAtMillis),
-                                      domain::FromUnixMillis(kCreatedAtMillis + 60'000),
-                                      fmt::format("t{}-{}", t, i));
+          return ledger->CreatePacket(
+              Spec(1, shares), shares, domain::FromUnixMillis(kCreatedAtMillis),
+              domain::FromUnixMillis(kCreatedAtMillis + 60'000), fmt::format("t{}-{}", t, i));
         });
         if (packet.ok()) {
           ++created;
@@ -175,8 +174,8 @@ TEST_F(MariaDbLedgerTest, ConcurrentApplyOfOneBatchCreditsOnce) {
   PacketRecord packet = CreatePacket(1, shares);
   std::vector<domain::LedgerEvent> events;
   for (std::int64_t seq = 1; seq <= 200; ++seq) {
-    events.push_back(GrabEvent(packet.packet_id, 1000 + seq,
-                               shares[static_cast<std::size_t>(seq - 1)], seq));
+    events.push_back(
+        GrabEvent(packet.packet_id, 1000 + seq, shares[static_cast<std::size_t>(seq - 1)], seq));
   }
   std::vector<std::thread> threads;
   std::atomic<int> failures = 0;

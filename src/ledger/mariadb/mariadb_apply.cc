@@ -128,9 +128,9 @@ Status MariaDbLedger::ApplyEvents(std::span<const LedgerEvent> events,
       while (rows->Next()) grabbed.emplace(packet_id, rows->Int(0));
     }
     if (!sorted_ids.empty()) {
-      auto rows = connection_.Query(
-          fmt::format("SELECT packet_id FROM refunds WHERE packet_id IN ({})",
-                      JoinIds(sorted_ids.begin(), sorted_ids.end())));
+      auto rows =
+          connection_.Query(fmt::format("SELECT packet_id FROM refunds WHERE packet_id IN ({})",
+                                        JoinIds(sorted_ids.begin(), sorted_ids.end())));
       if (!rows.ok()) return rows.error();
       while (rows->Next()) refunded.insert(rows->Int(0));
     }
@@ -160,8 +160,8 @@ Status MariaDbLedger::ApplyEvents(std::span<const LedgerEvent> events,
       }
       const Cents share = shares[static_cast<std::size_t>(event.seq - 1)];
       if (event.amount_cents != share) {
-        return fail(fmt::format("amount {} but share {} is {}", event.amount_cents, event.seq,
-                                share));
+        return fail(
+            fmt::format("amount {} but share {} is {}", event.amount_cents, event.seq, share));
       }
       // Only (packet_id, user_id) makes a repeat; a second user on the same seq is left to the
       // UNIQUE (packet_id, seq) key below, which fails the batch.
@@ -176,8 +176,8 @@ Status MariaDbLedger::ApplyEvents(std::span<const LedgerEvent> events,
       if (shape_it == shapes_.end()) return fail("refund of an unknown packet");
       const PacketShape& shape = shape_it->second;
       if (event.user_id != shape.sender_id) {
-        return fail(fmt::format("refund to user {} but the sender is {}", event.user_id,
-                                shape.sender_id));
+        return fail(
+            fmt::format("refund to user {} but the sender is {}", event.user_id, shape.sender_id));
       }
       if (event.amount_cents < 0 || event.amount_cents > shape.total_cents) {
         return fail(fmt::format("refund of {} cents from a packet of {}", event.amount_cents,
@@ -193,9 +193,10 @@ Status MariaDbLedger::ApplyEvents(std::span<const LedgerEvent> events,
     }
   }
 
-  auto grabs_inserted = InsertRows(
-      connection_, "INSERT INTO grabs (packet_id, user_id, amount_cents, seq, grabbed_at_ms) VALUES ",
-      grab_rows, "");
+  auto grabs_inserted =
+      InsertRows(connection_,
+                 "INSERT INTO grabs (packet_id, user_id, amount_cents, seq, grabbed_at_ms) VALUES ",
+                 grab_rows, "");
   if (!grabs_inserted.ok()) {
     // Every (packet_id, user_id) of the batch was checked above, under the packet locks: a
     // duplicate now is two users paid the same share.

@@ -44,9 +44,7 @@ bool IsRetryable(unsigned number) {
 }  // namespace
 
 Rows::Rows(Rows&& other) noexcept
-    : result_(std::exchange(other.result_, nullptr)),
-      row_(other.row_),
-      lengths_(other.lengths_) {}
+    : result_(std::exchange(other.result_, nullptr)), row_(other.row_), lengths_(other.lengths_) {}
 
 Rows::~Rows() {
   if (result_ != nullptr) mysql_free_result(result_);
@@ -123,8 +121,8 @@ Status Connection::EnsureConnected() {
                          options_.database.empty() ? nullptr : options_.database.c_str(),
                          static_cast<unsigned>(options_.port), nullptr, 0) == nullptr) {
     last_error_number_ = mysql_errno(mysql);
-    std::string message = fmt::format("cannot reach MariaDB at {}: {}", MariaDbAddress(options_),
-                                      mysql_error(mysql));
+    std::string message =
+        fmt::format("cannot reach MariaDB at {}: {}", MariaDbAddress(options_), mysql_error(mysql));
     mysql_close(mysql);
     return MakeError(ErrorCode::kUnavailable, std::move(message));
   }
@@ -135,8 +133,8 @@ Status Connection::EnsureConnected() {
 
 Error Connection::Fail(std::string_view what) {
   last_error_number_ = mysql_errno(mysql_);
-  std::string message = fmt::format("MariaDB {} ({}): error {}: {}", MariaDbAddress(options_),
-                                    what, last_error_number_, mysql_error(mysql_));
+  std::string message = fmt::format("MariaDB {} ({}): error {}: {}", MariaDbAddress(options_), what,
+                                    last_error_number_, mysql_error(mysql_));
   const ErrorCode code =
       IsRetryable(last_error_number_) ? ErrorCode::kUnavailable : ErrorCode::kInternal;
   if (IsConnectionError(last_error_number_)) {
@@ -210,9 +208,8 @@ std::string SqlInt(std::optional<std::int64_t> value) {
 Result<Transaction> Transaction::Begin(Connection& connection, Mode mode) {
   REDPACKET_MARIADB_TRY(connection.EnsureConnected());
   // A snapshot read: every SELECT of the transaction sees one consistent state (audit sums).
-  REDPACKET_MARIADB_TRY(connection.Execute(mode == Mode::kWrite
-                                               ? "START TRANSACTION"
-                                               : "START TRANSACTION WITH CONSISTENT SNAPSHOT"));
+  REDPACKET_MARIADB_TRY(connection.Execute(
+      mode == Mode::kWrite ? "START TRANSACTION" : "START TRANSACTION WITH CONSISTENT SNAPSHOT"));
   return Transaction(&connection);
 }
 

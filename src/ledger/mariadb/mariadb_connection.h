@@ -30,8 +30,8 @@ using domain::Status;
   } while (false)
 
 // MariaDB server error numbers the ledger reacts to.
-inline constexpr unsigned kErrorDuplicateKey = 1062;     // ER_DUP_ENTRY
-inline constexpr unsigned kErrorNoSuchTable = 1146;      // ER_NO_SUCH_TABLE
+inline constexpr unsigned kErrorDuplicateKey = 1062;  // ER_DUP_ENTRY
+inline constexpr unsigned kErrorNoSuchTable = 1146;   // ER_NO_SUCH_TABLE
 
 // A stored result set. Cells are read as text (the text protocol); blobs are binary-safe.
 class Rows {

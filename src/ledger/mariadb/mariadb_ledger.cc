@@ -88,8 +88,8 @@ Result<Cents> MariaDbLedger::Deposit(UserId user_id, Cents amount_cents,
                   "ON DUPLICATE KEY UPDATE user_id = user_id",
                   user_id)));
   if (!request_id.empty()) {
-    auto first = FindIdempotent(user_id, request_id, kDepositKind,
-                                codec::DepositFingerprint(amount_cents));
+    auto first =
+        FindIdempotent(user_id, request_id, kDepositKind, codec::DepositFingerprint(amount_cents));
     if (!first.ok()) return first.error();
     if (*first) return **first;  // a repeat: the first answer, nothing credited (rolled back)
   }
@@ -128,10 +128,10 @@ Result<PacketRecord> MariaDbLedger::CreatePacket(const domain::PacketSpec& spec,
   // packet of the same sender) can slip between this check and the debit, and a concurrent
   // repeat of the request_id waits here and then finds the first one's idempotency row.
   // An account that does not exist has balance 0.
-  auto balance = SelectInt(
-      fmt::format("SELECT balance_cents FROM accounts WHERE user_id = {} FOR UPDATE",
-                  spec.sender_id),
-      0);
+  auto balance =
+      SelectInt(fmt::format("SELECT balance_cents FROM accounts WHERE user_id = {} FOR UPDATE",
+                            spec.sender_id),
+                0);
   if (!balance.ok()) return balance.error();
   if (!request_id.empty()) {
     auto first = FindIdempotent(spec.sender_id, request_id, kCreatePacketKind,
@@ -165,8 +165,8 @@ Result<PacketRecord> MariaDbLedger::CreatePacket(const domain::PacketSpec& spec,
       fmt::format("INSERT INTO packet_shares (packet_id, shares) VALUES ({}, {})", packet_id,
                   HexLiteral(codec::EncodeShares(shares)))));
   if (!request_id.empty()) {
-    REDPACKET_MARIADB_TRY(RecordIdempotent(spec.sender_id, request_id, kCreatePacketKind,
-                                           packet_id, codec::PacketFingerprint(spec)));
+    REDPACKET_MARIADB_TRY(RecordIdempotent(spec.sender_id, request_id, kCreatePacketKind, packet_id,
+                                           codec::PacketFingerprint(spec)));
   }
   REDPACKET_MARIADB_TRY(transaction->Commit());
   return PacketRecord{.packet_id = packet_id,
@@ -206,11 +206,11 @@ Result<std::optional<std::int64_t>> MariaDbLedger::FindIdempotent(UserId user_id
 Status MariaDbLedger::RecordIdempotent(UserId user_id, std::string_view request_id,
                                        std::string_view kind, std::int64_t result,
                                        std::string_view fingerprint) {
-  auto inserted = connection_.Execute(fmt::format(
-      "INSERT INTO idempotency (user_id, request_id, kind, result, fingerprint) "
-      "VALUES ({}, {}, {}, '{}', {})",
-      user_id, connection_.Quote(request_id), connection_.Quote(kind), result,
-      connection_.Quote(fingerprint)));
+  auto inserted = connection_.Execute(
+      fmt::format("INSERT INTO idempotency (user_id, request_id, kind, result, fingerprint) "
+                  "VALUES ({}, {}, {}, '{}', {})",
+                  user_id, connection_.Quote(request_id), connection_.Quote(kind), result,
+                  connection_.Quote(fingerprint)));
   if (!inserted.ok()) return inserted.error();
   return {};
 }

@@ -221,8 +221,8 @@ Result<AuditFacts> MariaDbLedger::ReadAuditFacts() {
     packet.shares = std::move(*shares);
     facts.packets.push_back(std::move(packet));
   }
-  auto grabs = connection_.Query(
-      fmt::format("SELECT {} FROM grabs ORDER BY packet_id, seq", kGrabColumns));
+  auto grabs =
+      connection_.Query(fmt::format("SELECT {} FROM grabs ORDER BY packet_id, seq", kGrabColumns));
   if (!grabs.ok()) return grabs.error();
   REDPACKET_MARIADB_TRY(AttachGrabs(*grabs, facts.packets));
 
