@@ -1,0 +1,219 @@
+// The MariaDB ledger's writes: users, deposits and packet creation, each one transaction on the
+// primary, made idempotent by (user, request_id) with the codec's fingerprint. Also the factory.
+#include "ledger/mariadb/mariadb_ledger.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <limits>
+#include <stdexcept>
+#include <utility>
+
+#include "ledger/codec/ledger_codec.h"
+#include "ledger/mariadb/mariadb_ledger_impl.h"
+#include "ledger/mariadb/schema.h"
+
+namespace redpacket::ledger {
+
+std::string MariaDbAddress(const MariaDbOptions& options) {
+  return fmt::format("{}:{}", options.host, options.port);
+}
+
+std::unique_ptr<Ledger> OpenMariaDbLedger(const MariaDbOptions& options) {
+  auto ledger = std::make_unique<mariadb::MariaDbLedger>(options);
+  if (auto connected = ledger->Connect(); !connected.ok()) {
+    throw std::runtime_error(connected.error().message);  // "cannot reach MariaDB at ..."
+  }
+  return ledger;
+}
+
+namespace mariadb {
+namespace {
+
+using domain::ErrorCode;
+using domain::MakeError;
+
+constexpr std::string_view kDepositKind = "deposit";
+constexpr std::string_view kCreatePacketKind = "create_packet";
+// The idempotency key column's width (VARCHAR(255)).
+constexpr std::size_t kMaxRequestIdBytes = 255;
+
+Status CheckRequestId(std::string_view request_id) {
+  if (request_id.size() > kMaxRequestIdBytes) {
+    return MakeError(ErrorCode::kBadRequest, "request_id is longer than 255 bytes");
+  }
+  return {};
+}
+
+}  // namespace
+
+domain::Error Corrupt(std::string message) {
+  return MakeError(ErrorCode::kInternal, std::move(message));
+}
+
+Status MariaDbLedger::Migrate() { return MigrateSchema(connection_); }
+
+Result<std::int64_t> MariaDbLedger::SelectInt(std::string_view sql, std::int64_t absent) {
+  auto rows = connection_.Query(sql);
+  if (!rows.ok()) return rows.error();
+  return rows->Next() && !rows->IsNull(0) ? rows->Int(0) : absent;
+}
+
+Result<UserRecord> MariaDbLedger::CreateUser(std::string_view name) {
+  auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
+  if (!transaction.ok()) return transaction.error();
+  REDPACKET_MARIADB_TRY(connection_.Execute(fmt::format(
+      "INSERT INTO accounts (name, balance_cents) VALUES ({}, 0)", connection_.Quote(name))));
+  const auto user_id = static_cast<UserId>(connection_.LastInsertId());
+  if (user_id < 1 || user_id > domain::kMaxUserId) {
+    return MakeError(ErrorCode::kInternal, "no user id left below 2^53");  // rolled back
+  }
+  REDPACKET_MARIADB_TRY(transaction->Commit());
+  return UserRecord{.user_id = user_id, .name = std::string(name), .balance_cents = 0};
+}
+
+Result<Cents> MariaDbLedger::Deposit(UserId user_id, Cents amount_cents,
+                                     std::string_view request_id) {
+  if (user_id < 1 || user_id > domain::kMaxUserId) {
+    return MakeError(ErrorCode::kBadRequest, "user_id out of range");
+  }
+  if (amount_cents < 1) return MakeError(ErrorCode::kBadRequest, "amount_cents must be positive");
+  REDPACKET_MARIADB_TRY(CheckRequestId(request_id));
+  auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
+  if (!transaction.ok()) return transaction.error();
+  // Creates the account if it is new and locks its row either way: concurrent deposits of one
+  // user (and a repeat of one request_id) queue here, so the idempotency check below is exact.
+  REDPACKET_MARIADB_TRY(connection_.Execute(
+      fmt::format("INSERT INTO accounts (user_id, name, balance_cents) VALUES ({}, '', 0) "
+                  "ON DUPLICATE KEY UPDATE user_id = user_id",
+                  user_id)));
+  if (!request_id.empty()) {
+    auto first =
+        FindIdempotent(user_id, request_id, kDepositKind, codec::DepositFingerprint(amount_cents));
+    if (!first.ok()) return first.error();
+    if (*first) return **first;  // a repeat: the first answer, nothing credited (rolled back)
+  }
+  auto balance = SelectInt(
+      fmt::format("SELECT balance_cents FROM accounts WHERE user_id = {} FOR UPDATE", user_id), 0);
+  if (!balance.ok()) return balance.error();
+  if (amount_cents > std::numeric_limits<Cents>::max() - *balance) {
+    return MakeError(ErrorCode::kBadRequest, "the deposit would overflow the balance");
+  }
+  const Cents new_balance = *balance + amount_cents;
+  REDPACKET_MARIADB_TRY(connection_.Execute(
+      fmt::format("UPDATE accounts SET balance_cents = balance_cents + {} WHERE user_id = {}",
+                  amount_cents, user_id)));
+  REDPACKET_MARIADB_TRY(connection_.Execute(fmt::format(
+      "INSERT INTO deposits (user_id, amount_cents, request_id, created_at_ms) "
+      "VALUES ({}, {}, {}, {})",
+      user_id, amount_cents, request_id.empty() ? "NULL" : connection_.Quote(request_id),
+      domain::ToUnixMillis(domain::Clock::now()))));
+  if (!request_id.empty()) {
+    REDPACKET_MARIADB_TRY(RecordIdempotent(user_id, request_id, kDepositKind, new_balance,
+                                           codec::DepositFingerprint(amount_cents)));
+  }
+  REDPACKET_MARIADB_TRY(transaction->Commit());
+  return new_balance;
+}
+
+Result<PacketRecord> MariaDbLedger::CreatePacket(const domain::PacketSpec& spec,
+                                                 const std::vector<Cents>& shares,
+                                                 TimePoint created_at, TimePoint expires_at,
+                                                 std::string_view request_id) {
+  REDPACKET_MARIADB_TRY(codec::CheckShares(spec, shares));
+  REDPACKET_MARIADB_TRY(CheckRequestId(request_id));
+  auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
+  if (!transaction.ok()) return transaction.error();
+  // The sender's row, locked until commit: no concurrent debit (another API server creating a
+  // packet of the same sender) can slip between this check and the debit, and a concurrent
+  // repeat of the request_id waits here and then finds the first one's idempotency row.
+  // An account that does not exist has balance 0.
+  auto balance =
+      SelectInt(fmt::format("SELECT balance_cents FROM accounts WHERE user_id = {} FOR UPDATE",
+                            spec.sender_id),
+                0);
+  if (!balance.ok()) return balance.error();
+  if (!request_id.empty()) {
+    auto first = FindIdempotent(spec.sender_id, request_id, kCreatePacketKind,
+                                codec::PacketFingerprint(spec));
+    if (!first.ok()) return first.error();
+    if (*first) {  // a repeat: the first packet, nothing debited
+      auto packet = ReadPacket(**first);
+      if (!packet.ok()) return packet.error();
+      if (!*packet) return Corrupt(fmt::format("idempotent packet {} is missing", **first));
+      return std::move(**packet);
+    }
+  }
+  if (*balance < spec.total_cents) {
+    return MakeError(
+        ErrorCode::kInsufficientFunds,
+        fmt::format("balance is {} cents, the packet needs {}", *balance, spec.total_cents));
+  }
+  REDPACKET_MARIADB_TRY(connection_.Execute(
+      fmt::format("UPDATE accounts SET balance_cents = balance_cents - {} WHERE user_id = {}",
+                  spec.total_cents, spec.sender_id)));
+  REDPACKET_MARIADB_TRY(connection_.Execute(fmt::format(
+      "INSERT INTO packets (sender_id, kind, greeting, total_cents, count, expires_in_s, "
+      "receiver_id, created_at_ms, expires_at_ms, status) "
+      "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, 'open')",
+      spec.sender_id, connection_.Quote(domain::ToString(spec.kind)),
+      connection_.Quote(spec.greeting), spec.total_cents, spec.count, spec.expires_in_s,
+      SqlInt(spec.receiver_id), domain::ToUnixMillis(created_at),
+      domain::ToUnixMillis(expires_at))));
+  const auto packet_id = static_cast<PacketId>(connection_.LastInsertId());
+  REDPACKET_MARIADB_TRY(connection_.Execute(
+      fmt::format("INSERT INTO packet_shares (packet_id, shares) VALUES ({}, {})", packet_id,
+                  HexLiteral(codec::EncodeShares(shares)))));
+  if (!request_id.empty()) {
+    REDPACKET_MARIADB_TRY(RecordIdempotent(spec.sender_id, request_id, kCreatePacketKind, packet_id,
+                                           codec::PacketFingerprint(spec)));
+  }
+  REDPACKET_MARIADB_TRY(transaction->Commit());
+  return PacketRecord{.packet_id = packet_id,
+                      .spec = spec,
+                      .created_at = created_at,
+                      .expires_at = expires_at,
+                      .status = domain::PacketStatus::kOpen,
+                      .shares = shares,
+                      .grabs = {},
+                      .refund_cents = std::nullopt};
+}
+
+Result<std::optional<std::int64_t>> MariaDbLedger::FindIdempotent(UserId user_id,
+                                                                  std::string_view request_id,
+                                                                  std::string_view kind,
+                                                                  std::string_view fingerprint) {
+  // A locking read: sees the latest committed row, not the transaction's snapshot.
+  auto rows = connection_.Query(fmt::format(
+      "SELECT result, fingerprint FROM idempotency WHERE user_id = {} AND request_id = {} "
+      "AND kind = {} FOR UPDATE",
+      user_id, connection_.Quote(request_id), connection_.Quote(kind)));
+  if (!rows.ok()) return rows.error();
+  if (!rows->Next()) return std::optional<std::int64_t>();
+  if (rows->Text(1) != fingerprint) {
+    return MakeError(ErrorCode::kIdempotencyConflict,
+                     fmt::format("request_id '{}' was used for a different request", request_id));
+  }
+  const std::string result = rows->Text(0);
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(result.data(), result.data() + result.size(), value);
+  if (error != std::errc() || end != result.data() + result.size()) {
+    return Corrupt(fmt::format("idempotency result '{}' is not an integer", result));
+  }
+  return std::optional<std::int64_t>(value);
+}
+
+Status MariaDbLedger::RecordIdempotent(UserId user_id, std::string_view request_id,
+                                       std::string_view kind, std::int64_t result,
+                                       std::string_view fingerprint) {
+  auto inserted = connection_.Execute(
+      fmt::format("INSERT INTO idempotency (user_id, request_id, kind, result, fingerprint) "
+                  "VALUES ({}, {}, {}, '{}', {})",
+                  user_id, connection_.Quote(request_id), connection_.Quote(kind), result,
+                  connection_.Quote(fingerprint)));
+  if (!inserted.ok()) return inserted.error();
+  return {};
+}
+
+}  // namespace mariadb
+}  // namespace redpacket::ledger
