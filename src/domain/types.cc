@@ -51,4 +51,74 @@ std::string FormatTime(TimePoint time) {
                      millis % 1000);
 }
 
+namespace {
+
+// Reads exactly `digits` decimal digits at `text[*at]`, advancing `*at`; false if any is missing.
+bool ReadDigits(std::string_view text, std::size_t* at, int digits, int* value) {
+  *value = 0;
+  for (int i = 0; i < digits; ++i, ++*at) {
+    if (*at >= text.size() || text[*at] < '0' || text[*at] > '9') return false;
+    *value = *value * 10 + (text[*at] - '0');
+  }
+  return true;
+}
+
+bool Expect(std::string_view text, std::size_t* at, char wanted) {
+  if (*at >= text.size() || (text[*at] != wanted &&
+                             !(wanted == 'T' && text[*at] == 't') &&
+                             !(wanted == 'Z' && text[*at] == 'z'))) {
+    return false;
+  }
+  ++*at;
+  return true;
+}
+
+}  // namespace
+
+std::optional<TimePoint> ParseTime(std::string_view text) {
+  std::size_t at = 0;
+  int year, month, day, hour, minute, second;
+  if (!ReadDigits(text, &at, 4, &year) || !Expect(text, &at, '-') ||
+      !ReadDigits(text, &at, 2, &month) || !Expect(text, &at, '-') ||
+      !ReadDigits(text, &at, 2, &day) || !Expect(text, &at, 'T') ||
+      !ReadDigits(text, &at, 2, &hour) || !Expect(text, &at, ':') ||
+      !ReadDigits(text, &at, 2, &minute) || !Expect(text, &at, ':') ||
+      !ReadDigits(text, &at, 2, &second)) {
+    return std::nullopt;
+  }
+  const std::chrono::year_month_day date{std::chrono::year(year), std::chrono::month(month),
+                                         std::chrono::day(day)};
+  // Second 60 (a leap second) is refused: the wire never carries one (FormatTime cannot).
+  if (!date.ok() || hour > 23 || minute > 59 || second > 59) return std::nullopt;
+  std::int64_t millis = 0;
+  if (at < text.size() && text[at] == '.') {
+    ++at;
+    int digits = 0;
+    for (; at < text.size() && text[at] >= '0' && text[at] <= '9'; ++at, ++digits) {
+      if (digits < 3) millis = millis * 10 + (text[at] - '0');
+    }
+    if (digits == 0) return std::nullopt;
+    for (; digits < 3; ++digits) millis *= 10;
+  }
+  std::int64_t offset_minutes = 0;
+  if (at < text.size() && (text[at] == '+' || text[at] == '-')) {
+    const bool negative = text[at] == '-';
+    ++at;
+    int offset_hours, offset_mins;
+    if (!ReadDigits(text, &at, 2, &offset_hours) || !Expect(text, &at, ':') ||
+        !ReadDigits(text, &at, 2, &offset_mins) || offset_hours > 23 || offset_mins > 59) {
+      return std::nullopt;
+    }
+    offset_minutes = (negative ? -1 : 1) * (offset_hours * 60 + offset_mins);
+  } else if (!Expect(text, &at, 'Z')) {
+    return std::nullopt;
+  }
+  if (at != text.size()) return std::nullopt;
+  const auto days = std::chrono::sys_days(date).time_since_epoch().count();
+  const std::int64_t seconds_since_epoch =
+      static_cast<std::int64_t>(days) * 86400 + hour * 3600 + minute * 60 + second -
+      offset_minutes * 60;
+  return FromUnixMillis(seconds_since_epoch * 1000 + millis);
+}
+
 }  // namespace redpacket::domain

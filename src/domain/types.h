@@ -3,7 +3,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace redpacket::domain {
 
@@ -25,6 +27,9 @@ bool ParsePacketStatus(std::string_view text, PacketStatus* status);
 
 // RFC 3339 UTC with millisecond precision, e.g. "2026-11-25T17:29:06.123Z".
 std::string FormatTime(TimePoint time);
+// The inverse of FormatTime, and any RFC 3339 date-time: "YYYY-MM-DDTHH:MM:SS", an optional
+// fraction (kept to the millisecond), then "Z" or "+hh:mm"/"-hh:mm". nullopt when malformed.
+std::optional<TimePoint> ParseTime(std::string_view text);
 std::int64_t ToUnixMillis(TimePoint time);
 TimePoint FromUnixMillis(std::int64_t millis);
 
