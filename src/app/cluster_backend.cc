@@ -19,7 +19,7 @@ constexpr std::chrono::seconds kHealthInterval{2};
 
 // The store on the server's I/O loops; blocks until every client has the slot map. Throws
 // std::runtime_error "cannot reach Redis at <nodes>: ..." when it cannot.
-std::unique_ptr<store::PacketStore> ConnectRedisStore(
+std::unique_ptr<store::redis::RedisStore> ConnectRedisStore(
     const std::vector<boost::asio::io_context*>& io_contexts,
     std::vector<net::redis::Endpoint> seeds, const std::string& nodes, bus::EventSink& sink) {
   auto store = std::make_unique<store::redis::RedisStore>(io_contexts, std::move(seeds), sink);
@@ -79,29 +79,46 @@ service::ServiceParts ClusterBackend::MakeServiceParts(
       ledger::OpenMariaDbLedger(options_.primary), std::move(replica), std::move(lag),
       std::move(open_replica), options_.read_routing, read_stats_);
   parts.store_factory = [this, io_contexts] {
-    return ConnectRedisStore(*io_contexts, options_.redis_seeds, options_.redis_nodes, *sink_);
+    auto store =
+        ConnectRedisStore(*io_contexts, options_.redis_seeds, options_.redis_nodes, *sink_);
+    redis_store_ = store.get();
+    return std::unique_ptr<store::PacketStore>(std::move(store));
   };
   parts.store_keeps_packets = true;
-  parts.may_sweep = [this] { return MaySweep(); };
+  parts.sweep = [this](domain::TimePoint now) { return Sweep(now); };
   parts.after_sweep = [this](store::PacketStore& store) { AfterSweep(store); };
   return parts;
 }
 
 // Sweeper thread. Redis decides each close and refund once whoever sweeps; the lease keeps the
 // servers from doing the same work at the same time, and the reconciler from racing itself.
-bool ClusterBackend::MaySweep() {
+std::optional<std::uint64_t> ClusterBackend::HoldLease() {
   auto token = lease_->TryAcquire(options_.server_name, options_.lease_ttl);
   const std::uint64_t before = lease_token_.load();
   if (!token.ok() || !token->has_value()) {
     if (before != 0) spdlog::info("sweeper lease lost: another server sweeps");
+    if (!token.ok()) spdlog::warn("sweeper lease: {}", token.error().message);
     lease_token_ = 0;
-    return false;
+    return std::nullopt;
   }
   if (before != **token) {
     spdlog::info("sweeper lease taken: this server sweeps (fencing token {})", **token);
   }
   lease_token_ = **token;
-  return true;
+  return **token;
+}
+
+// A sweep fenced by the token: a holder that stalled past its lease and woke up after another
+// server took over is refused by Redis, batch by batch.
+std::optional<store::SweepStats> ClusterBackend::Sweep(domain::TimePoint now) {
+  const std::optional<std::uint64_t> token = HoldLease();
+  if (!token || redis_store_ == nullptr) return std::nullopt;
+  auto swept = redis_store_->FencedSweep(now, *token);
+  if (!swept) {
+    spdlog::warn("sweeper: {}", swept.error().message);
+    return std::nullopt;
+  }
+  return *swept;
 }
 
 void ClusterBackend::AfterSweep(store::PacketStore& store) {

@@ -24,6 +24,7 @@
 #include "net/redis/endpoint.h"
 #include "reconciler/reconciler.h"
 #include "service/red_packet_service.h"
+#include "store/redis/redis_store.h"
 
 namespace redpacket::app {
 
@@ -62,7 +63,9 @@ class ClusterBackend {
 
  private:
   void HealthLoop();
-  bool MaySweep();
+  // The sweeper lease's fencing token when this server holds it, else nullopt.
+  std::optional<std::uint64_t> HoldLease();
+  std::optional<store::SweepStats> Sweep(domain::TimePoint now);
   void AfterSweep(store::PacketStore& store);
 
   ClusterOptions options_;
@@ -70,6 +73,7 @@ class ClusterBackend {
   std::unique_ptr<lease::Lease> lease_;
   std::shared_ptr<ledger::ReadRouterStats> read_stats_ = std::make_shared<ledger::ReadRouterStats>();
 
+  store::redis::RedisStore* redis_store_ = nullptr;  // made by the service's store factory
   // Sweeper thread only.
   std::unique_ptr<ledger::Ledger> reconcile_ledger_;
   std::chrono::steady_clock::time_point next_reconcile_{};

@@ -97,14 +97,18 @@ void RedPacketService::SweepLoop() {
     sweep_wake_.wait_for(lock, options_.sweep_interval);
     if (sweep_stop_) break;
     lock.unlock();
-    if (!parts_.may_sweep || parts_.may_sweep()) {
+    std::optional<store::SweepStats> swept;
+    if (parts_.sweep) {
+      swept = parts_.sweep(domain::Clock::now());
+    } else {
       const std::uint64_t applied = parts_.applied_position ? parts_.applied_position() : 0;
-      store::SweepStats stats =
-          store_->Sweep(domain::Clock::now(), applied, options_.finished_retention);
-      expired_ += stats.closed;
-      if (stats.closed || stats.evicted) {
-        spdlog::info("sweeper: {} packets expired, {} finished packets evicted", stats.closed,
-                     stats.evicted);
+      swept = store_->Sweep(domain::Clock::now(), applied, options_.finished_retention);
+    }
+    if (swept) {
+      expired_ += swept->closed;
+      if (swept->closed || swept->evicted) {
+        spdlog::info("sweeper: {} packets expired, {} finished packets evicted", swept->closed,
+                     swept->evicted);
       }
       if (parts_.after_sweep) parts_.after_sweep(*store_);
     }

@@ -82,9 +82,10 @@ struct ServiceParts {
   // The highest bus position the ledger has applied: the memory store evicts finished packets
   // only once their events are applied. Empty: never evicts on that ground (0).
   std::function<std::uint64_t()> applied_position;
-  // Whether this server may sweep now (cluster: it holds the sweeper lease). Empty: always.
-  std::function<bool()> may_sweep;
-  // Runs on the sweeper thread after each sweep this server may make (cluster: the reconciler).
+  // Replaces the store's plain Sweep (cluster: only the holder of the sweeper lease sweeps,
+  // fenced by its token). nullopt: this server did not sweep this time.
+  std::function<std::optional<store::SweepStats>(domain::TimePoint now)> sweep;
+  // Runs on the sweeper thread after each sweep this server made (cluster: the reconciler).
   std::function<void(store::PacketStore&)> after_sweep;
   // For /readyz: each dependency beyond the store ("kafka", "mariadb_primary"...) and "ok" or
   // what is wrong. Must not block (cached by the caller's own health checks).

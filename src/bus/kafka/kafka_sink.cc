@@ -195,4 +195,8 @@ std::size_t KafkaSink::pending() const {
   return unsettled_.size();
 }
 
+domain::Status KafkaSink::CheckHealth(std::chrono::milliseconds timeout) {
+  return kafka_client::CheckTopic(*producer_, options_.topic, timeout);
+}
+
 }  // namespace redpacket::bus

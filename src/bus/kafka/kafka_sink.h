@@ -69,6 +69,10 @@ class KafkaSink final : public EventSink {
   // Events published and not yet settled (a metric).
   std::size_t pending() const;
 
+  // Blocking, up to `timeout`: ok when a broker answers and the topic exists (for /readyz);
+  // kUnavailable with the reason otherwise. Call from a non-I/O thread.
+  domain::Status CheckHealth(std::chrono::milliseconds timeout);
+
  private:
   struct Delivery;
   class DeliveryReports;
