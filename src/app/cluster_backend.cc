@@ -49,6 +49,10 @@ void ClusterBackend::Start() {
   ledger::OpenMariaDbLedger(options_.primary);
   sink_ = bus::KafkaSink::Connect(options_.kafka, kConnectWait);
   lease_ = std::make_unique<lease::RedisLease>(options_.redis_seeds, "sweeper");
+  if (options_.replica) {
+    health_replica_ = std::make_unique<ledger::ReplicaLagProbe>(*options_.replica);
+  }
+  CheckDependencies();  // /readyz tells the truth from the first request
   health_stop_ = false;
   health_thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "rp-health");
@@ -86,6 +90,7 @@ service::ServiceParts ClusterBackend::MakeServiceParts(
   };
   parts.store_keeps_packets = true;
   parts.sweep = [this](domain::TimePoint now) { return Sweep(now); };
+  parts.dependency_checks = [this] { return Checks(); };
   parts.after_sweep = [this](store::PacketStore& store) { AfterSweep(store); };
   return parts;
 }
@@ -148,40 +153,45 @@ void ClusterBackend::AfterSweep(store::PacketStore& store) {
 }
 
 void ClusterBackend::HealthLoop() {
-  std::unique_ptr<ledger::Ledger> primary;
-  std::unique_ptr<ledger::ReplicaLagProbe> probe;
-  if (options_.replica) probe = std::make_unique<ledger::ReplicaLagProbe>(*options_.replica);
   std::unique_lock lock(health_mutex_);
   while (!health_stop_) {
-    lock.unlock();
-    std::map<std::string, std::string> checks;
-    domain::Status kafka = sink_->CheckHealth(std::chrono::milliseconds(1500));
-    checks["kafka"] = kafka.ok() ? "ok" : kafka.error().message;
-    try {
-      if (!primary) primary = ledger::OpenMariaDbLedger(options_.primary);
-      auto offsets = primary->AppliedOffsets();
-      checks["mariadb_primary"] = offsets.ok() ? "ok" : offsets.error().message;
-      if (!offsets.ok()) primary.reset();
-    } catch (const std::exception& error) {
-      checks["mariadb_primary"] = error.what();
-    }
-    if (probe) {
-      auto lag = probe->LagSeconds();
-      if (!lag.ok()) {
-        checks["mariadb_replica"] = lag.error().message;
-      } else if (!lag->has_value()) {
-        checks["mariadb_replica"] = "not replicating";
-      } else {
-        read_stats_->replica_lag_seconds = **lag;
-        checks["mariadb_replica"] = **lag <= options_.read_routing.max_lag.count()
-                                        ? "ok"
-                                        : fmt::format("{} s behind: reads go to the primary", **lag);
-      }
-    }
-    lock.lock();
-    checks_ = std::move(checks);
     health_wake_.wait_for(lock, kHealthInterval);
+    if (health_stop_) break;
+    lock.unlock();
+    CheckDependencies();
+    lock.lock();
   }
+}
+
+// Each dependency once, blocking (about 2 s at worst: Kafka's metadata timeout).
+void ClusterBackend::CheckDependencies() {
+  std::map<std::string, std::string> checks;
+  domain::Status kafka = sink_->CheckHealth(std::chrono::milliseconds(1500));
+  checks["kafka"] = kafka.ok() ? "ok" : kafka.error().message;
+  try {
+    if (!health_primary_) health_primary_ = ledger::OpenMariaDbLedger(options_.primary);
+    auto offsets = health_primary_->AppliedOffsets();
+    // A connection lost since the last check (a restart) fails once; the next call reconnects.
+    if (!offsets.ok()) offsets = health_primary_->AppliedOffsets();
+    checks["mariadb_primary"] = offsets.ok() ? "ok" : offsets.error().message;
+  } catch (const std::exception& error) {
+    checks["mariadb_primary"] = error.what();
+  }
+  if (health_replica_) {
+    auto lag = health_replica_->LagSeconds();
+    if (!lag.ok()) {
+      checks["mariadb_replica"] = lag.error().message;
+    } else if (!lag->has_value()) {
+      checks["mariadb_replica"] = "not replicating";
+    } else {
+      read_stats_->replica_lag_seconds = **lag;
+      checks["mariadb_replica"] = **lag <= options_.read_routing.max_lag.count()
+                                      ? "ok"
+                                      : fmt::format("{} s behind: reads go to the primary", **lag);
+    }
+  }
+  std::lock_guard lock(health_mutex_);
+  checks_ = std::move(checks);
 }
 
 std::map<std::string, std::string> ClusterBackend::Checks() const {

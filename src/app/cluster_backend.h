@@ -63,6 +63,7 @@ class ClusterBackend {
 
  private:
   void HealthLoop();
+  void CheckDependencies();
   // The sweeper lease's fencing token when this server holds it, else nullopt.
   std::optional<std::uint64_t> HoldLease();
   std::optional<store::SweepStats> Sweep(domain::TimePoint now);
@@ -81,6 +82,9 @@ class ClusterBackend {
   std::atomic<std::uint64_t> grabs_reemitted_{0};
   std::atomic<std::uint64_t> packets_reloaded_{0};
 
+  // Health checks' own connections (the health thread, or Start() before it runs).
+  std::unique_ptr<ledger::Ledger> health_primary_;
+  std::unique_ptr<ledger::ReplicaLagProbe> health_replica_;
   mutable std::mutex health_mutex_;
   std::map<std::string, std::string> checks_;
   std::condition_variable health_wake_;

@@ -92,10 +92,11 @@ int RunWorker(const Config& config) {
     return 1;
   }
   worker.Start();
-  spdlog::info("worker ready: kafka={} topic={} group={} mariadb_primary={} batch={} "
-               "metrics=http://{}:{}/metrics",
+  spdlog::info("listening on http://{}:{} (/healthz, /readyz, /metrics)", config.host,
+               server.port());
+  spdlog::info("worker ready: kafka={} topic={} group={} mariadb_primary={} batch={}",
                config.kafka_brokers, config.kafka_topic, config.kafka_group,
-               config.mariadb_primary, config.worker_batch, config.host, server.port());
+               config.mariadb_primary, config.worker_batch);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

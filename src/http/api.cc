@@ -273,7 +273,7 @@ void HandleReady(Call& call) {
   if (!call.service().ready()) {
     Response response;
     response.status = 503;
-    response.body = R"({"status":"not_ready","checks":{"ledger":"recovering","journal":"recovering"}})";
+    response.body = R"({"status":"not_ready","checks":{"service":"starting"}})";
     return reply(std::move(response));
   }
   call.service().CheckReady([reply](service::RedPacketService::Checks checks) {

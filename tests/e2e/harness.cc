@@ -149,11 +149,21 @@ ServerProcess::~ServerProcess() {
   std::filesystem::remove_all(temp_dir_, ignored);
 }
 
+std::unique_ptr<ServerProcess> ServerProcess::Worker(std::vector<std::string> flags) {
+  auto worker = std::make_unique<ServerProcess>(std::move(flags), false);
+  worker->subcommand_ = "worker";
+  worker->log_file_ = worker->temp_dir_ / "worker.log";
+  return worker;
+}
+
 void ServerProcess::Start() {
   if (pid_ > 0) throw std::runtime_error("Start: the server is already running");
-  std::vector<std::string> arguments{kBinary,       "serve", "--host",     "127.0.0.1",
-                                     "--port",      "0",     "--data-dir", data_dir_.string(),
+  std::vector<std::string> arguments{kBinary, subcommand_, "--host", "127.0.0.1", "--port", "0",
                                      "--log-level", "info"};
+  if (subcommand_ == "serve") {
+    arguments.push_back("--data-dir");
+    arguments.push_back(data_dir_.string());
+  }
   if (dev_) arguments.push_back("--dev");
   arguments.insert(arguments.end(), flags_.begin(), flags_.end());
   std::vector<char*> argv = Argv(arguments);

@@ -49,6 +49,9 @@ class ServerProcess {
   // The same, on `data_dir` instead of <temp>/data (servers sharing a ledger; the caller owns
   // the directory).
   ServerProcess(std::vector<std::string> flags, bool dev, std::filesystem::path data_dir);
+  // `redpacket worker --host 127.0.0.1 --port 0 --log-level info <flags>` (cluster mode): its
+  // port serves /readyz and /metrics.
+  static std::unique_ptr<ServerProcess> Worker(std::vector<std::string> flags);
   // SIGKILLs a server still running. Removes the temp dir, or keeps it and prints the log's
   // tail when the test has failed.
   ~ServerProcess();
@@ -80,6 +83,7 @@ class ServerProcess {
   CommandResult Audit() const;
 
  private:
+  std::string subcommand_ = "serve";
   std::vector<std::string> flags_;
   bool dev_;
   std::filesystem::path temp_dir_;

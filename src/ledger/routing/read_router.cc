@@ -80,7 +80,11 @@ T ReadRouter::Route(Call call) {
     next_check_ = std::chrono::steady_clock::now() + options_.recheck_interval;
   }
   ++stats_->reads_on_primary;
-  return call(*primary_);
+  T result = call(*primary_);
+  // A connection lost since the last read (the primary restarted) fails once, and the ledger
+  // reconnects on the next call: a read is safe to repeat.
+  if (Unavailable(result)) result = call(*primary_);
+  return result;
 }
 
 Result<Cents> ReadRouter::Balance(UserId user_id) {

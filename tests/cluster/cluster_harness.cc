@@ -1,0 +1,118 @@
+// The cluster tests' shared helpers.
+#include "cluster_harness.h"
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace redpacket::e2e {
+namespace {
+
+std::string Env(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): no setenv in tests
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+std::string Quote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+}  // namespace
+
+std::string RedisNodes() { return "127.0.0.1:" + Env("REDPACKET_REDIS_BASE_PORT", "7001"); }
+std::string KafkaBrokers() { return "127.0.0.1:" + Env("REDPACKET_KAFKA_PORT", "9092"); }
+std::string MariaDbPrimary() { return "127.0.0.1:" + Env("REDPACKET_MARIADB_PORT", "3307"); }
+std::string MariaDbReplica() {
+  return "127.0.0.1:" + std::to_string(std::stoi(Env("REDPACKET_MARIADB_PORT", "3307")) + 1);
+}
+
+// `defaults` (flag, value pairs) with the pairs of `overrides` replacing those of the same flag.
+std::vector<std::string> Merge(std::vector<std::string> defaults,
+                               const std::vector<std::string>& overrides) {
+  for (std::size_t i = 0; i + 1 < overrides.size(); i += 2) {
+    bool replaced = false;
+    for (std::size_t j = 0; j + 1 < defaults.size(); j += 2) {
+      if (defaults[j] == overrides[i]) {
+        defaults[j + 1] = overrides[i + 1];
+        replaced = true;
+      }
+    }
+    if (!replaced) {
+      defaults.push_back(overrides[i]);
+      defaults.push_back(overrides[i + 1]);
+    }
+  }
+  return defaults;
+}
+
+std::vector<std::string> ClusterServeFlags(std::vector<std::string> extra) {
+  return Merge({"--mode", "cluster", "--redis-nodes", RedisNodes(), "--kafka-brokers",
+                KafkaBrokers(), "--mariadb-primary", MariaDbPrimary(), "--mariadb-replica",
+                MariaDbReplica(), "--max-count", "1000", "--max-total-cents", "10000000",
+                "--threads", "2",
+                // Quick expiry, sweeps and reconciliation: tests take seconds.
+                "--min-expires-in-s", "1", "--sweep-interval-ms", "100",
+                "--reconcile-interval-ms", "500", "--reconcile-min-age-ms", "1000"},
+               extra);
+}
+
+std::vector<std::string> WorkerFlags(std::vector<std::string> extra) {
+  return Merge({"--kafka-brokers", KafkaBrokers(), "--mariadb-primary", MariaDbPrimary()},
+               extra);
+}
+
+void RunServiceScript(const std::string& service, std::vector<std::string> arguments) {
+  const std::string upper = service == "kafka" ? "KAFKA" : "MARIADB";
+  const std::string script = Env(("REDPACKET_" + upper + "_SCRIPT").c_str(), "");
+  if (script.empty()) throw std::runtime_error("REDPACKET_" + upper + "_SCRIPT is not set");
+  std::string command = Quote(script);
+  for (const auto& argument : arguments) command += " " + Quote(argument);
+  command += " --run-dir " + Quote(Env(("REDPACKET_" + upper + "_RUN_DIR").c_str(), ""));
+  command += " --port " + Env(("REDPACKET_" + upper + "_PORT").c_str(), "");
+  command += " 2>&1";
+  const int status = std::system(command.c_str());  // NOLINT(concurrency-mt-unsafe)
+  if (status != 0) {
+    throw std::runtime_error(command + " failed with status " + std::to_string(status));
+  }
+}
+
+CommandResult ClusterAudit() {
+  return RunRedpacket({"audit", "--mode", "cluster", "--redis-nodes", RedisNodes(),
+                       "--mariadb-primary", MariaDbPrimary()});
+}
+
+bool WaitForBalance(ApiClient& api, std::int64_t user, std::int64_t expected,
+                    milliseconds timeout, std::int64_t* last) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    // A 503 (a database restarting) is a reason to ask again, not to fail.
+    const Reply reply = api.Get("/v1/users/" + std::to_string(user) + "/balance", user);
+    if (reply.status == 200) {
+      *last = reply.Int("balance_cents") + reply.Int("pending_cents");
+      if (*last == expected) return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+}
+
+double MetricOf(const ServerProcess& process, const std::string& name) {
+  auto client = process.NewClient();
+  const auto response = client->Get("/metrics");
+  std::istringstream lines(response.body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(name, 0) == 0 && line.size() > name.size() &&
+        (line[name.size()] == ' ' || line[name.size()] == '{')) {
+      return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  return -1;
+}
+
+}  // namespace redpacket::e2e

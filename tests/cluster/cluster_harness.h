@@ -1,0 +1,40 @@
+// What the cluster-mode tests share: the addresses of the services the ctest fixtures started
+// (from the fixtures' environment), the flags of `serve --mode cluster` and `worker`, the
+// service scripts (to stop and restart a service mid-test), and the cluster audit.
+// Not thread-safe: call from the test's thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "../e2e/harness.h"
+
+namespace redpacket::e2e {
+
+std::string RedisNodes();
+std::string KafkaBrokers();
+std::string MariaDbPrimary();
+std::string MariaDbReplica();
+
+// Flags of `serve --mode cluster` against the fixtures' services, with quick sweeps and
+// reconciliation so tests take seconds; `extra` (flag, value pairs) adds or replaces flags.
+std::vector<std::string> ClusterServeFlags(std::vector<std::string> extra = {});
+// Flags of `worker` against the fixtures' services.
+std::vector<std::string> WorkerFlags(std::vector<std::string> extra = {});
+
+// Runs `<script> <arguments> --run-dir <fixture's> --port <fixture's>` for "kafka" or
+// "mariadb" (scripts/kafka, scripts/mariadb) and throws when it fails.
+void RunServiceScript(const std::string& service, std::vector<std::string> arguments);
+
+// `redpacket audit --mode cluster` against the fixtures' services.
+CommandResult ClusterAudit();
+
+// Waits (up to `timeout`) until the user's balance is `expected`; false on timeout, with the
+// last balance in `last`.
+bool WaitForBalance(ApiClient& api, std::int64_t user, std::int64_t expected,
+                    milliseconds timeout, std::int64_t* last);
+
+// A metric's value from GET /metrics of `process` (the first sample named `name`), or -1.
+double MetricOf(const ServerProcess& process, const std::string& name);
+
+}  // namespace redpacket::e2e

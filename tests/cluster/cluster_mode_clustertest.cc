@@ -1,0 +1,296 @@
+// Cluster mode end to end (label `cluster`): real `redpacket serve --mode cluster` processes,
+// each with its own data dir, and a real `redpacket worker`, on the Redis Cluster, MariaDB
+// primary + replica and Kafka broker of the fixtures. Servers share every packet, account and
+// id; grabs are credited by the worker exactly once; the audit is clean after each case.
+// Each case uses users of its own (ids from a range of its own), on the one shared ledger.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bus/kafka/kafka_sink.h"
+#include "cluster_harness.h"
+
+namespace redpacket::e2e {
+namespace {
+
+constexpr milliseconds kCreditWait(30000);
+
+// Every acknowledged grab is credited: each winner's balance is exactly its amount (the users
+// are fresh), within one deadline for all of them.
+void ExpectCredited(ApiClient& api, const std::map<std::int64_t, GrabRecord>& winners) {
+  std::map<std::int64_t, std::int64_t> missing;
+  for (const auto& [user, record] : winners) missing[user] = record.amount_cents;
+  const auto deadline = std::chrono::steady_clock::now() + kCreditWait;
+  while (!missing.empty() && std::chrono::steady_clock::now() < deadline) {
+    for (auto it = missing.begin(); it != missing.end();) {
+      std::int64_t last = 0;
+      if (WaitForBalance(api, it->first, it->second, milliseconds(0), &last)) {
+        it = missing.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!missing.empty()) std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(missing.empty()) << missing.size() << " of " << winners.size()
+                               << " acknowledged grabs not credited within "
+                               << kCreditWait.count() << " ms, e.g. user " << missing.begin()->first;
+}
+
+void ExpectAuditClean() {
+  const CommandResult audit = ClusterAudit();
+  EXPECT_EQ(audit.exit_code, 0) << audit.output;
+}
+
+TEST(ClusterMode, TwoServersWithTheirOwnDataDirsShareEveryPacketAccountAndId) {
+  auto worker = ServerProcess::Worker(WorkerFlags());
+  worker->Start();
+  ServerProcess a(ClusterServeFlags());
+  ServerProcess b(ClusterServeFlags());
+  a.Start();
+  b.Start();
+  ASSERT_NE(a.data_dir(), b.data_dir());
+  ApiClient api_a(a);
+  ApiClient api_b(b);
+  for (ApiClient* api : {&api_a, &api_b}) {
+    const Reply ready = api->Get("/readyz");
+    ASSERT_EQ(ready.status, 200) << Describe(ready);
+    for (const char* check : {R"("store":"ok")", R"("kafka":"ok")", R"("mariadb_primary":"ok")"}) {
+      EXPECT_NE(ready.body.find(check), std::string::npos) << ready.body;
+    }
+  }
+  // Accounts and ids come from the shared ledger: users and packets made on either server are
+  // distinct and visible on both.
+  const std::int64_t sender = api_a.CreateFundedUser("sender", 100000);
+  const std::int64_t other = api_b.CreateFundedUser("other", 1000);
+  EXPECT_NE(sender, other);
+  std::set<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    ApiClient& api = i % 2 == 0 ? api_a : api_b;
+    ids.insert(api.CreatePacket(sender, R"({"total_cents":100,"count":2,"kind":"equal"})"));
+  }
+  EXPECT_EQ(ids.size(), 6u);
+
+  // Created on A, grabbed on B; the same user again on A: 409 with the same amount.
+  const std::string small = api_a.CreatePacket(
+      sender, R"({"total_cents":1000,"count":5,"kind":"lucky","greeting":"cluster"})");
+  const std::string small_grab = "/v1/packets/" + small + "/grab";
+  const std::int64_t first_user = 1'000'000;
+  const Reply first = api_b.Post(small_grab, "", first_user);
+  ASSERT_EQ(first.status, 200) << Describe(first);
+  EXPECT_EQ(first.Int("seq"), 1);
+  const Reply repeat = api_a.Post(small_grab, "", first_user);
+  ASSERT_EQ(repeat.status, 409) << Describe(repeat);
+  EXPECT_EQ(repeat.Int("amount_cents"), first.Int("amount_cents"));
+
+  // A 100-share packet created on B, stampeded by 200 users, every other one on each server.
+  const std::string hot = api_b.CreatePacket(
+      sender, R"({"total_cents":10000,"count":100,"kind":"lucky","greeting":"stampede"})");
+  const std::int64_t crowd = 1'000'100;
+  const std::vector<Reply> replies = SimultaneousGrabs(
+      200, crowd, hot, [&](int i) -> const ServerProcess& { return i % 2 == 0 ? a : b; });
+  StampedeTally tally;
+  ASSERT_NO_FATAL_FAILURE(TallyGrabs(replies, crowd, hot, 100, &tally));
+  ASSERT_NO_FATAL_FAILURE(ExpectEveryShareTakenOnce(tally, 200, 100, 10000));
+  for (ApiClient* api : {&api_a, &api_b}) {
+    const json::object details = api->GetPacket(hot);
+    EXPECT_EQ(details.at("status").as_string(), "exhausted");
+    EXPECT_EQ(GrabsByUser(details), tally.winners);
+  }
+  // The worker credits every grab, once; the balances are read from the replica.
+  ExpectCredited(api_a, tally.winners);
+  std::int64_t last = 0;
+  EXPECT_TRUE(WaitForBalance(api_b, first_user, first.Int("amount_cents"), kCreditWait, &last))
+      << last;
+
+  // Expiry: the server holding the sweeper lease closes the packet and refunds what was left.
+  const std::string expiring = api_a.CreatePacket(
+      sender, R"({"total_cents":1000,"count":10,"kind":"lucky","expires_in_s":1})");
+  std::int64_t expiring_grabbed = 0;
+  for (std::int64_t user = 1'000'400; user < 1'000'403; ++user) {
+    const Reply reply = api_b.Post("/v1/packets/" + expiring + "/grab", "", user);
+    ASSERT_EQ(reply.status, 200) << Describe(reply);
+    expiring_grabbed += reply.Int("amount_cents");
+  }
+  json::object details;
+  ASSERT_NO_FATAL_FAILURE(WaitForPacketStatus(api_b, expiring, "refunded", &details));
+  EXPECT_EQ(details.at("refund_cents").as_int64(), 1000 - expiring_grabbed);
+  const std::int64_t expected = 100000 - 6 * 100 - 1000 - 10000 - expiring_grabbed;
+  EXPECT_TRUE(WaitForBalance(api_a, sender, expected, kCreditWait, &last))
+      << "sender has " << last << ", expected " << expected;
+  EXPECT_EQ(api_b.Post("/v1/packets/" + expiring + "/grab", "", 1'000'500).status, 410);
+
+  EXPECT_EQ(a.Stop(), 0);
+  EXPECT_EQ(b.Stop(), 0);
+  EXPECT_EQ(worker->Stop(), 0);
+  ExpectAuditClean();
+}
+
+TEST(ClusterMode, StartupErrorsNameTheServiceThatCannotBeReached) {
+  struct Case {
+    std::vector<std::string> flags;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--mariadb-primary", "127.0.0.1:1"}, "cannot reach MariaDB at 127.0.0.1:1"},
+      {{"--kafka-brokers", "127.0.0.1:1"}, "cannot reach Kafka at 127.0.0.1:1"},
+      {{"--redis-nodes", "127.0.0.1:1"}, "cannot reach Redis at 127.0.0.1:1"},
+  };
+  for (const Case& test : cases) {
+    std::vector<std::string> arguments{"serve", "--dev", "--host", "127.0.0.1", "--port", "0"};
+    for (const auto& flag : ClusterServeFlags(test.flags)) arguments.push_back(flag);
+    const CommandResult result = RunRedpacket(arguments, milliseconds(60000));
+    EXPECT_EQ(result.exit_code, 1) << result.output;
+    EXPECT_NE(result.output.find(test.message), std::string::npos) << result.output;
+  }
+  std::vector<std::string> arguments{"worker", "--port", "0"};
+  for (const auto& flag : WorkerFlags({"--kafka-brokers", "127.0.0.1:1"})) arguments.push_back(flag);
+  const CommandResult result = RunRedpacket(arguments, milliseconds(60000));
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("cannot reach Kafka at 127.0.0.1:1"), std::string::npos)
+      << result.output;
+}
+
+TEST(ClusterMode, AWorkerKilledMidStampedeCreditsEveryGrabExactlyOnce) {
+  auto worker = ServerProcess::Worker(WorkerFlags({"--worker-batch", "50"}));
+  worker->Start();
+  ServerProcess server(ClusterServeFlags());
+  server.Start();
+  ApiClient api(server);
+  const std::int64_t sender = api.CreateFundedUser("sender", 100000);
+  const std::string hot = api.CreatePacket(sender, R"({"total_cents":30000,"count":300})");
+  const std::int64_t crowd = 2'000'000;
+  std::vector<Reply> replies;
+  std::thread killer([&] {
+    // Mid-stampede: the worker dies between (or inside) batches, and comes back.
+    std::this_thread::sleep_for(milliseconds(150));
+    worker->Kill();
+    std::this_thread::sleep_for(milliseconds(300));
+    worker->Start();
+  });
+  replies = SimultaneousGrabs(400, crowd, hot, [&](int) -> const ServerProcess& { return server; });
+  killer.join();
+  StampedeTally tally;
+  ASSERT_NO_FATAL_FAILURE(TallyGrabs(replies, crowd, hot, 300, &tally));
+  ASSERT_NO_FATAL_FAILURE(ExpectEveryShareTakenOnce(tally, 400, 300, 30000));
+  ExpectCredited(api, tally.winners);
+  EXPECT_EQ(server.Stop(), 0);
+  EXPECT_EQ(worker->Stop(), 0);
+  ExpectAuditClean();
+}
+
+TEST(ClusterMode, PoisonEventsAreSetAsideAndTheWorkerGoesOn) {
+  auto worker = ServerProcess::Worker(WorkerFlags());
+  worker->Start();
+  ServerProcess server(ClusterServeFlags());
+  server.Start();
+  ApiClient api(server);
+  const double before = MetricOf(*worker, "redpacket_worker_dead_lettered_total");
+  // Straight onto the topic: bytes that are not an event, and a well-formed grab of a packet
+  // that does not exist (the ledger refuses to credit money it cannot account for).
+  {
+    bus::KafkaSinkOptions options;
+    options.brokers = KafkaBrokers();
+    auto sink = bus::KafkaSink::Connect(options, milliseconds(10000));
+    std::promise<bool> raw;
+    sink->PublishRaw("7", "{not json", [&] { raw.set_value(true); },
+                     [&](domain::Error) { raw.set_value(false); });
+    ASSERT_TRUE(raw.get_future().get());
+    std::promise<bool> impossible;
+    sink->Publish(domain::LedgerEvent{domain::LedgerEvent::Type::kGrab, 999'999'999, 7, 5, 1, 1},
+                  [&] { impossible.set_value(true); },
+                  [&](domain::Error) { impossible.set_value(false); });
+    ASSERT_TRUE(impossible.get_future().get());
+    sink->Close();
+  }
+  // The partitions are not blocked: a real grab after them is credited.
+  const std::int64_t sender = api.CreateFundedUser("sender", 1000);
+  const std::string packet = api.CreatePacket(sender, R"({"total_cents":500,"count":5})");
+  const Reply grab = api.Post("/v1/packets/" + packet + "/grab", "", 3'000'000);
+  ASSERT_EQ(grab.status, 200) << Describe(grab);
+  std::int64_t last = 0;
+  EXPECT_TRUE(WaitForBalance(api, 3'000'000, grab.Int("amount_cents"), kCreditWait, &last)) << last;
+  EXPECT_TRUE(WaitUntil(
+      [&] { return MetricOf(*worker, "redpacket_worker_dead_lettered_total") >= before + 2; },
+      milliseconds(15000)))
+      << worker->Log();
+  EXPECT_FALSE(worker->PollExit().has_value());  // still running
+  EXPECT_EQ(server.Stop(), 0);
+  EXPECT_EQ(worker->Stop(), 0);
+  ExpectAuditClean();
+}
+
+TEST(ClusterMode, AGrabTheBrokerNeverAcknowledgedIsCreditedByTheReconciler) {
+  auto worker = ServerProcess::Worker(WorkerFlags());
+  worker->Start();
+  ServerProcess server(ClusterServeFlags());
+  server.Start();
+  ApiClient api(server);
+  const std::int64_t sender = api.CreateFundedUser("sender", 1000);
+  const std::string packet = api.CreatePacket(sender, R"({"total_cents":600,"count":3})");
+  const std::int64_t user = 4'000'000;
+  // Kafka goes away: the Redis script takes the share, the broker never acknowledges, the
+  // client gets 503. The share must not be lost.
+  RunServiceScript("kafka", {"down"});
+  const Reply grab = api.Post("/v1/packets/" + packet + "/grab", "", user);
+  EXPECT_EQ(grab.status, 503) << Describe(grab);
+  const Reply ready = api.Get("/readyz");
+  EXPECT_EQ(ready.status, 503) << Describe(ready);
+  RunServiceScript("kafka", {"up"});
+  // Redis holds the grab; the reconciler finds the ledger lacks it and re-emits it.
+  const json::object details = api.GetPacket(packet);
+  const auto grabs = GrabsByUser(details);
+  ASSERT_EQ(grabs.count(user), 1u) << json::serialize(details);
+  std::int64_t last = 0;
+  EXPECT_TRUE(WaitForBalance(api, user, grabs.at(user).amount_cents, milliseconds(60000), &last))
+      << "balance " << last << "; server log:\n" << server.Log();
+  // A retry of the same user now answers 409 with that same share.
+  const Reply again = api.Post("/v1/packets/" + packet + "/grab", "", user);
+  EXPECT_EQ(again.status, 409) << Describe(again);
+  EXPECT_EQ(again.Int("amount_cents"), grabs.at(user).amount_cents);
+  EXPECT_EQ(server.Stop(), 0);
+  EXPECT_EQ(worker->Stop(), 0);
+  ExpectAuditClean();
+}
+
+TEST(ClusterMode, ReadsAnswerWithTheReplicaDownAndGrabsWithThePrimaryDown) {
+  auto worker = ServerProcess::Worker(WorkerFlags());
+  worker->Start();
+  ServerProcess server(ClusterServeFlags());
+  server.Start();
+  ApiClient api(server);
+  const std::int64_t sender = api.CreateFundedUser("sender", 10000);
+  const std::string packet = api.CreatePacket(sender, R"({"total_cents":1000,"count":10})");
+
+  // The replica stops: balance, history and details still answer (from the primary).
+  RunServiceScript("mariadb", {"stop", "replica"});
+  EXPECT_EQ(api.GetBalance(sender).total(), 9000);
+  EXPECT_EQ(api.Get("/v1/users/" + std::to_string(sender) + "/history?kind=sent", sender).status, 200);
+  EXPECT_EQ(api.GetPacket(packet).at("remaining_count").as_int64(), 10);
+  RunServiceScript("mariadb", {"start", "replica"});
+
+  // The primary stops: grabs are still decided in Redis and acknowledged by Kafka; the worker
+  // credits them once the primary is back.
+  RunServiceScript("mariadb", {"stop", "primary"});
+  std::map<std::int64_t, GrabRecord> winners;
+  for (std::int64_t user = 5'000'000; user < 5'000'005; ++user) {
+    const Reply reply = api.Post("/v1/packets/" + packet + "/grab", "", user);
+    ASSERT_EQ(reply.status, 200) << Describe(reply);
+    winners[user] = GrabRecord{user, reply.Int("amount_cents"), reply.Int("seq")};
+  }
+  RunServiceScript("mariadb", {"start", "primary"});
+  ExpectCredited(api, winners);
+  EXPECT_EQ(server.Stop(), 0);
+  EXPECT_EQ(worker->Stop(), 0);
+  ExpectAuditClean();
+}
+
+}  // namespace
+}  // namespace redpacket::e2e
