@@ -16,6 +16,12 @@ void LogEvents::event_cb(RdKafka::Event& event) {
                   event.str(), RdKafka::err2str(event.err()));
       break;
     case RdKafka::Event::EVENT_LOG: {
+      // A connection failure is logged as "FAIL" and also raised as an error event (above):
+      // once is enough.
+      if (event.fac() == "FAIL") {
+        spdlog::debug("kafka: {} {}", event.fac(), event.str());
+        break;
+      }
       const int severity = event.severity();
       const auto level = severity <= RdKafka::Event::EVENT_SEVERITY_ERROR     ? spdlog::level::err
                          : severity <= RdKafka::Event::EVENT_SEVERITY_WARNING ? spdlog::level::warn

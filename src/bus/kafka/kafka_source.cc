@@ -200,7 +200,8 @@ domain::Status KafkaSource::Commit(const PartitionOffsets& applied) {
   kafka_client::PartitionList offsets;
   for (const auto& [partition, offset] : applied) {
     if (!assigned_.contains(partition)) {
-      spdlog::info("kafka: not committing offset {} of revoked partition {}", offset, partition);
+      spdlog::info("kafka: not committing offset {} of partition {}: not assigned to this member",
+                   offset, partition);
       continue;
     }
     // Kafka's committed offset is the next one to read.
