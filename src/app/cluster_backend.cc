@@ -136,11 +136,14 @@ void ClusterBackend::AfterSweep(store::PacketStore& store) {
     spdlog::warn("reconciler: {}", error.what());
     return;
   }
-  reconciler::Reconciler reconciler(store, *reconcile_ledger_, *sink_, options_.reconcile);
-  auto stats = reconciler.RunOnce(domain::Clock::now());
+  if (!reconciler_) {
+    reconciler_ = std::make_unique<reconciler::Reconciler>(store, *reconcile_ledger_, *sink_,
+                                                           options_.reconcile);
+  }
+  auto stats = reconciler_->RunOnce(domain::Clock::now());
   if (!stats) {
+    // A lost connection fails this pass; the ledger reconnects on the next call.
     spdlog::warn("reconciler: {}", stats.error().message);
-    if (stats.error().code == domain::ErrorCode::kUnavailable) reconcile_ledger_.reset();
     return;
   }
   grabs_reemitted_ += stats->grabs_reemitted;

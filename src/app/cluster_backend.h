@@ -77,6 +77,7 @@ class ClusterBackend {
   store::redis::RedisStore* redis_store_ = nullptr;  // made by the service's store factory
   // Sweeper thread only.
   std::unique_ptr<ledger::Ledger> reconcile_ledger_;
+  std::unique_ptr<reconciler::Reconciler> reconciler_;
   std::chrono::steady_clock::time_point next_reconcile_{};
   std::atomic<std::uint64_t> lease_token_{0};  // 0: not held
   std::atomic<std::uint64_t> grabs_reemitted_{0};

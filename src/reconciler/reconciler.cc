@@ -30,6 +30,7 @@ Reconciler::Reconciler(store::PacketStore& store, ledger::LedgerReader& ledger,
 domain::Result<ReconcileStats> Reconciler::RunOnce(domain::TimePoint now) {
   auto packets = ledger_.LoadUnfinishedPackets();
   if (!packets) return packets.error();
+  std::erase_if(reemitted_, [&](const auto& entry) { return now - entry.second >= options_.reemit_after; });
   ReconcileStats stats;
   for (ledger::PacketRecord& packet : *packets) {
     ++stats.packets_checked;
@@ -61,6 +62,7 @@ domain::Result<ReconcileStats> Reconciler::RunOnce(domain::TimePoint now) {
       if (credited.contains(grab.user_id) || now - grab.grabbed_at < options_.min_age) continue;
       domain::LedgerEvent event{domain::LedgerEvent::Type::kGrab, packet.packet_id, grab.user_id,
                                 grab.amount_cents, grab.seq, domain::ToUnixMillis(grab.grabbed_at)};
+      if (reemitted_.contains(event.EventId())) continue;
       auto published = Await<bool>(options_.call_timeout, [&](auto done) {
         sink_.Publish(
             event, [done] { done(true); },
@@ -71,6 +73,7 @@ domain::Result<ReconcileStats> Reconciler::RunOnce(domain::TimePoint now) {
       });
       if (published && *published) {
         ++stats.grabs_reemitted;
+        reemitted_[event.EventId()] = now;
         spdlog::warn("reconciler: re-emitted grab {} (in the store, not in the ledger)",
                      event.EventId());
       } else {

@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <unordered_map>
 
 #include "bus/bus.h"
 #include "ledger/ledger.h"
@@ -21,6 +23,9 @@ namespace redpacket::reconciler {
 
 struct ReconcilerOptions {
   std::chrono::milliseconds min_age{30000};
+  // A grab re-emitted is not re-emitted again for this long (the worker may be down or behind:
+  // one copy on the bus is enough until it catches up).
+  std::chrono::milliseconds reemit_after{60000};
   std::chrono::milliseconds call_timeout{5000};  // each store or bus call
 };
 
@@ -35,7 +40,8 @@ class Reconciler {
  public:
   Reconciler(store::PacketStore& store, ledger::LedgerReader& ledger, bus::EventSink& sink,
              ReconcilerOptions options = {});
-  // One pass over the ledger's unfinished packets.
+  // One pass over the ledger's unfinished packets. Keep the object between passes: it
+  // remembers what it re-emitted.
   domain::Result<ReconcileStats> RunOnce(domain::TimePoint now);
 
  private:
@@ -43,6 +49,7 @@ class Reconciler {
   ledger::LedgerReader& ledger_;
   bus::EventSink& sink_;
   ReconcilerOptions options_;
+  std::unordered_map<std::string, domain::TimePoint> reemitted_;  // event id -> when
 };
 
 }  // namespace redpacket::reconciler

@@ -81,6 +81,16 @@ void RunServiceScript(const std::string& service, std::vector<std::string> argum
   }
 }
 
+std::int64_t RunUserBase() {
+  static const std::int64_t base =
+      (std::chrono::duration_cast<std::chrono::seconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+           .count() %
+       10'000'000) *
+      100'000;
+  return base;
+}
+
 CommandResult ClusterAudit() {
   return RunRedpacket({"audit", "--mode", "cluster", "--redis-nodes", RedisNodes(),
                        "--mariadb-primary", MariaDbPrimary()});

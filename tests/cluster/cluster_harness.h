@@ -26,6 +26,10 @@ std::vector<std::string> WorkerFlags(std::vector<std::string> extra = {});
 // "mariadb" (scripts/kafka, scripts/mariadb) and throws when it fails.
 void RunServiceScript(const std::string& service, std::vector<std::string> arguments);
 
+// A base for the user ids of one test run: the ledger outlives a test binary (a rerun on the same
+// services), and the tests expect fresh users. Ids base .. base + 99,999 are this run's.
+std::int64_t RunUserBase();
+
 // `redpacket audit --mode cluster` against the fixtures' services.
 CommandResult ClusterAudit();
 

@@ -82,7 +82,7 @@ TEST(ClusterMode, TwoServersWithTheirOwnDataDirsShareEveryPacketAccountAndId) {
   const std::string small = api_a.CreatePacket(
       sender, R"({"total_cents":1000,"count":5,"kind":"lucky","greeting":"cluster"})");
   const std::string small_grab = "/v1/packets/" + small + "/grab";
-  const std::int64_t first_user = 1'000'000;
+  const std::int64_t first_user = RunUserBase() + 1'000;
   const Reply first = api_b.Post(small_grab, "", first_user);
   ASSERT_EQ(first.status, 200) << Describe(first);
   EXPECT_EQ(first.Int("seq"), 1);
@@ -93,7 +93,7 @@ TEST(ClusterMode, TwoServersWithTheirOwnDataDirsShareEveryPacketAccountAndId) {
   // A 100-share packet created on B, stampeded by 200 users, every other one on each server.
   const std::string hot = api_b.CreatePacket(
       sender, R"({"total_cents":10000,"count":100,"kind":"lucky","greeting":"stampede"})");
-  const std::int64_t crowd = 1'000'100;
+  const std::int64_t crowd = RunUserBase() + 1'100;
   const std::vector<Reply> replies = SimultaneousGrabs(
       200, crowd, hot, [&](int i) -> const ServerProcess& { return i % 2 == 0 ? a : b; });
   StampedeTally tally;
@@ -114,7 +114,7 @@ TEST(ClusterMode, TwoServersWithTheirOwnDataDirsShareEveryPacketAccountAndId) {
   const std::string expiring = api_a.CreatePacket(
       sender, R"({"total_cents":1000,"count":10,"kind":"lucky","expires_in_s":1})");
   std::int64_t expiring_grabbed = 0;
-  for (std::int64_t user = 1'000'400; user < 1'000'403; ++user) {
+  for (std::int64_t user = RunUserBase() + 1'400; user < RunUserBase() + 1'403; ++user) {
     const Reply reply = api_b.Post("/v1/packets/" + expiring + "/grab", "", user);
     ASSERT_EQ(reply.status, 200) << Describe(reply);
     expiring_grabbed += reply.Int("amount_cents");
@@ -125,7 +125,7 @@ TEST(ClusterMode, TwoServersWithTheirOwnDataDirsShareEveryPacketAccountAndId) {
   const std::int64_t expected = 100000 - 6 * 100 - 1000 - 10000 - expiring_grabbed;
   EXPECT_TRUE(WaitForBalance(api_a, sender, expected, kCreditWait, &last))
       << "sender has " << last << ", expected " << expected;
-  EXPECT_EQ(api_b.Post("/v1/packets/" + expiring + "/grab", "", 1'000'500).status, 410);
+  EXPECT_EQ(api_b.Post("/v1/packets/" + expiring + "/grab", "", RunUserBase() + 1'500).status, 410);
 
   EXPECT_EQ(a.Stop(), 0);
   EXPECT_EQ(b.Stop(), 0);
@@ -166,17 +166,20 @@ TEST(ClusterMode, AWorkerKilledMidStampedeCreditsEveryGrabExactlyOnce) {
   ApiClient api(server);
   const std::int64_t sender = api.CreateFundedUser("sender", 100000);
   const std::string hot = api.CreatePacket(sender, R"({"total_cents":30000,"count":300})");
-  const std::int64_t crowd = 2'000'000;
+  const std::int64_t crowd = RunUserBase() + 2'000;
   std::vector<Reply> replies;
-  std::thread killer([&] {
-    // Mid-stampede: the worker dies between (or inside) batches, and comes back.
-    std::this_thread::sleep_for(milliseconds(150));
-    worker->Kill();
-    std::this_thread::sleep_for(milliseconds(300));
-    worker->Start();
+  std::thread stampede([&] {
+    replies = SimultaneousGrabs(400, crowd, hot, [&](int) -> const ServerProcess& { return server; });
   });
-  replies = SimultaneousGrabs(400, crowd, hot, [&](int) -> const ServerProcess& { return server; });
-  killer.join();
+  // Mid-stampede, once the worker has committed a batch or more: kill -9 (between or inside
+  // batches), then a new worker. The restart is from this thread: a child dies with the thread
+  // that started it (PR_SET_PDEATHSIG).
+  EXPECT_TRUE(WaitUntil(
+      [&] { return MetricOf(*worker, "redpacket_worker_batches_total") >= 1; }, milliseconds(20000)));
+  worker->Kill();
+  std::this_thread::sleep_for(milliseconds(300));
+  worker->Start();
+  stampede.join();
   StampedeTally tally;
   ASSERT_NO_FATAL_FAILURE(TallyGrabs(replies, crowd, hot, 300, &tally));
   ASSERT_NO_FATAL_FAILURE(ExpectEveryShareTakenOnce(tally, 400, 300, 30000));
@@ -213,10 +216,10 @@ TEST(ClusterMode, PoisonEventsAreSetAsideAndTheWorkerGoesOn) {
   // The partitions are not blocked: a real grab after them is credited.
   const std::int64_t sender = api.CreateFundedUser("sender", 1000);
   const std::string packet = api.CreatePacket(sender, R"({"total_cents":500,"count":5})");
-  const Reply grab = api.Post("/v1/packets/" + packet + "/grab", "", 3'000'000);
+  const Reply grab = api.Post("/v1/packets/" + packet + "/grab", "", RunUserBase() + 3'000);
   ASSERT_EQ(grab.status, 200) << Describe(grab);
   std::int64_t last = 0;
-  EXPECT_TRUE(WaitForBalance(api, 3'000'000, grab.Int("amount_cents"), kCreditWait, &last)) << last;
+  EXPECT_TRUE(WaitForBalance(api, RunUserBase() + 3'000, grab.Int("amount_cents"), kCreditWait, &last)) << last;
   EXPECT_TRUE(WaitUntil(
       [&] { return MetricOf(*worker, "redpacket_worker_dead_lettered_total") >= before + 2; },
       milliseconds(15000)))
@@ -235,7 +238,7 @@ TEST(ClusterMode, AGrabTheBrokerNeverAcknowledgedIsCreditedByTheReconciler) {
   ApiClient api(server);
   const std::int64_t sender = api.CreateFundedUser("sender", 1000);
   const std::string packet = api.CreatePacket(sender, R"({"total_cents":600,"count":3})");
-  const std::int64_t user = 4'000'000;
+  const std::int64_t user = RunUserBase() + 4'000;
   // Kafka goes away: the Redis script takes the share, the broker never acknowledges, the
   // client gets 503. The share must not be lost.
   RunServiceScript("kafka", {"down"});
@@ -280,7 +283,7 @@ TEST(ClusterMode, ReadsAnswerWithTheReplicaDownAndGrabsWithThePrimaryDown) {
   // credits them once the primary is back.
   RunServiceScript("mariadb", {"stop", "primary"});
   std::map<std::int64_t, GrabRecord> winners;
-  for (std::int64_t user = 5'000'000; user < 5'000'005; ++user) {
+  for (std::int64_t user = RunUserBase() + 5'000; user < RunUserBase() + 5'005; ++user) {
     const Reply reply = api.Post("/v1/packets/" + packet + "/grab", "", user);
     ASSERT_EQ(reply.status, 200) << Describe(reply);
     winners[user] = GrabRecord{user, reply.Int("amount_cents"), reply.Int("seq")};

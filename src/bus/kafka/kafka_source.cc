@@ -113,6 +113,10 @@ KafkaSource::KafkaSource(KafkaSourceOptions options)
       {"auto.offset.reset", "earliest"},
       {"isolation.level", "read_committed"},
       {"session.timeout.ms", std::to_string(options_.session_timeout.count())},
+      // Also the rebalance timeout: how long a rebalance waits for a member that does not
+      // rejoin (a worker killed mid-batch). librdkafka's default, 5 minutes, would leave the
+      // dead worker's partitions unapplied that long.
+      {"max.poll.interval.ms", std::to_string(options_.max_poll_interval.count())},
       {"reconnect.backoff.ms", "100"},
       {"reconnect.backoff.max.ms", "1000"},
   });

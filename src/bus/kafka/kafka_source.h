@@ -26,7 +26,11 @@ struct KafkaSourceOptions {
   std::string dead_letter_topic = "red_packet_transactions.dlq";
   std::string group_id = "redpacket-worker";
   // A member silent this long is presumed dead and its partitions go to the others.
-  std::chrono::milliseconds session_timeout{10000};
+  std::chrono::milliseconds session_timeout{6000};
+  // A member that does not poll for this long leaves the group (its partitions go to the
+  // others); also how long a rebalance waits for a member that does not rejoin. The worker
+  // polls between batches, and a batch retried longer than this is redelivered elsewhere.
+  std::chrono::milliseconds max_poll_interval{15000};
   // How long DeadLetter() and Commit() wait for the broker.
   std::chrono::milliseconds request_timeout{5000};
 };
