@@ -37,6 +37,12 @@ void AddWorkerMetrics(http::Metrics& metrics, const worker::Worker& worker) {
                    stat(&worker::WorkerStats::batches));
   metrics.AddGauge("redpacket_worker_retries_total", "Transient failures retried with backoff",
                    stat(&worker::WorkerStats::retries));
+  metrics.AddGauge("redpacket_worker_credit_latency_p50_seconds",
+                   "Grab to credit (the grab's time to the ledger commit), median of the last 4096",
+                   [&worker] { return worker.stats().credit_latency_p50.count() / 1000.0; });
+  metrics.AddGauge("redpacket_worker_credit_latency_p99_seconds",
+                   "Grab to credit, 99th percentile of the last 4096 grabs applied",
+                   [&worker] { return worker.stats().credit_latency_p99.count() / 1000.0; });
   metrics.AddGauge("redpacket_worker_lag_events",
                    "Events in the topic not yet consumed by this group member (-1: unknown)",
                    [&worker] {

@@ -116,6 +116,7 @@ bool Worker::ApplyBatch(std::span<const bus::ConsumedMessage> batch) {
           if (status.ok()) {
             ++batches_;
             applied_events_ += some.size();
+            RecordLatencies(some);
             Notify(handled);
           }
           return status;
@@ -174,6 +175,21 @@ void Worker::Notify(std::span<const bus::ConsumedMessage> handled) {
   if (on_handled_) on_handled_(handled);
 }
 
+void Worker::RecordLatencies(std::span<const domain::LedgerEvent> events) {
+  const std::int64_t now_ms = domain::ToUnixMillis(domain::Clock::now());
+  std::lock_guard lock(latency_mutex_);
+  for (const auto& event : events) {
+    if (event.type != domain::LedgerEvent::Type::kGrab) continue;
+    const std::int64_t latency = std::max<std::int64_t>(0, now_ms - event.at_millis);
+    if (latencies_ms_.size() < kLatencyWindow) {
+      latencies_ms_.push_back(latency);
+    } else {
+      latencies_ms_[latency_next_] = latency;
+    }
+    latency_next_ = (latency_next_ + 1) % kLatencyWindow;
+  }
+}
+
 WorkerStats Worker::stats() const {
   WorkerStats stats;
   stats.applied_events = applied_events_.load();
@@ -182,6 +198,20 @@ WorkerStats Worker::stats() const {
   stats.retries = retries_.load();
   stats.last_offset = last_offset_.load();
   if (const auto lag = lag_.load(); lag >= 0) stats.lag = static_cast<std::uint64_t>(lag);
+  std::vector<std::int64_t> window;
+  {
+    std::lock_guard lock(latency_mutex_);
+    window = latencies_ms_;
+  }
+  if (!window.empty()) {
+    auto at = [&window](double quantile) {
+      const auto index = static_cast<std::size_t>(quantile * static_cast<double>(window.size() - 1));
+      std::nth_element(window.begin(), window.begin() + static_cast<std::ptrdiff_t>(index), window.end());
+      return std::chrono::milliseconds(window[index]);
+    };
+    stats.credit_latency_p50 = at(0.50);
+    stats.credit_latency_p99 = at(0.99);
+  }
   return stats;
 }
 

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "bus/bus.h"
 #include "ledger/ledger.h"
@@ -43,6 +44,10 @@ struct WorkerStats {
   std::uint64_t retries = 0;          // transient failures retried
   std::uint64_t last_offset = 0;      // highest offset committed (any partition)
   std::optional<std::uint64_t> lag;   // from the source, when it knows
+  // Grab to credit: from the grab's time (the event's `at`) to the commit of the transaction that
+  // applied it, over the last kLatencyWindow events applied; 0 before any.
+  std::chrono::milliseconds credit_latency_p50{0};
+  std::chrono::milliseconds credit_latency_p99{0};
 };
 
 class Worker {
@@ -94,6 +99,12 @@ class Worker {
   std::atomic<std::uint64_t> retries_{0};
   std::atomic<std::uint64_t> last_offset_{0};
   std::atomic<std::int64_t> lag_{-1};
+
+  static constexpr std::size_t kLatencyWindow = 4096;
+  void RecordLatencies(std::span<const domain::LedgerEvent> events);
+  mutable std::mutex latency_mutex_;
+  std::vector<std::int64_t> latencies_ms_;  // a ring of kLatencyWindow
+  std::size_t latency_next_ = 0;
 };
 
 }  // namespace redpacket::worker

@@ -263,6 +263,67 @@ TEST(ClusterMode, AGrabTheBrokerNeverAcknowledgedIsCreditedByTheReconciler) {
   ExpectAuditClean();
 }
 
+TEST(ClusterMode, ABrokerRestartMidStampedeLosesNoAcknowledgedGrab) {
+  auto worker = ServerProcess::Worker(WorkerFlags());
+  worker->Start();
+  ServerProcess server(ClusterServeFlags());
+  server.Start();
+  ApiClient api(server);
+  const std::int64_t sender = api.CreateFundedUser("sender", 100000);
+  const std::string packet = api.CreatePacket(sender, R"({"total_cents":50000,"count":1000})");
+  const std::string path = "/v1/packets/" + packet + "/grab";
+  // Eight clients grab, each request as a new user, until the packet is gone. A grab the broker
+  // cannot acknowledge answers 503; nothing else but 200 and 410 may come back.
+  std::atomic<std::int64_t> next_user{RunUserBase() + 10'000};
+  std::atomic<int> acknowledged{0};
+  std::mutex mutex;
+  std::map<std::int64_t, GrabRecord> winners;
+  std::vector<std::string> unexpected;
+  int unavailable = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&] {
+      ApiClient client(server);
+      while (std::chrono::steady_clock::now() < deadline) {
+        const std::int64_t user = next_user.fetch_add(1);
+        const Reply reply = client.Post(path, "", user);
+        std::lock_guard lock(mutex);
+        if (reply.status == 200) {
+          winners[user] = GrabRecord{user, reply.Int("amount_cents"), reply.Int("seq")};
+          ++acknowledged;
+        } else if (reply.status == 503) {
+          ++unavailable;
+        } else if (reply.status == 410) {
+          return;
+        } else {
+          unexpected.push_back(Describe(reply));
+          return;
+        }
+      }
+    });
+  }
+  EXPECT_TRUE(WaitUntil([&] { return acknowledged.load() >= 100; }, milliseconds(30000)));
+  RunServiceScript("kafka", {"down"});
+  std::this_thread::sleep_for(milliseconds(1000));
+  RunServiceScript("kafka", {"up"});
+  for (auto& client : clients) client.join();
+  EXPECT_TRUE(unexpected.empty()) << unexpected.front();
+  EXPECT_GT(unavailable, 0) << "the broker's outage was not seen";
+  // Every share Redis handed out is credited: the acknowledged ones by their own event, the
+  // 503s by the reconciler.
+  const auto grabs = GrabsByUser(api.GetPacket(packet));
+  EXPECT_EQ(grabs.size(), 1000u);
+  for (const auto& [user, record] : winners) {
+    ASSERT_EQ(grabs.count(user), 1u) << "acknowledged grab of user " << user << " lost";
+    EXPECT_EQ(grabs.at(user).amount_cents, record.amount_cents);
+  }
+  ExpectCredited(api, grabs);
+  EXPECT_EQ(server.Stop(), 0);
+  EXPECT_EQ(worker->Stop(), 0);
+  ExpectAuditClean();
+}
+
 TEST(ClusterMode, ReadsAnswerWithTheReplicaDownAndGrabsWithThePrimaryDown) {
   auto worker = ServerProcess::Worker(WorkerFlags());
   worker->Start();
