@@ -3,6 +3,8 @@
 
 #include <sys/wait.h>
 
+#include <cstdio>
+
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
@@ -89,6 +91,50 @@ std::int64_t RunUserBase() {
        10'000'000) *
       100'000;
   return base;
+}
+
+std::string Shell(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
+  char chunk[4096];
+  while (std::size_t n = std::fread(chunk, 1, sizeof chunk, pipe)) output.append(chunk, n);
+  if (::pclose(pipe) != 0) throw std::runtime_error(command + " failed:\n" + output);
+  return output;
+}
+
+RedisNode MasterOfPacket(const std::string& packet_id) {
+  const std::string cli = "redis-cli -h 127.0.0.1 -p " + Env("REDPACKET_REDIS_BASE_PORT", "7001");
+  const int slot = std::stoi(Shell(cli + " CLUSTER KEYSLOT '{rp:" + packet_id + "}:meta'"));
+  // CLUSTER NODES: "<id> <host:port@bus> <flags> <master> <ping> <pong> <epoch> <state> <slots...>"
+  std::istringstream lines(Shell(cli + " CLUSTER NODES"));
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string id, address, flags, master, ping, pong, epoch, state, range;
+    fields >> id >> address >> flags >> master >> ping >> pong >> epoch >> state;
+    if (flags.find("master") == std::string::npos || flags.find("fail") != std::string::npos) continue;
+    while (fields >> range) {
+      const auto dash = range.find('-');
+      const int low = std::stoi(range.substr(0, dash));
+      const int high = dash == std::string::npos ? low : std::stoi(range.substr(dash + 1));
+      if (slot < low || slot > high) continue;
+      RedisNode node;
+      node.address = address.substr(0, address.find('@'));
+      node.port = std::stoi(node.address.substr(node.address.rfind(':') + 1));
+      const std::string info =
+          Shell("redis-cli -h 127.0.0.1 -p " + std::to_string(node.port) + " INFO server");
+      node.pid = static_cast<pid_t>(std::stol(info.substr(info.find("process_id:") + 11)));
+      return node;
+    }
+  }
+  throw std::runtime_error("no master serves slot " + std::to_string(slot));
+}
+
+void RestoreRedisCluster() {
+  Shell("REDPACKET_REDIS_BASE_PORT=" + Env("REDPACKET_REDIS_BASE_PORT", "7001") + " " +
+        Quote(Env("REDPACKET_REDIS_CLUSTER_SCRIPT", "")) + " up --run-dir " +
+        Quote(Env("REDPACKET_REDIS_RUN_DIR", "")) + " 2>&1");
 }
 
 CommandResult ClusterAudit() {

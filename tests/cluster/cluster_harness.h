@@ -30,6 +30,20 @@ void RunServiceScript(const std::string& service, std::vector<std::string> argum
 // services), and the tests expect fresh users. Ids base .. base + 99,999 are this run's.
 std::int64_t RunUserBase();
 
+// The output of a shell command (throws when it fails).
+std::string Shell(const std::string& command);
+
+// The Redis master that owns packet `packet_id`'s keys ({rp:<id>}), "127.0.0.1:port", and its pid.
+struct RedisNode {
+  std::string address;
+  int port = 0;
+  pid_t pid = 0;
+};
+RedisNode MasterOfPacket(const std::string& packet_id);
+// `scripts/redis-cluster up` for the fixture's cluster: restarts a killed node, waits until the
+// cluster is whole again.
+void RestoreRedisCluster();
+
 // `redpacket audit --mode cluster` against the fixtures' services.
 CommandResult ClusterAudit();
 
