@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "domain/grab_rules.h"
+
 namespace redpacket::service {
 namespace {
 
@@ -177,22 +179,26 @@ void RedPacketService::GrabFromLedger(PacketId packet_id, UserId user_id, GrabCa
       result.code = ErrorCode::kNotFound;
       result.message = "no such packet";
     } else {
+      // Finished and evicted (the store drops only finished packets): never a kTake, but the
+      // same rules decide which refusal.
       const ledger::PacketRecord& record = **packet;
-      result.code = ErrorCode::kGone;
-      result.message = record.status == domain::PacketStatus::kExhausted ? "the packet is empty"
-                                                                         : "the packet has expired";
-      result.remaining_count = record.spec.count - static_cast<std::int64_t>(record.grabs.size());
-      if (record.spec.receiver_id && *record.spec.receiver_id != user_id) {
-        result.code = ErrorCode::kForbidden;
-        result.message = "this packet is for another user";
-      }
+      const domain::Grab* first = nullptr;
       for (const auto& grab : record.grabs) {
-        if (grab.user_id == user_id) {
-          result.code = ErrorCode::kConflict;
-          result.message = "you already grabbed this packet";
-          result.amount_cents = grab.amount_cents;
-          result.seq = grab.seq;
-        }
+        if (grab.user_id == user_id) first = &grab;
+      }
+      const auto taken = static_cast<std::int64_t>(record.grabs.size());
+      domain::GrabDecision decision = domain::DecideGrab(
+          {record.spec.receiver_id, first != nullptr, record.status, record.expires_at, taken,
+           record.spec.count},
+          user_id, domain::Clock::now());
+      if (decision == domain::GrabDecision::kTake) decision = domain::GrabDecision::kEmpty;
+      const domain::Error refusal = domain::GrabRefusal(decision);
+      result.code = refusal.code;
+      result.message = refusal.message;
+      result.remaining_count = record.spec.count - taken;
+      if (first != nullptr) {
+        result.amount_cents = first->amount_cents;
+        result.seq = first->seq;
       }
     }
     done(std::move(result));

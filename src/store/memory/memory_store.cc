@@ -1,6 +1,8 @@
 // The embedded engine's packet table and grab decision (see memory_store.h).
 #include "store/memory/memory_store.h"
 
+#include "domain/grab_rules.h"
+
 #include <array>
 #include <mutex>
 #include <shared_mutex>
@@ -33,6 +35,11 @@ GrabResult Reject(ErrorCode code, std::string message) {
   result.code = code;
   result.message = std::move(message);
   return result;
+}
+
+GrabResult Refusal(domain::GrabDecision decision) {
+  domain::Error error = domain::GrabRefusal(decision);
+  return Reject(error.code, std::move(error.message));
 }
 
 class MemoryStore final : public PacketStore {
@@ -71,14 +78,16 @@ class MemoryStore final : public PacketStore {
     std::unique_lock lock(entry->mutex);
     const ledger::PacketRecord& record = entry->record;
     const auto count = record.spec.count;
-    if (record.spec.receiver_id && *record.spec.receiver_id != user_id) {
-      return done(Reject(ErrorCode::kForbidden, "this packet is for another user"));
-    }
-    // One grab per user (invariant 2), answered before emptiness or expiry. The 409 carries the
-    // first amount, so it too waits until that grab is durable.
-    if (auto it = entry->by_user.find(user_id); it != entry->by_user.end()) {
-      const GrabEntry& first = entry->grabs[it->second];
-      GrabResult result = Reject(ErrorCode::kConflict, "you already grabbed this packet");
+    const auto first_grab = entry->by_user.find(user_id);
+    const auto taken = static_cast<std::int64_t>(entry->grabs.size());
+    const domain::GrabDecision decision = domain::DecideGrab(
+        {record.spec.receiver_id, first_grab != entry->by_user.end(), record.status,
+         record.expires_at, taken, count},
+        user_id, now);
+    if (decision == domain::GrabDecision::kAlreadyGrabbed) {
+      // The 409 carries the first amount, so it too waits until that grab is durable.
+      const GrabEntry& first = entry->grabs[first_grab->second];
+      GrabResult result = Refusal(decision);
       result.amount_cents = first.grab.amount_cents;
       result.seq = first.grab.seq;
       result.remaining_count = count - static_cast<std::int64_t>(entry->grabs.size());
@@ -88,13 +97,8 @@ class MemoryStore final : public PacketStore {
       });
       return;
     }
-    if (record.status == PacketStatus::kExpired || record.status == PacketStatus::kRefunded ||
-        now >= record.expires_at) {
-      return done(Reject(ErrorCode::kGone, "the packet has expired"));
-    }
-    const auto taken = static_cast<std::int64_t>(entry->grabs.size());
-    // No oversell (invariant 1): the seq-th grab takes shares[seq - 1]; there are count shares.
-    if (taken >= count) return done(Reject(ErrorCode::kGone, "the packet is empty"));
+    if (decision != domain::GrabDecision::kTake) return done(Refusal(decision));
+    // No oversell (invariant 1): the seq-th grab takes shares[seq - 1] (taken < count here).
 
     GrabEntry grab_entry;
     grab_entry.grab = {user_id, record.shares[static_cast<std::size_t>(taken)], taken + 1, now};

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <unordered_set>
 
+#include "domain/grab_rules.h"
 #include "domain/random.h"
 #include "store/redis/bloom.h"
 #include "store/redis/keys.h"
@@ -437,8 +438,11 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     OnIoThread([this, packet_id, user_id, now, done = std::move(done)](IoSlot& slot) mutable {
       if (const PacketMeta* meta = slot.cache.Find(packet_id, std::chrono::steady_clock::now())) {
         metadata_cache_hits_.fetch_add(1, std::memory_order_relaxed);
+        // The receiver never changes: refused here without a script call (the script would
+        // refuse it the same way, domain/grab_rules.h).
         if (meta->receiver_id && *meta->receiver_id != user_id) {
-          return done(Failure(ErrorCode::kForbidden, "this packet is for another user"));
+          domain::Error refusal = domain::GrabRefusal(domain::GrabDecision::kForbidden);
+          return done(Failure(refusal.code, std::move(refusal.message)));
         }
         return RunGrab(slot, packet_id, user_id, now, false, std::move(done));
       }

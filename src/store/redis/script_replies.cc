@@ -1,6 +1,8 @@
 // Decoding of the Lua scripts' replies (see script_replies.h).
 #include "store/redis/script_replies.h"
 
+#include "domain/grab_rules.h"
+
 #include <algorithm>
 #include <charconv>
 #include <string_view>
@@ -102,6 +104,12 @@ GrabResult Make(ErrorCode code, std::string message) {
   return result;
 }
 
+// The grab script decides in Redis in the order of domain/grab_rules.h; its wording is theirs.
+GrabResult Refusal(domain::GrabDecision decision) {
+  domain::Error error = domain::GrabRefusal(decision);
+  return Make(error.code, std::move(error.message));
+}
+
 }  // namespace
 
 std::optional<GrabReply> ParseGrabReply(const Reply& reply) {
@@ -152,8 +160,9 @@ GrabResult ToGrabResult(const GrabReply& reply) {
       GrabResult result;
       const bool own = reply.outcome == Outcome::kOk || reply.same_request;
       if (!own) {
-        result.code = ErrorCode::kConflict;
-        result.message = "you already grabbed this packet";
+        const domain::Error refusal = domain::GrabRefusal(domain::GrabDecision::kAlreadyGrabbed);
+        result.code = refusal.code;
+        result.message = refusal.message;
       }
       result.amount_cents = reply.amount_cents;
       result.seq = reply.seq;
@@ -161,14 +170,14 @@ GrabResult ToGrabResult(const GrabReply& reply) {
       return result;
     }
     case Outcome::kGoneExpired: {
-      GrabResult result = Make(ErrorCode::kGone, "the packet has expired");
+      GrabResult result = Refusal(domain::GrabDecision::kExpired);
       result.remaining_count = reply.remaining_count;
       return result;
     }
     case Outcome::kGoneEmpty:
-      return Make(ErrorCode::kGone, "the packet is empty");
+      return Refusal(domain::GrabDecision::kEmpty);
     case Outcome::kForbidden:
-      return Make(ErrorCode::kForbidden, "this packet is for another user");
+      return Refusal(domain::GrabDecision::kForbidden);
     case Outcome::kUnknown:
       return Make(ErrorCode::kNotFound, "");
     case Outcome::kLoading:
