@@ -28,8 +28,8 @@ std::unique_ptr<store::redis::RedisStore> ConnectRedisStore(
   auto answer = connected->get_future();
   store->Connect([connected](domain::Status status) { connected->set_value(std::move(status)); });
   if (answer.wait_for(kConnectWait) != std::future_status::ready) {
-    throw std::runtime_error(fmt::format("cannot reach Redis at {}: no slot map within {} s",
-                                         nodes, kConnectWait.count()));
+    throw std::runtime_error(fmt::format("cannot reach Redis at {}: no slot map within {} s", nodes,
+                                         kConnectWait.count()));
   }
   if (domain::Status status = answer.get(); !status) {
     throw std::runtime_error(
@@ -149,9 +149,9 @@ void ClusterBackend::AfterSweep(store::PacketStore& store) {
   grabs_reemitted_ += stats->grabs_reemitted;
   packets_reloaded_ += stats->packets_reloaded;
   if (stats->grabs_reemitted || stats->packets_reloaded || stats->failures) {
-    spdlog::info("reconciler: {} packets checked, {} grabs re-emitted, {} packets reloaded, {} failures",
-                 stats->packets_checked, stats->grabs_reemitted, stats->packets_reloaded,
-                 stats->failures);
+    spdlog::info(
+        "reconciler: {} packets checked, {} grabs re-emitted, {} packets reloaded, {} failures",
+        stats->packets_checked, stats->grabs_reemitted, stats->packets_reloaded, stats->failures);
   }
 }
 
@@ -221,7 +221,8 @@ void ClusterBackend::Stop() {
 }
 
 void ClusterBackend::AddMetrics(http::Metrics& metrics) {
-  metrics.AddGauge("redpacket_kafka_pending_events", "Events sent to Kafka and not yet acknowledged",
+  metrics.AddGauge("redpacket_kafka_pending_events",
+                   "Events sent to Kafka and not yet acknowledged",
                    [this] { return sink_ ? static_cast<double>(sink_->pending()) : 0.0; });
   metrics.AddGauge("redpacket_mariadb_replica_lag_seconds",
                    "Seconds the MariaDB replica is behind its primary (-1: unknown or down)",
@@ -231,7 +232,8 @@ void ClusterBackend::AddMetrics(http::Metrics& metrics) {
   metrics.AddGauge("redpacket_reads_on_primary_total",
                    "Ledger reads served by the primary (the replica down, lagging or unsure)",
                    [this] { return static_cast<double>(read_stats_->reads_on_primary.load()); });
-  metrics.AddGauge("redpacket_sweeper_lease_token", "Fencing token of the sweeper lease this server holds (0: none)",
+  metrics.AddGauge("redpacket_sweeper_lease_token",
+                   "Fencing token of the sweeper lease this server holds (0: none)",
                    [this] { return static_cast<double>(lease_token_.load()); });
   metrics.AddGauge("redpacket_reconciler_grabs_reemitted_total",
                    "Grabs found in Redis but not in the ledger, re-emitted to Kafka",

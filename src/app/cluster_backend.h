@@ -72,7 +72,8 @@ class ClusterBackend {
   ClusterOptions options_;
   std::unique_ptr<bus::KafkaSink> sink_;
   std::unique_ptr<lease::Lease> lease_;
-  std::shared_ptr<ledger::ReadRouterStats> read_stats_ = std::make_shared<ledger::ReadRouterStats>();
+  std::shared_ptr<ledger::ReadRouterStats> read_stats_ =
+      std::make_shared<ledger::ReadRouterStats>();
 
   store::redis::RedisStore* redis_store_ = nullptr;  // made by the service's store factory
   // Sweeper thread only.

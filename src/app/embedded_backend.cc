@@ -34,15 +34,17 @@ void EmbeddedBackend::Start() {
 
   bus::Journal::Options journal_options;
   journal_options.directory =
-      options_.data_dir / (options_.journal_name.empty() ? std::string("journal")
-                                                         : "journal-" + options_.journal_name);
+      options_.data_dir /
+      (options_.journal_name.empty() ? std::string("journal") : "journal-" + options_.journal_name);
   journal_options.segment_bytes = options_.journal_segment_bytes;
   journal_options.gather_window = options_.journal_gather;
   journal_ = std::make_unique<bus::Journal>(journal_options);
   auto recovered = journal_->Recover(applied);
-  if (!recovered) throw std::runtime_error("cannot recover the journal: " + recovered.error().message);
+  if (!recovered)
+    throw std::runtime_error("cannot recover the journal: " + recovered.error().message);
   sink_ = std::make_unique<bus::JournalSink>(*journal_);
-  source_ = std::make_unique<bus::JournalSource>(*journal_, options_.data_dir / "dead-letter.jsonl");
+  source_ =
+      std::make_unique<bus::JournalSource>(*journal_, options_.data_dir / "dead-letter.jsonl");
 
   worker::WorkerOptions worker_options;
   worker_options.name = "rp-worker";
@@ -51,19 +53,20 @@ void EmbeddedBackend::Start() {
   worker_options.batch_interval = options_.apply_interval;
   worker_options.background = true;
   worker_options.apply_lock = &pending_.apply_lock();
-  worker_ = std::make_unique<worker::Worker>(
-      *source_, *worker_ledger_, worker_options,
-      [this](std::span<const bus::ConsumedMessage> handled) {
-        std::vector<domain::LedgerEvent> events;
-        events.reserve(handled.size());
-        std::uint64_t last = 0;
-        for (const auto& message : handled) {
-          if (message.event) events.push_back(*message.event);
-          last = std::max(last, message.offset);
-        }
-        pending_.Remove(events);
-        if (last > applied_position_.load()) applied_position_.store(last);
-      });
+  worker_ = std::make_unique<worker::Worker>(*source_, *worker_ledger_, worker_options,
+                                             [this](std::span<const bus::ConsumedMessage> handled) {
+                                               std::vector<domain::LedgerEvent> events;
+                                               events.reserve(handled.size());
+                                               std::uint64_t last = 0;
+                                               for (const auto& message : handled) {
+                                                 if (message.event)
+                                                   events.push_back(*message.event);
+                                                 last = std::max(last, message.offset);
+                                               }
+                                               pending_.Remove(events);
+                                               if (last > applied_position_.load())
+                                                 applied_position_.store(last);
+                                             });
 
   // Recovery: every durable grab and refund the ledger has not applied yet is applied now (a
   // poison event is set aside, never a reason not to start).
@@ -116,23 +119,29 @@ void EmbeddedBackend::Stop() {
 }
 
 void EmbeddedBackend::AddMetrics(http::Metrics& metrics) {
-  auto journal = [this](auto read) { return [this, read] { return static_cast<double>(read(*journal_)); }; };
-  metrics.AddGauge("redpacket_journal_queued_events", "Grabs and refunds waiting for the journal's fsync",
+  auto journal = [this](auto read) {
+    return [this, read] { return static_cast<double>(read(*journal_)); };
+  };
+  metrics.AddGauge("redpacket_journal_queued_events",
+                   "Grabs and refunds waiting for the journal's fsync",
                    journal([](bus::Journal& j) { return j.queued_events(); }));
   metrics.AddGauge("redpacket_journal_batches_total",
                    "Journal write batches (one fdatasync each); events per fsync = position / this",
                    journal([](bus::Journal& j) { return j.batches_written(); }));
-  metrics.AddGauge("redpacket_journal_durable_position", "Last durable journal position (grabs and refunds)",
+  metrics.AddGauge("redpacket_journal_durable_position",
+                   "Last durable journal position (grabs and refunds)",
                    journal([](bus::Journal& j) { return j.durable_position(); }));
-  metrics.AddGauge("redpacket_ledger_applied_position", "Last journal position applied to the ledger",
+  metrics.AddGauge("redpacket_ledger_applied_position",
+                   "Last journal position applied to the ledger",
                    [this] { return static_cast<double>(applied_position_.load()); });
-  metrics.AddGauge("redpacket_ledger_lag_events", "Durable journal events not yet applied to the ledger",
-                   [this] {
+  metrics.AddGauge("redpacket_ledger_lag_events",
+                   "Durable journal events not yet applied to the ledger", [this] {
                      const auto applied = applied_position_.load();
                      const auto durable = journal_->durable_position();
                      return durable > applied ? static_cast<double>(durable - applied) : 0.0;
                    });
-  metrics.AddGauge("redpacket_worker_dead_lettered_total", "Events set aside (dead-letter.jsonl) with their reason",
+  metrics.AddGauge("redpacket_worker_dead_lettered_total",
+                   "Events set aside (dead-letter.jsonl) with their reason",
                    [this] { return static_cast<double>(worker_->stats().dead_lettered); });
   metrics.AddGauge("redpacket_worker_batches_total", "Ledger transactions of the worker",
                    [this] { return static_cast<double>(worker_->stats().batches); });

@@ -1,16 +1,15 @@
 // `redpacket serve`: wiring of the backend of the chosen mode, the service and the HTTP server;
 // signals and graceful shutdown.
+#include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
 #include <iostream>
 #include <memory>
 #include <thread>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "app/cluster_backend.h"
 #include "app/cluster_config.h"
@@ -104,7 +103,9 @@ int RunServe(const Config& config) {
   http::ServerOptions server_options;
   server_options.host = config.host;
   server_options.port = config.port;
-  server_options.threads = config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  server_options.threads =
+      config.threads > 0 ? config.threads
+                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   server_options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
   http::Server server(server_options, api);
   try {
@@ -116,11 +117,11 @@ int RunServe(const Config& config) {
   api.WatchServer(server);
   *io_contexts = server.io_contexts();
   if (cluster) {
-    spdlog::info("listening on http://{}:{} mode=cluster threads={} dev={} redis={} kafka={} "
-                 "mariadb_primary={} mariadb_replica={}",
-                 config.host, server.port(), server_options.threads, config.dev,
-                 config.redis_nodes, config.kafka_brokers, config.mariadb_primary,
-                 config.mariadb_replica);
+    spdlog::info(
+        "listening on http://{}:{} mode=cluster threads={} dev={} redis={} kafka={} "
+        "mariadb_primary={} mariadb_replica={}",
+        config.host, server.port(), server_options.threads, config.dev, config.redis_nodes,
+        config.kafka_brokers, config.mariadb_primary, config.mariadb_replica);
   } else {
     spdlog::info("listening on http://{}:{} mode=embedded threads={} dev={} data_dir={}",
                  config.host, server.port(), server_options.threads, config.dev, config.data_dir);

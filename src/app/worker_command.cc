@@ -1,13 +1,12 @@
 // `redpacket worker`: the cluster's Kafka consumer group member that applies grab and refund
 // events to the MariaDB primary (the embedded server runs the same worker on its journal).
 // Serves /healthz, /readyz and /metrics; SIGTERM finishes the batch in hand, commits, exits 0.
+#include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 
 #include <memory>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "app/cluster_config.h"
 #include "app/commands.h"
@@ -101,8 +100,8 @@ int RunWorker(const Config& config) {
   spdlog::info("listening on http://{}:{} (/healthz, /readyz, /metrics)", config.host,
                server.port());
   spdlog::info("worker ready: kafka={} topic={} group={} mariadb_primary={} batch={}",
-               config.kafka_brokers, config.kafka_topic, config.kafka_group,
-               config.mariadb_primary, config.worker_batch);
+               config.kafka_brokers, config.kafka_topic, config.kafka_group, config.mariadb_primary,
+               config.worker_batch);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

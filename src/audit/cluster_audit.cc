@@ -20,8 +20,8 @@ std::optional<store::PacketSnapshot> SnapshotOf(store::PacketStore& store, domai
     promise->set_value(std::move(held));
   });
   if (future.wait_for(kSnapshotWait) != std::future_status::ready) {
-    throw std::runtime_error(fmt::format("packet {}: the store did not answer within {} s", id,
-                                         kSnapshotWait.count()));
+    throw std::runtime_error(
+        fmt::format("packet {}: the store did not answer within {} s", id, kSnapshotWait.count()));
   }
   return future.get();
 }

@@ -30,13 +30,14 @@ Reconciler::Reconciler(store::PacketStore& store, ledger::LedgerReader& ledger,
 domain::Result<ReconcileStats> Reconciler::RunOnce(domain::TimePoint now) {
   auto packets = ledger_.LoadUnfinishedPackets();
   if (!packets) return packets.error();
-  std::erase_if(reemitted_, [&](const auto& entry) { return now - entry.second >= options_.reemit_after; });
+  std::erase_if(reemitted_,
+                [&](const auto& entry) { return now - entry.second >= options_.reemit_after; });
   ReconcileStats stats;
   for (ledger::PacketRecord& packet : *packets) {
     ++stats.packets_checked;
-    auto held = Await<std::optional<store::PacketSnapshot>>(
-        options_.call_timeout,
-        [&](auto done) { store_.Snapshot(packet.packet_id, std::move(done)); });
+    auto held = Await<std::optional<store::PacketSnapshot>>(options_.call_timeout, [&](auto done) {
+      store_.Snapshot(packet.packet_id, std::move(done));
+    });
     if (!held) {
       ++stats.failures;
       continue;
@@ -45,8 +46,8 @@ domain::Result<ReconcileStats> Reconciler::RunOnce(domain::TimePoint now) {
       // Not in the store: the ledger debited the sender but the load never finished. Add is
       // idempotent and resumes a cut-short load.
       if (packet.status != domain::PacketStatus::kOpen) continue;
-      auto added = Await<domain::Status>(
-          options_.call_timeout, [&](auto done) { store_.Add(packet, std::move(done)); });
+      auto added = Await<domain::Status>(options_.call_timeout,
+                                         [&](auto done) { store_.Add(packet, std::move(done)); });
       if (added && added->ok()) {
         ++stats.packets_reloaded;
         spdlog::warn("reconciler: packet {} was missing from the store; reloaded",
@@ -60,8 +61,12 @@ domain::Result<ReconcileStats> Reconciler::RunOnce(domain::TimePoint now) {
     for (const auto& grab : packet.grabs) credited.insert(grab.user_id);
     for (const domain::Grab& grab : (*held)->record.grabs) {
       if (credited.contains(grab.user_id) || now - grab.grabbed_at < options_.min_age) continue;
-      domain::LedgerEvent event{domain::LedgerEvent::Type::kGrab, packet.packet_id, grab.user_id,
-                                grab.amount_cents, grab.seq, domain::ToUnixMillis(grab.grabbed_at)};
+      domain::LedgerEvent event{domain::LedgerEvent::Type::kGrab,
+                                packet.packet_id,
+                                grab.user_id,
+                                grab.amount_cents,
+                                grab.seq,
+                                domain::ToUnixMillis(grab.grabbed_at)};
       if (reemitted_.contains(event.EventId())) continue;
       auto published = Await<bool>(options_.call_timeout, [&](auto done) {
         sink_.Publish(

@@ -2,13 +2,13 @@
 // events are isolated and set aside.
 #include "worker/worker.h"
 
+#include <fmt/format.h>
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <vector>
 
 namespace redpacket::worker {
@@ -31,7 +31,9 @@ bus::PartitionOffsets OffsetsOf(std::span<const bus::ConsumedMessage> messages) 
 
 Worker::Worker(bus::EventSource& source, ledger::LedgerWriter& ledger, WorkerOptions options,
                HandledListener on_handled)
-    : source_(source), ledger_(ledger), options_(std::move(options)),
+    : source_(source),
+      ledger_(ledger),
+      options_(std::move(options)),
       on_handled_(std::move(on_handled)) {}
 
 Worker::~Worker() { Stop(); }
@@ -129,8 +131,8 @@ bool Worker::ApplyBatch(std::span<const bus::ConsumedMessage> batch) {
   if (whole->ok()) return true;
   // A contradiction in the batch (an unknown packet, a wrong amount...): apply the events one
   // at a time so the good ones go through and each bad one is set aside with its own reason.
-  spdlog::error("worker: a batch of {} events failed ({}); applying them one by one",
-                events.size(), whole->error().message);
+  spdlog::error("worker: a batch of {} events failed ({}); applying them one by one", events.size(),
+                whole->error().message);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     auto single = apply(std::span(events).subspan(i, 1), batch.subspan(i, 1));
     if (!single) return false;
@@ -205,8 +207,10 @@ WorkerStats Worker::stats() const {
   }
   if (!window.empty()) {
     auto at = [&window](double quantile) {
-      const auto index = static_cast<std::size_t>(quantile * static_cast<double>(window.size() - 1));
-      std::nth_element(window.begin(), window.begin() + static_cast<std::ptrdiff_t>(index), window.end());
+      const auto index =
+          static_cast<std::size_t>(quantile * static_cast<double>(window.size() - 1));
+      std::nth_element(window.begin(), window.begin() + static_cast<std::ptrdiff_t>(index),
+                       window.end());
       return std::chrono::milliseconds(window[index]);
     };
     stats.credit_latency_p50 = at(0.50);

@@ -23,9 +23,9 @@
 namespace redpacket::worker {
 
 struct WorkerOptions {
-  std::string name = "rp-worker";           // thread name (at most 15 characters)
-  std::size_t max_batch_events = 1000;      // events per ledger transaction
-  std::chrono::milliseconds poll_wait{5};   // how long a poll waits for the first message
+  std::string name = "rp-worker";          // thread name (at most 15 characters)
+  std::size_t max_batch_events = 1000;     // events per ledger transaction
+  std::chrono::milliseconds poll_wait{5};  // how long a poll waits for the first message
   // After a batch smaller than max_batch_events, wait this long before the next poll: fewer,
   // larger transactions (embedded mode leaves the disk to the journal's fsyncs).
   std::chrono::milliseconds batch_interval{0};
@@ -38,12 +38,12 @@ struct WorkerOptions {
 };
 
 struct WorkerStats {
-  std::uint64_t applied_events = 0;   // events handed to the ledger (repeats included)
-  std::uint64_t dead_lettered = 0;    // messages set aside
-  std::uint64_t batches = 0;          // ledger transactions committed
-  std::uint64_t retries = 0;          // transient failures retried
-  std::uint64_t last_offset = 0;      // highest offset committed (any partition)
-  std::optional<std::uint64_t> lag;   // from the source, when it knows
+  std::uint64_t applied_events = 0;  // events handed to the ledger (repeats included)
+  std::uint64_t dead_lettered = 0;   // messages set aside
+  std::uint64_t batches = 0;         // ledger transactions committed
+  std::uint64_t retries = 0;         // transient failures retried
+  std::uint64_t last_offset = 0;     // highest offset committed (any partition)
+  std::optional<std::uint64_t> lag;  // from the source, when it knows
   // Grab to credit: from the grab's time (the event's `at`) to the commit of the transaction that
   // applied it, over the last kLatencyWindow events applied; 0 before any.
   std::chrono::milliseconds credit_latency_p50{0};

@@ -4,7 +4,6 @@
 #include <sys/wait.h>
 
 #include <cstdio>
-
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
@@ -53,19 +52,18 @@ std::vector<std::string> Merge(std::vector<std::string> defaults,
 }
 
 std::vector<std::string> ClusterServeFlags(std::vector<std::string> extra) {
-  return Merge({"--mode", "cluster", "--redis-nodes", RedisNodes(), "--kafka-brokers",
-                KafkaBrokers(), "--mariadb-primary", MariaDbPrimary(), "--mariadb-replica",
-                MariaDbReplica(), "--max-count", "1000", "--max-total-cents", "10000000",
-                "--threads", "2",
-                // Quick expiry, sweeps and reconciliation: tests take seconds.
-                "--min-expires-in-s", "1", "--sweep-interval-ms", "100",
-                "--reconcile-interval-ms", "500", "--reconcile-min-age-ms", "1000"},
-               extra);
+  return Merge(
+      {"--mode", "cluster", "--redis-nodes", RedisNodes(), "--kafka-brokers", KafkaBrokers(),
+       "--mariadb-primary", MariaDbPrimary(), "--mariadb-replica", MariaDbReplica(), "--max-count",
+       "1000", "--max-total-cents", "10000000", "--threads", "2",
+       // Quick expiry, sweeps and reconciliation: tests take seconds.
+       "--min-expires-in-s", "1", "--sweep-interval-ms", "100", "--reconcile-interval-ms", "500",
+       "--reconcile-min-age-ms", "1000"},
+      extra);
 }
 
 std::vector<std::string> WorkerFlags(std::vector<std::string> extra) {
-  return Merge({"--kafka-brokers", KafkaBrokers(), "--mariadb-primary", MariaDbPrimary()},
-               extra);
+  return Merge({"--kafka-brokers", KafkaBrokers(), "--mariadb-primary", MariaDbPrimary()}, extra);
 }
 
 void RunServiceScript(const std::string& service, std::vector<std::string> arguments) {
@@ -84,12 +82,11 @@ void RunServiceScript(const std::string& service, std::vector<std::string> argum
 }
 
 std::int64_t RunUserBase() {
-  static const std::int64_t base =
-      (std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-           .count() %
-       10'000'000) *
-      100'000;
+  static const std::int64_t base = (std::chrono::duration_cast<std::chrono::seconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count() %
+                                    10'000'000) *
+                                   100'000;
   return base;
 }
 
@@ -113,7 +110,8 @@ RedisNode MasterOfPacket(const std::string& packet_id) {
     std::istringstream fields(line);
     std::string id, address, flags, master, ping, pong, epoch, state, range;
     fields >> id >> address >> flags >> master >> ping >> pong >> epoch >> state;
-    if (flags.find("master") == std::string::npos || flags.find("fail") != std::string::npos) continue;
+    if (flags.find("master") == std::string::npos || flags.find("fail") != std::string::npos)
+      continue;
     while (fields >> range) {
       const auto dash = range.find('-');
       const int low = std::stoi(range.substr(0, dash));
@@ -142,8 +140,8 @@ CommandResult ClusterAudit() {
                        "--mariadb-primary", MariaDbPrimary()});
 }
 
-bool WaitForBalance(ApiClient& api, std::int64_t user, std::int64_t expected,
-                    milliseconds timeout, std::int64_t* last) {
+bool WaitForBalance(ApiClient& api, std::int64_t user, std::int64_t expected, milliseconds timeout,
+                    std::int64_t* last) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     // A 503 (a database restarting) is a reason to ask again, not to fail.

@@ -49,8 +49,8 @@ CommandResult ClusterAudit();
 
 // Waits (up to `timeout`) until the user's balance is `expected`; false on timeout, with the
 // last balance in `last`.
-bool WaitForBalance(ApiClient& api, std::int64_t user, std::int64_t expected,
-                    milliseconds timeout, std::int64_t* last);
+bool WaitForBalance(ApiClient& api, std::int64_t user, std::int64_t expected, milliseconds timeout,
+                    std::int64_t* last);
 
 // A metric's value from GET /metrics of `process` (the first sample named `name`), or -1.
 double MetricOf(const ServerProcess& process, const std::string& name);

@@ -4,15 +4,14 @@
 // id; grabs are credited by the worker exactly once; the audit is clean after each case.
 // Each case uses users of its own (ids from a range of its own), on the one shared ledger.
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <atomic>
-#include <iostream>
-#include <optional>
-#include <future>
 #include <filesystem>
+#include <future>
+#include <iostream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -44,8 +43,8 @@ void ExpectCredited(ApiClient& api, const std::map<std::int64_t, GrabRecord>& wi
     if (!missing.empty()) std::this_thread::sleep_for(milliseconds(100));
   }
   EXPECT_TRUE(missing.empty()) << missing.size() << " of " << winners.size()
-                               << " acknowledged grabs not credited within "
-                               << kCreditWait.count() << " ms, e.g. user " << missing.begin()->first;
+                               << " acknowledged grabs not credited within " << kCreditWait.count()
+                               << " ms, e.g. user " << missing.begin()->first;
 }
 
 void ExpectAuditClean() {
@@ -155,7 +154,8 @@ TEST(ClusterMode, StartupErrorsNameTheServiceThatCannotBeReached) {
     EXPECT_NE(result.output.find(test.message), std::string::npos) << result.output;
   }
   std::vector<std::string> arguments{"worker", "--port", "0"};
-  for (const auto& flag : WorkerFlags({"--kafka-brokers", "127.0.0.1:1"})) arguments.push_back(flag);
+  for (const auto& flag : WorkerFlags({"--kafka-brokers", "127.0.0.1:1"}))
+    arguments.push_back(flag);
   const CommandResult result = RunRedpacket(arguments, milliseconds(60000));
   EXPECT_EQ(result.exit_code, 1) << result.output;
   EXPECT_NE(result.output.find("cannot reach Kafka at 127.0.0.1:1"), std::string::npos)
@@ -173,13 +173,14 @@ TEST(ClusterMode, AWorkerKilledMidStampedeCreditsEveryGrabExactlyOnce) {
   const std::int64_t crowd = RunUserBase() + 2'000;
   std::vector<Reply> replies;
   std::thread stampede([&] {
-    replies = SimultaneousGrabs(400, crowd, hot, [&](int) -> const ServerProcess& { return server; });
+    replies =
+        SimultaneousGrabs(400, crowd, hot, [&](int) -> const ServerProcess& { return server; });
   });
   // Mid-stampede, once the worker has committed a batch or more: kill -9 (between or inside
   // batches), then a new worker. The restart is from this thread: a child dies with the thread
   // that started it (PR_SET_PDEATHSIG).
-  EXPECT_TRUE(WaitUntil(
-      [&] { return MetricOf(*worker, "redpacket_worker_batches_total") >= 1; }, milliseconds(20000)));
+  EXPECT_TRUE(WaitUntil([&] { return MetricOf(*worker, "redpacket_worker_batches_total") >= 1; },
+                        milliseconds(20000)));
   worker->Kill();
   std::this_thread::sleep_for(milliseconds(300));
   worker->Start();
@@ -207,13 +208,14 @@ TEST(ClusterMode, PoisonEventsAreSetAsideAndTheWorkerGoesOn) {
     options.brokers = KafkaBrokers();
     auto sink = bus::KafkaSink::Connect(options, milliseconds(10000));
     std::promise<bool> raw;
-    sink->PublishRaw("7", "{not json", [&] { raw.set_value(true); },
-                     [&](domain::Error) { raw.set_value(false); });
+    sink->PublishRaw(
+        "7", "{not json", [&] { raw.set_value(true); },
+        [&](domain::Error) { raw.set_value(false); });
     ASSERT_TRUE(raw.get_future().get());
     std::promise<bool> impossible;
-    sink->Publish(domain::LedgerEvent{domain::LedgerEvent::Type::kGrab, 999'999'999, 7, 5, 1, 1},
-                  [&] { impossible.set_value(true); },
-                  [&](domain::Error) { impossible.set_value(false); });
+    sink->Publish(
+        domain::LedgerEvent{domain::LedgerEvent::Type::kGrab, 999'999'999, 7, 5, 1, 1},
+        [&] { impossible.set_value(true); }, [&](domain::Error) { impossible.set_value(false); });
     ASSERT_TRUE(impossible.get_future().get());
     sink->Close();
   }
@@ -223,7 +225,9 @@ TEST(ClusterMode, PoisonEventsAreSetAsideAndTheWorkerGoesOn) {
   const Reply grab = api.Post("/v1/packets/" + packet + "/grab", "", RunUserBase() + 3'000);
   ASSERT_EQ(grab.status, 200) << Describe(grab);
   std::int64_t last = 0;
-  EXPECT_TRUE(WaitForBalance(api, RunUserBase() + 3'000, grab.Int("amount_cents"), kCreditWait, &last)) << last;
+  EXPECT_TRUE(
+      WaitForBalance(api, RunUserBase() + 3'000, grab.Int("amount_cents"), kCreditWait, &last))
+      << last;
   EXPECT_TRUE(WaitUntil(
       [&] { return MetricOf(*worker, "redpacket_worker_dead_lettered_total") >= before + 2; },
       milliseconds(15000)))
@@ -257,7 +261,8 @@ TEST(ClusterMode, AGrabTheBrokerNeverAcknowledgedIsCreditedByTheReconciler) {
   ASSERT_EQ(grabs.count(user), 1u) << json::serialize(details);
   std::int64_t last = 0;
   EXPECT_TRUE(WaitForBalance(api, user, grabs.at(user).amount_cents, milliseconds(60000), &last))
-      << "balance " << last << "; server log:\n" << server.Log();
+      << "balance " << last << "; server log:\n"
+      << server.Log();
   // A retry of the same user now answers 409 with that same share.
   const Reply again = api.Post("/v1/packets/" + packet + "/grab", "", user);
   EXPECT_EQ(again.status, 409) << Describe(again);
@@ -378,23 +383,28 @@ TEST(ClusterMode, AKilledRedisMasterLeftDeadLosesNoAcknowledgedGrab) {
     killed_at = std::chrono::steady_clock::now();
   }
   // Until grabs succeed again (and a second more), or 30 s.
-  WaitUntil([&] {
-    std::lock_guard lock(mutex);
-    return first_ok_after_kill &&
-           std::chrono::steady_clock::now() - *first_ok_after_kill > milliseconds(1000);
-  }, milliseconds(30000));
+  WaitUntil(
+      [&] {
+        std::lock_guard lock(mutex);
+        return first_ok_after_kill &&
+               std::chrono::steady_clock::now() - *first_ok_after_kill > milliseconds(1000);
+      },
+      milliseconds(30000));
   stop = true;
   for (auto& client : clients) client.join();
   EXPECT_TRUE(unexpected.empty()) << unexpected.front();
   ASSERT_TRUE(first_ok_after_kill) << "no grab succeeded after the kill of " << master.address;
-  const auto recovered = std::chrono::duration_cast<milliseconds>(*first_ok_after_kill - *killed_at);
-  EXPECT_LT(recovered.count(), 10000) << "grabs answered 200 again only after " << recovered.count() << " ms";
-  std::cout << "killed " << master.address << "; grabs answered 200 again after " << recovered.count()
-            << " ms\n";
+  const auto recovered =
+      std::chrono::duration_cast<milliseconds>(*first_ok_after_kill - *killed_at);
+  EXPECT_LT(recovered.count(), 10000)
+      << "grabs answered 200 again only after " << recovered.count() << " ms";
+  std::cout << "killed " << master.address << "; grabs answered 200 again after "
+            << recovered.count() << " ms\n";
   // No share twice, no user twice, every acknowledged grab in Redis and credited.
   const auto grabs = GrabsByUser(api.GetPacket(packet));
   std::set<std::int64_t> seqs;
-  for (const auto& [user, record] : grabs) EXPECT_TRUE(seqs.insert(record.seq).second) << record.seq;
+  for (const auto& [user, record] : grabs)
+    EXPECT_TRUE(seqs.insert(record.seq).second) << record.seq;
   for (const auto& [user, record] : winners) {
     ASSERT_EQ(grabs.count(user), 1u) << "acknowledged grab of user " << user << " lost";
     EXPECT_EQ(grabs.at(user).amount_cents, record.amount_cents);
@@ -418,7 +428,8 @@ TEST(ClusterMode, ReadsAnswerWithTheReplicaDownAndGrabsWithThePrimaryDown) {
   // The replica stops: balance, history and details still answer (from the primary).
   RunServiceScript("mariadb", {"stop", "replica"});
   EXPECT_EQ(api.GetBalance(sender).total(), 9000);
-  EXPECT_EQ(api.Get("/v1/users/" + std::to_string(sender) + "/history?kind=sent", sender).status, 200);
+  EXPECT_EQ(api.Get("/v1/users/" + std::to_string(sender) + "/history?kind=sent", sender).status,
+            200);
   EXPECT_EQ(api.GetPacket(packet).at("remaining_count").as_int64(), 10);
   RunServiceScript("mariadb", {"start", "replica"});
 

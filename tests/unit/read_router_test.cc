@@ -77,8 +77,13 @@ TEST_F(ReadRouterTest, WithoutAReplicaEverythingGoesToThePrimary) {
 
 TEST_F(ReadRouterTest, AnIdUnknownToTheReplicaIsAskedOfThePrimary) {
   auto primary = OpenSqliteLedger(directory_ / "primary.sqlite");
-  domain::PacketSpec spec{.sender_id = 1, .kind = domain::PacketKind::kEqual, .total_cents = 20,
-                          .count = 2, .greeting = "", .expires_in_s = 60, .receiver_id = {}};
+  domain::PacketSpec spec{.sender_id = 1,
+                          .kind = domain::PacketKind::kEqual,
+                          .total_cents = 20,
+                          .count = 2,
+                          .greeting = "",
+                          .expires_in_s = 60,
+                          .receiver_id = {}};
   auto packet = primary->CreatePacket(spec, {10, 10}, domain::Clock::now(),
                                       domain::Clock::now() + std::chrono::minutes(1), "");
   ASSERT_TRUE(packet.ok());

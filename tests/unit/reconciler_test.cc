@@ -60,9 +60,13 @@ class ReconcilerTest : public ::testing::Test {
     domain::Cents total = 0;
     for (auto share : shares) total += share;
     EXPECT_TRUE(ledger_->Deposit(1, total, "").ok());
-    domain::PacketSpec spec{.sender_id = 1, .kind = domain::PacketKind::kLucky, .total_cents = total,
-                            .count = static_cast<std::int64_t>(shares.size()), .greeting = "",
-                            .expires_in_s = 3600, .receiver_id = {}};
+    domain::PacketSpec spec{.sender_id = 1,
+                            .kind = domain::PacketKind::kLucky,
+                            .total_cents = total,
+                            .count = static_cast<std::int64_t>(shares.size()),
+                            .greeting = "",
+                            .expires_in_s = 3600,
+                            .receiver_id = {}};
     auto packet = ledger_->CreatePacket(spec, shares, domain::Clock::now(),
                                         domain::Clock::now() + std::chrono::hours(1), "");
     EXPECT_TRUE(packet.ok());
@@ -86,7 +90,8 @@ TEST_F(ReconcilerTest, ReemitsGrabsTheLedgerLacksOnceTheyAreOldEnough) {
   std::promise<domain::Status> added;
   store_->Add(packet, [&](domain::Status status) { added.set_value(status); });
   ASSERT_TRUE(added.get_future().get().ok());
-  for (domain::UserId user : {7, 8, 9}) ASSERT_EQ(Grab(packet.packet_id, user).code, domain::ErrorCode::kOk);
+  for (domain::UserId user : {7, 8, 9})
+    ASSERT_EQ(Grab(packet.packet_id, user).code, domain::ErrorCode::kOk);
   // Only the first grab reached the ledger; the other two answered 503 (say, Kafka was down).
   std::vector<LedgerEvent> sent = sink_.Take();
   ASSERT_EQ(sent.size(), 3u);

@@ -40,7 +40,8 @@ class FakeSource final : public bus::EventSource {
     }
     return {};
   }
-  domain::Status DeadLetter(const bus::ConsumedMessage& message, const std::string& reason) override {
+  domain::Status DeadLetter(const bus::ConsumedMessage& message,
+                            const std::string& reason) override {
     dead.emplace_back(message.offset, reason);
     return {};
   }
@@ -56,13 +57,17 @@ class FlakyLedger final : public ledger::LedgerWriter {
  public:
   FlakyLedger(ledger::LedgerWriter& inner, int failures) : inner_(inner), failures_(failures) {}
   domain::Status Migrate() override { return inner_.Migrate(); }
-  domain::Result<ledger::UserRecord> CreateUser(std::string_view name) override { return inner_.CreateUser(name); }
-  domain::Result<domain::Cents> Deposit(domain::UserId user, domain::Cents amount, std::string_view id) override {
+  domain::Result<ledger::UserRecord> CreateUser(std::string_view name) override {
+    return inner_.CreateUser(name);
+  }
+  domain::Result<domain::Cents> Deposit(domain::UserId user, domain::Cents amount,
+                                        std::string_view id) override {
     return inner_.Deposit(user, amount, id);
   }
   domain::Result<ledger::PacketRecord> CreatePacket(const domain::PacketSpec& spec,
                                                     const std::vector<domain::Cents>& shares,
-                                                    domain::TimePoint created, domain::TimePoint expires,
+                                                    domain::TimePoint created,
+                                                    domain::TimePoint expires,
                                                     std::string_view id) override {
     return inner_.CreatePacket(spec, shares, created, expires, id);
   }
@@ -74,7 +79,9 @@ class FlakyLedger final : public ledger::LedgerWriter {
     }
     return inner_.ApplyEvents(events, applied);
   }
-  domain::Result<domain::PartitionOffsets> AppliedOffsets() override { return inner_.AppliedOffsets(); }
+  domain::Result<domain::PartitionOffsets> AppliedOffsets() override {
+    return inner_.AppliedOffsets();
+  }
 
  private:
   ledger::LedgerWriter& inner_;
@@ -90,8 +97,13 @@ class WorkerTest : public ::testing::Test {
     ledger_ = ledger::OpenSqliteLedger(directory_ / "ledger.sqlite");
     ASSERT_TRUE(ledger_->Migrate().ok());
     ASSERT_TRUE(ledger_->Deposit(1, 100, "").ok());
-    domain::PacketSpec spec{.sender_id = 1, .kind = domain::PacketKind::kLucky, .total_cents = 100,
-                            .count = 3, .greeting = "hi", .expires_in_s = 60, .receiver_id = {}};
+    domain::PacketSpec spec{.sender_id = 1,
+                            .kind = domain::PacketKind::kLucky,
+                            .total_cents = 100,
+                            .count = 3,
+                            .greeting = "hi",
+                            .expires_in_s = 60,
+                            .receiver_id = {}};
     auto packet = ledger_->CreatePacket(spec, {50, 30, 20}, domain::Clock::now(),
                                         domain::Clock::now() + std::chrono::seconds(60), "");
     ASSERT_TRUE(packet.ok());
@@ -137,8 +149,8 @@ TEST_F(WorkerTest, DuplicateDeliveriesCreditOnce) {
 TEST_F(WorkerTest, APoisonEventIsSetAsideAndTheRestOfItsBatchApplied) {
   FakeSource source;
   source.Queue(0, 1, Grab(7, 50, 1));
-  source.Queue(0, 2, Grab(8, 999, 2));                 // not share 2's amount
-  source.Queue(0, 3, std::nullopt);                    // undecodable
+  source.Queue(0, 2, Grab(8, 999, 2));  // not share 2's amount
+  source.Queue(0, 3, std::nullopt);     // undecodable
   source.Queue(0, 4, LedgerEvent{LedgerEvent::Type::kGrab, 424242, 9, 5, 1, 1});  // unknown packet
   source.Queue(0, 5, Grab(10, 20, 3));
   std::vector<std::uint64_t> handled;

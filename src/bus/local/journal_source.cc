@@ -57,7 +57,8 @@ domain::Status JournalSource::Commit(const PartitionOffsets& applied) {
   return {};
 }
 
-domain::Status JournalSource::DeadLetter(const ConsumedMessage& message, const std::string& reason) {
+domain::Status JournalSource::DeadLetter(const ConsumedMessage& message,
+                                         const std::string& reason) {
   boost::json::object record;
   record["reason"] = reason;
   record["partition"] = message.partition;
@@ -77,8 +78,8 @@ domain::Status JournalSource::DeadLetter(const ConsumedMessage& message, const s
   const std::string line = boost::json::serialize(record) + "\n";
   const int fd = ::open(dead_letter_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
-    return MakeError(ErrorCode::kInternal, "cannot open " + dead_letter_file_.string() + ": " +
-                                               std::strerror(errno));
+    return MakeError(ErrorCode::kInternal,
+                     "cannot open " + dead_letter_file_.string() + ": " + std::strerror(errno));
   }
   const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
                        ::fdatasync(fd) == 0;

@@ -51,9 +51,9 @@ class ReadRouter final : public Ledger {
   Status Migrate() override;
   Result<UserRecord> CreateUser(std::string_view name) override;
   Result<Cents> Deposit(UserId user_id, Cents amount_cents, std::string_view request_id) override;
-  Result<PacketRecord> CreatePacket(const domain::PacketSpec& spec, const std::vector<Cents>& shares,
-                                    TimePoint created_at, TimePoint expires_at,
-                                    std::string_view request_id) override;
+  Result<PacketRecord> CreatePacket(const domain::PacketSpec& spec,
+                                    const std::vector<Cents>& shares, TimePoint created_at,
+                                    TimePoint expires_at, std::string_view request_id) override;
   Status ApplyEvents(std::span<const domain::LedgerEvent> events,
                      const domain::PartitionOffsets& applied) override;
   Result<domain::PartitionOffsets> AppliedOffsets() override;
