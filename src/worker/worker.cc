@@ -74,7 +74,11 @@ std::size_t Worker::RunOnce() {
     std::this_thread::sleep_for(options_.retry_initial);
     return 0;
   }
-  if (auto lag = source_.Lag()) lag_.store(static_cast<std::int64_t>(*lag));
+  // Lag costs the source a round trip (Kafka asks the broker): at most once a second.
+  if (const auto now = std::chrono::steady_clock::now(); now >= next_lag_check_) {
+    next_lag_check_ = now + std::chrono::seconds(1);
+    if (auto lag = source_.Lag()) lag_.store(static_cast<std::int64_t>(*lag));
+  }
   std::vector<bus::ConsumedMessage>& messages = *polled;
   if (messages.empty()) return 0;
 

@@ -99,6 +99,7 @@ class Worker {
   std::atomic<std::uint64_t> retries_{0};
   std::atomic<std::uint64_t> last_offset_{0};
   std::atomic<std::int64_t> lag_{-1};
+  std::chrono::steady_clock::time_point next_lag_check_{};  // the polling thread's
 
   static constexpr std::size_t kLatencyWindow = 4096;
   void RecordLatencies(std::span<const domain::LedgerEvent> events);
