@@ -59,6 +59,13 @@ struct HistoryItem {
   TimePoint expires_at;    // kSent only
 };
 
+// Where an unfinished packet stands in the ledger (cheap: no shares, no grabs).
+struct PacketProgress {
+  PacketId packet_id = 0;
+  domain::PacketStatus status = domain::PacketStatus::kOpen;
+  std::int64_t grabbed_count = 0;  // grabs applied
+};
+
 struct HistoryPage {
   std::vector<HistoryItem> items;
   std::optional<std::string> next_cursor;  // opaque; absent on the last page
@@ -110,6 +117,9 @@ class LedgerReader {
   // Every packet that may still change: status open or expired (not exhausted, not refunded),
   // with shares and grabs. Used on start to rebuild the in-memory engine, and by the reconciler.
   virtual Result<std::vector<PacketRecord>> LoadUnfinishedPackets() = 0;
+
+  // The same packets (open or expired), without shares or grabs, ordered by id.
+  virtual Result<std::vector<PacketProgress>> ListUnfinishedPackets() = 0;
 
   virtual Result<AuditFacts> ReadAuditFacts() = 0;
 };

@@ -57,6 +57,12 @@ class PacketStore {
   // nullopt when the store does not hold the packet.
   virtual void Snapshot(PacketId packet_id, SnapshotCallback done) = 0;
 
+  // How many grabs the store holds for the packet (nullopt: it does not hold the packet; an
+  // error: it cannot tell now). Cheap, unlike Snapshot: the reconciler asks it of every open
+  // packet and reads a snapshot only when the ledger stays behind.
+  using CountCallback = std::function<void(domain::Result<std::optional<std::int64_t>>)>;
+  virtual void CountGrabs(PacketId packet_id, CountCallback done) = 0;
+
   // Closes every open packet whose expiry has passed and starts its refund; drops finished
   // packets whose every event the ledger has applied (position <= applied_position) and that
   // finished more than `retention` ago.

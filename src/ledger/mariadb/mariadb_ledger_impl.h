@@ -50,6 +50,7 @@ class MariaDbLedger final : public Ledger {
                               std::string_view cursor) override;
   Result<std::optional<PacketRecord>> GetPacket(PacketId packet_id) override;
   Result<std::vector<PacketRecord>> LoadUnfinishedPackets() override;
+  Result<std::vector<PacketProgress>> ListUnfinishedPackets() override;
   Result<AuditFacts> ReadAuditFacts() override;
 
  private:

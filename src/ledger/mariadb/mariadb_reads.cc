@@ -186,6 +186,24 @@ Result<std::vector<PacketRecord>> MariaDbLedger::LoadUnfinishedPackets() {
   return packets;
 }
 
+Result<std::vector<PacketProgress>> MariaDbLedger::ListUnfinishedPackets() {
+  auto rows = connection_.Query(
+      "SELECT packet_id, status, grabbed_count FROM packets WHERE status IN ('open', 'expired') "
+      "ORDER BY packet_id");
+  if (!rows.ok()) return rows.error();
+  std::vector<PacketProgress> packets;
+  while (rows->Next()) {
+    PacketProgress packet{rows->Int(0), domain::PacketStatus::kOpen, rows->Int(2)};
+    if (!domain::ParsePacketStatus(rows->Text(1), &packet.status)) {
+      return domain::MakeError(domain::ErrorCode::kInternal,
+                               fmt::format("packet {}: unknown status '{}'", packet.packet_id,
+                                           rows->Text(1)));
+    }
+    packets.push_back(packet);
+  }
+  return packets;
+}
+
 Result<AuditFacts> MariaDbLedger::ReadAuditFacts() {
   // One snapshot: every fact below comes from the same state, so a concurrent ApplyEvents
   // cannot make the sums disagree.

@@ -113,6 +113,9 @@ Result<std::optional<PacketRecord>> ReadRouter::GetPacket(PacketId packet_id) {
 Result<std::vector<PacketRecord>> ReadRouter::LoadUnfinishedPackets() {
   return primary_->LoadUnfinishedPackets();
 }
+Result<std::vector<PacketProgress>> ReadRouter::ListUnfinishedPackets() {
+  return primary_->ListUnfinishedPackets();
+}
 Result<AuditFacts> ReadRouter::ReadAuditFacts() { return primary_->ReadAuditFacts(); }
 
 Status ReadRouter::Migrate() { return NotHere(); }

@@ -438,6 +438,23 @@ class SqliteLedger final : public Ledger {
     return packets;
   }
 
+  Result<std::vector<PacketProgress>> ListUnfinishedPackets() override {
+    Query query = connection_.Prepare(
+        "SELECT packet_id, status, grabbed_count FROM packets WHERE status IN ('open', 'expired') "
+        "ORDER BY packet_id");
+    std::vector<PacketProgress> packets;
+    while (true) {
+      auto row = query.Step();
+      if (!row.ok()) return row.error();
+      if (!*row) return packets;
+      PacketProgress packet{query.Int(0), PacketStatus::kOpen, query.Int(2)};
+      if (!domain::ParsePacketStatus(query.Text(1), &packet.status)) {
+        return Corrupt(fmt::format("packet {}: bad status", packet.packet_id));
+      }
+      packets.push_back(packet);
+    }
+  }
+
   Result<AuditFacts> ReadAuditFacts() override {
     // One read transaction: every fact below comes from the same snapshot, so a concurrent
     // ApplyEvents cannot make the sums disagree.

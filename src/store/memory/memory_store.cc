@@ -152,6 +152,17 @@ class MemoryStore final : public PacketStore {
     return snapshot;
   }
 
+  void CountGrabs(PacketId packet_id, CountCallback done) override {
+    std::shared_ptr<Entry> entry = Find(packet_id);
+    if (!entry) return done(std::optional<std::int64_t>());
+    std::int64_t count;
+    {
+      std::lock_guard lock(entry->mutex);
+      count = static_cast<std::int64_t>(entry->grabs.size());
+    }
+    done(std::optional<std::int64_t>(count));
+  }
+
   SweepStats Sweep(TimePoint now, std::uint64_t applied_position,
                    std::chrono::milliseconds retention) override {
     SweepStats stats;

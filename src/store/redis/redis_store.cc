@@ -123,6 +123,7 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
         close_(LoadScript(options_.lua_directory, "close.lua")),
         refunded_(LoadScript(options_.lua_directory, "refunded.lua")),
         snapshot_(LoadScript(options_.lua_directory, "snapshot.lua")),
+        count_(LoadScript(options_.lua_directory, "count.lua")),
         bloom_add_(LoadScript(options_.lua_directory, "bloom_add.lua")),
         expiry_add_(LoadScript(options_.lua_directory, "expiry_add.lua")),
         expiry_batch_fenced_(LoadScript(options_.lua_directory, "expiry_batch_fenced.lua")),
@@ -548,6 +549,25 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
     });
   }
 
+  void CountGrabs(PacketId packet_id, PacketStore::CountCallback done) {
+    OnIoThread([this, packet_id, done = std::move(done)](IoSlot& slot) mutable {
+      const PacketKeys keys = keys_.ForPacket(packet_id);
+      const std::array<std::string_view, 2> key_views{keys.meta, keys.grabs};
+      slot.client->Eval(count_, key_views, {},
+                        [done = std::move(done)](const Result& result) mutable {
+                          if (!result.ok()) return done(StatusFromRedisError(result.error()).error());
+                          if (!result.reply().IsInteger()) {
+                            return done(domain::MakeError(ErrorCode::kInternal,
+                                                          "malformed count reply: " +
+                                                              result.reply().DebugString()));
+                          }
+                          const std::int64_t count = result.reply().integer();
+                          if (count < 0) return done(std::optional<std::int64_t>());
+                          done(std::optional<std::int64_t>(count));
+                        });
+    });
+  }
+
   void RunSnapshot(IoSlot& slot, PacketId packet_id, PacketStore::SnapshotCallback done) {
     const PacketKeys keys = keys_.ForPacket(packet_id);
     const std::array<std::string_view, 3> key_views{keys.meta, keys.shares, keys.grabs};
@@ -834,7 +854,7 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
   bus::EventSink& sink_;
   KeySpace keys_;
   BloomParameters bloom_;
-  Script create_, append_, grab_, close_, refunded_, snapshot_, bloom_add_, expiry_add_,
+  Script create_, append_, grab_, close_, refunded_, snapshot_, count_, bloom_add_, expiry_add_,
       expiry_batch_fenced_;
   std::uint64_t generation_;
   std::vector<std::unique_ptr<IoSlot>> slots_;
@@ -866,6 +886,10 @@ void RedisStore::Grab(PacketId packet_id, UserId user_id, TimePoint now, GrabCal
 
 void RedisStore::Snapshot(PacketId packet_id, SnapshotCallback done) {
   impl_->Snapshot(packet_id, std::move(done));
+}
+
+void RedisStore::CountGrabs(PacketId packet_id, CountCallback done) {
+  impl_->CountGrabs(packet_id, std::move(done));
 }
 
 SweepStats RedisStore::Sweep(TimePoint now, std::uint64_t /*applied_position*/,

@@ -107,6 +107,8 @@ class RedisStore final : public PacketStore {
   void Grab(PacketId packet_id, UserId user_id, TimePoint now, GrabCallback done) override;
   // nullopt: unknown to the Bloom filter, no keys, or Redis unreachable (logged).
   void Snapshot(PacketId packet_id, SnapshotCallback done) override;
+  // One small script (count.lua): EXISTS meta + HLEN grabs. Redis unreachable: kUnavailable.
+  void CountGrabs(PacketId packet_id, CountCallback done) override;
   // Blocking (up to sweep_timeout): closes every packet of {rp:expiry} whose expiry <= now and
   // emits the refunds of the packets this call closed; applied_position and retention are not
   // used (Redis drops finished packets by TTL). Returns {} at once when called on an I/O thread.
