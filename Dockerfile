@@ -27,6 +27,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       libboost-json1.81.0 libboost-url1.81.0 libssl3 libsqlite3-0 libspdlog1.10 libfmt9 \
       libprometheus-cpp-core1.0 libhiredis0.14 libmariadb3 librdkafka++1 librdkafka1 \
+      libtomlplusplus3 \
       ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home-dir /var/lib/redpacket --create-home redpacket
