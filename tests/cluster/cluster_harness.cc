@@ -135,6 +135,59 @@ void RestoreRedisCluster() {
         Quote(Env("REDPACKET_REDIS_RUN_DIR", "")) + " 2>&1");
 }
 
+OutageCrowd::OutageCrowd(const ServerProcess& server, const std::string& packet_id,
+                         std::int64_t first_user, int clients)
+    : path_("/v1/packets/" + packet_id + "/grab"), next_user_(first_user) {
+  for (int i = 0; i < clients; ++i) threads_.emplace_back([this, &server] { Run(server); });
+}
+
+OutageCrowd::~OutageCrowd() {
+  Stop();
+  Join();
+}
+
+void OutageCrowd::Join() {
+  for (auto& thread : threads_) {
+    if (thread.joinable()) thread.join();
+  }
+}
+
+void OutageCrowd::MarkOutage() {
+  std::lock_guard lock(mutex_);
+  outage_at_ = std::chrono::steady_clock::now();
+}
+
+std::optional<milliseconds> OutageCrowd::FirstOkAfterOutage() const {
+  std::lock_guard lock(mutex_);
+  if (!outage_at_ || !first_ok_after_outage_) return std::nullopt;
+  return std::chrono::duration_cast<milliseconds>(*first_ok_after_outage_ - *outage_at_);
+}
+
+void OutageCrowd::Run(const ServerProcess& server) {
+  ApiClient client(server);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  while (!stop_.load() && std::chrono::steady_clock::now() < deadline) {
+    const std::int64_t user = next_user_.fetch_add(1);
+    const auto issued = std::chrono::steady_clock::now();
+    const Reply reply = client.Post(path_, "", user);
+    std::lock_guard lock(mutex_);
+    if (reply.status == 200) {
+      winners[user] = GrabRecord{user, reply.Int("amount_cents"), reply.Int("seq")};
+      ++acknowledged_;
+      if (outage_at_ && issued > *outage_at_ && !first_ok_after_outage_) {
+        first_ok_after_outage_ = std::chrono::steady_clock::now();
+      }
+    } else if (reply.status == 503) {
+      ++unavailable;
+    } else if (reply.status == 410) {
+      return;
+    } else {
+      unexpected.push_back(Describe(reply));
+      return;
+    }
+  }
+}
+
 CommandResult ClusterAudit() {
   return RunRedpacket({"audit", "--mode", "cluster", "--redis-nodes", RedisNodes(),
                        "--mariadb-primary", MariaDbPrimary()});

@@ -4,7 +4,12 @@
 // Not thread-safe: call from the test's thread.
 #pragma once
 
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../e2e/harness.h"
@@ -43,6 +48,40 @@ RedisNode MasterOfPacket(const std::string& packet_id);
 // `scripts/redis-cluster up` for the fixture's cluster: restarts a killed node, waits until the
 // cluster is whole again.
 void RestoreRedisCluster();
+
+// Clients grabbing one packet through `server`, each request as a new user (ids from
+// `first_user`), until the packet is gone (410), Stop(), or 90 s — through an outage the test
+// causes: a 503 is counted and the client goes on; anything but 200, 410 and 503 is unexpected and
+// ends that client. Joins on destruction.
+class OutageCrowd {
+ public:
+  OutageCrowd(const ServerProcess& server, const std::string& packet_id, std::int64_t first_user,
+              int clients = 8);
+  ~OutageCrowd();
+  // The outage starts now: FirstOkAfterOutage() then tells how soon a grab issued after it was
+  // answered 200.
+  void MarkOutage();
+  int acknowledged() const { return acknowledged_.load(); }
+  std::optional<milliseconds> FirstOkAfterOutage() const;
+  void Stop() { stop_ = true; }
+  void Join();
+
+  // Valid after Join().
+  std::map<std::int64_t, GrabRecord> winners;
+  std::vector<std::string> unexpected;
+  int unavailable = 0;
+
+ private:
+  void Run(const ServerProcess& server);
+
+  std::string path_;
+  std::atomic<std::int64_t> next_user_;
+  std::atomic<int> acknowledged_{0};
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mutex_;
+  std::optional<std::chrono::steady_clock::time_point> outage_at_, first_ok_after_outage_;
+  std::vector<std::thread> threads_;
+};
 
 // `redpacket audit --mode cluster` against the fixtures' services.
 CommandResult ClusterAudit();

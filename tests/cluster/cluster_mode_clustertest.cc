@@ -280,50 +280,20 @@ TEST(ClusterMode, ABrokerRestartMidStampedeLosesNoAcknowledgedGrab) {
   ApiClient api(server);
   const std::int64_t sender = api.CreateFundedUser("sender", 100000);
   const std::string packet = api.CreatePacket(sender, R"({"total_cents":50000,"count":1000})");
-  const std::string path = "/v1/packets/" + packet + "/grab";
-  // Eight clients grab, each request as a new user, until the packet is gone. A grab the broker
-  // cannot acknowledge answers 503; nothing else but 200 and 410 may come back.
-  std::atomic<std::int64_t> next_user{RunUserBase() + 10'000};
-  std::atomic<int> acknowledged{0};
-  std::mutex mutex;
-  std::map<std::int64_t, GrabRecord> winners;
-  std::vector<std::string> unexpected;
-  int unavailable = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
-  std::vector<std::thread> clients;
-  for (int i = 0; i < 8; ++i) {
-    clients.emplace_back([&] {
-      ApiClient client(server);
-      while (std::chrono::steady_clock::now() < deadline) {
-        const std::int64_t user = next_user.fetch_add(1);
-        const Reply reply = client.Post(path, "", user);
-        std::lock_guard lock(mutex);
-        if (reply.status == 200) {
-          winners[user] = GrabRecord{user, reply.Int("amount_cents"), reply.Int("seq")};
-          ++acknowledged;
-        } else if (reply.status == 503) {
-          ++unavailable;
-        } else if (reply.status == 410) {
-          return;
-        } else {
-          unexpected.push_back(Describe(reply));
-          return;
-        }
-      }
-    });
-  }
-  EXPECT_TRUE(WaitUntil([&] { return acknowledged.load() >= 100; }, milliseconds(30000)));
+  // A grab the broker cannot acknowledge answers 503; nothing else but 200 and 410 may come back.
+  OutageCrowd crowd(server, packet, RunUserBase() + 10'000);
+  EXPECT_TRUE(WaitUntil([&] { return crowd.acknowledged() >= 100; }, milliseconds(30000)));
   RunServiceScript("kafka", {"down"});
   std::this_thread::sleep_for(milliseconds(1000));
   RunServiceScript("kafka", {"up"});
-  for (auto& client : clients) client.join();
-  EXPECT_TRUE(unexpected.empty()) << unexpected.front();
-  EXPECT_GT(unavailable, 0) << "the broker's outage was not seen";
+  crowd.Join();
+  EXPECT_TRUE(crowd.unexpected.empty()) << crowd.unexpected.front();
+  EXPECT_GT(crowd.unavailable, 0) << "the broker's outage was not seen";
   // Every share Redis handed out is credited: the acknowledged ones by their own event, the
   // 503s by the reconciler.
   const auto grabs = GrabsByUser(api.GetPacket(packet));
   EXPECT_EQ(grabs.size(), 1000u);
-  for (const auto& [user, record] : winners) {
+  for (const auto& [user, record] : crowd.winners) {
     ASSERT_EQ(grabs.count(user), 1u) << "acknowledged grab of user " << user << " lost";
     EXPECT_EQ(grabs.at(user).amount_cents, record.amount_cents);
   }
@@ -341,71 +311,31 @@ TEST(ClusterMode, AKilledRedisMasterLeftDeadLosesNoAcknowledgedGrab) {
   ApiClient api(server);
   const std::int64_t sender = api.CreateFundedUser("sender", 2000000);
   const std::string packet = api.CreatePacket(sender, R"({"total_cents":2000000,"count":20000})");
-  const std::string path = "/v1/packets/" + packet + "/grab";
   const RedisNode master = MasterOfPacket(packet);
 
-  std::atomic<std::int64_t> next_user{RunUserBase() + 20'000};
-  std::atomic<int> acknowledged{0};
-  std::atomic<bool> stop{false};
-  std::mutex mutex;
-  std::map<std::int64_t, GrabRecord> winners;
-  std::vector<std::string> unexpected;
-  std::optional<std::chrono::steady_clock::time_point> killed_at, first_ok_after_kill;
-  std::vector<std::thread> clients;
-  for (int i = 0; i < 8; ++i) {
-    clients.emplace_back([&] {
-      ApiClient client(server);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
-      while (!stop.load() && std::chrono::steady_clock::now() < deadline) {
-        const std::int64_t user = next_user.fetch_add(1);
-        const auto issued = std::chrono::steady_clock::now();
-        const Reply reply = client.Post(path, "", user);
-        std::lock_guard lock(mutex);
-        if (reply.status == 200) {
-          winners[user] = GrabRecord{user, reply.Int("amount_cents"), reply.Int("seq")};
-          ++acknowledged;
-          if (killed_at && issued > *killed_at && !first_ok_after_kill) {
-            first_ok_after_kill = std::chrono::steady_clock::now();
-          }
-        } else if (reply.status == 410) {
-          return;
-        } else if (reply.status != 503) {
-          unexpected.push_back(Describe(reply));
-          return;
-        }
-      }
-    });
-  }
-  EXPECT_TRUE(WaitUntil([&] { return acknowledged.load() >= 100; }, milliseconds(30000)));
-  {
-    std::lock_guard lock(mutex);
-    ASSERT_EQ(::kill(master.pid, SIGKILL), 0) << master.address;
-    killed_at = std::chrono::steady_clock::now();
-  }
+  OutageCrowd crowd(server, packet, RunUserBase() + 20'000);
+  EXPECT_TRUE(WaitUntil([&] { return crowd.acknowledged() >= 100; }, milliseconds(30000)));
+  crowd.MarkOutage();
+  ASSERT_EQ(::kill(master.pid, SIGKILL), 0) << master.address;
   // Until grabs succeed again (and a second more), or 30 s.
-  WaitUntil(
-      [&] {
-        std::lock_guard lock(mutex);
-        return first_ok_after_kill &&
-               std::chrono::steady_clock::now() - *first_ok_after_kill > milliseconds(1000);
-      },
-      milliseconds(30000));
-  stop = true;
-  for (auto& client : clients) client.join();
-  EXPECT_TRUE(unexpected.empty()) << unexpected.front();
-  ASSERT_TRUE(first_ok_after_kill) << "no grab succeeded after the kill of " << master.address;
-  const auto recovered =
-      std::chrono::duration_cast<milliseconds>(*first_ok_after_kill - *killed_at);
-  EXPECT_LT(recovered.count(), 10000)
-      << "grabs answered 200 again only after " << recovered.count() << " ms";
+  WaitUntil([&] { return crowd.FirstOkAfterOutage().has_value(); }, milliseconds(30000));
+  std::this_thread::sleep_for(milliseconds(1000));
+  crowd.Stop();
+  crowd.Join();
+  EXPECT_TRUE(crowd.unexpected.empty()) << crowd.unexpected.front();
+  const std::optional<milliseconds> recovered = crowd.FirstOkAfterOutage();
+  ASSERT_TRUE(recovered) << "no grab succeeded after the kill of " << master.address;
+  EXPECT_LT(recovered->count(), 10000)
+      << "grabs answered 200 again only after " << recovered->count() << " ms";
   std::cout << "killed " << master.address << "; grabs answered 200 again after "
-            << recovered.count() << " ms\n";
+            << recovered->count() << " ms\n";
   // No share twice, no user twice, every acknowledged grab in Redis and credited.
   const auto grabs = GrabsByUser(api.GetPacket(packet));
   std::set<std::int64_t> seqs;
-  for (const auto& [user, record] : grabs)
+  for (const auto& [user, record] : grabs) {
     EXPECT_TRUE(seqs.insert(record.seq).second) << record.seq;
-  for (const auto& [user, record] : winners) {
+  }
+  for (const auto& [user, record] : crowd.winners) {
     ASSERT_EQ(grabs.count(user), 1u) << "acknowledged grab of user " << user << " lost";
     EXPECT_EQ(grabs.at(user).amount_cents, record.amount_cents);
   }
