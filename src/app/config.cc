@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "http/token.h"
+
 namespace redpacket::app {
 namespace {
 
@@ -116,7 +118,7 @@ ConfigBinder::ConfigBinder(CLI::App& command, Config& config, const std::vector<
       {"max_expires_in_s", "longest expiry (and the default)",
        [&command, limits](const std::string& flag) { return command.add_option(flag, limits->max_expires_in_s)->check(CLI::Range(std::int64_t{1}, std::int64_t{30 * 86400})); },
        [limits](const std::string& v) { limits->max_expires_in_s = ParseNumber<std::int64_t>("max_expires_in_s", v); }},
-      {"token_secret", "HMAC secret of bearer tokens",
+      {"token_secret", "HMAC secrets of bearer tokens, newest first: \"new,old\" signs with new and accepts both (rotation)",
        [&](const std::string& flag) { return command.add_option(flag, config.token_secret); },
        [&](const std::string& v) { config.token_secret = v; }},
       {"sweep_interval_ms", "how often expired packets are looked for",
@@ -168,9 +170,15 @@ void ConfigBinder::ApplyConfigFile() {
   }
 }
 
-std::string EffectiveTokenSecret(const Config& config) {
-  if (!config.token_secret.empty()) return config.token_secret;
-  if (config.dev) return kDevTokenSecret;
+std::vector<std::string> EffectiveTokenSecrets(const Config& config) {
+  if (!config.token_secret.empty()) {
+    try {
+      return http::ParseTokenSecrets(config.token_secret);
+    } catch (const std::invalid_argument& error) {
+      throw std::runtime_error(error.what());
+    }
+  }
+  if (config.dev) return {kDevTokenSecret};
   throw std::runtime_error(
       "a token secret is required: set --token-secret, REDPACKET_TOKEN_SECRET or token_secret in the "
       "config file (or run with --dev)");

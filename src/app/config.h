@@ -75,9 +75,10 @@ class ConfigBinder {
   std::vector<Binding> bindings_;
 };
 
-// The secret for tokens: the configured one, or in --dev a fixed development secret.
-// Throws std::runtime_error when neither is available.
-std::string EffectiveTokenSecret(const Config& config);
+// The secrets of tokens, newest first: the configured list ("new,old": sign with the first, accept
+// any), or in --dev a fixed development secret. Throws std::runtime_error when neither is
+// available or the list has an empty entry.
+std::vector<std::string> EffectiveTokenSecrets(const Config& config);
 inline constexpr const char* kDevTokenSecret = "redpacket-dev-secret";
 
 }  // namespace redpacket::app

@@ -64,7 +64,7 @@ int RunServe(const Config& config) {
 
   http::ApiOptions api_options;
   api_options.dev = config.dev;
-  api_options.token_secret = EffectiveTokenSecret(config);
+  api_options.token_secrets = EffectiveTokenSecrets(config);
   service::ServiceOptions service_options;
   service_options.limits = config.limits;
   service_options.sweep_interval = std::chrono::milliseconds(config.sweep_interval_ms);

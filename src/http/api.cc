@@ -518,7 +518,7 @@ bool ResolveCaller(Call& call, const ApiOptions& options, const Reply& reply) {
     }
     TokenClaims claims;
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch()).count();
-    switch (VerifyToken(std::string_view(authorization).substr(kBearer.size()), options.token_secret, now, &claims)) {
+    switch (VerifyToken(std::string_view(authorization).substr(kBearer.size()), options.token_secrets, now, &claims)) {
       case TokenCheck::kValid:
         call.caller = Caller{claims.user_id, claims.admin};
         return true;

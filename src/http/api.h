@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "http/metrics.h"
 #include "http/server.h"
@@ -14,7 +15,7 @@ namespace redpacket::http {
 
 struct ApiOptions {
   bool dev = false;  // X-User-Id accepted as the caller, admin endpoints open, GET /grab served
-  std::string token_secret;
+  std::vector<std::string> token_secrets;  // newest first: any one verifies a token
 };
 
 class Api final : public RequestHandler {
