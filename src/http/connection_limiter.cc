@@ -13,7 +13,8 @@ std::uint64_t AddressKey(const boost::asio::ip::address& address) {
   // FNV-1a over the 16 bytes, kept clear of the IPv4 keys' range (bit 32 set).
   std::uint64_t hash = 0xcbf29ce484222325ULL;
   for (unsigned char byte : v6.to_bytes()) hash = (hash ^ byte) * 0x100000001b3ULL;
-  return kAddressBit | (std::uint64_t{1} << 32) | (hash & ~(kAddressBit | (std::uint64_t{1} << 32)));
+  return kAddressBit | (std::uint64_t{1} << 32) |
+         (hash & ~(kAddressBit | (std::uint64_t{1} << 32)));
 }
 
 ConnectionLimiter::Verdict ConnectionLimiter::TryAdmit(std::uint64_t address_key) {

@@ -4,11 +4,10 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/ip/address.hpp>
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
-
-#include <boost/asio/ip/address.hpp>
 
 namespace redpacket::http {
 

@@ -41,7 +41,8 @@ std::int64_t RateLimiter::Acquire(std::uint64_t key, Clock::time_point now) {
 // dropping it changes no answer. Sweeping each shard once per refill time (at least a second)
 // keeps the map to the callers of the last two refill times, at O(1) amortized per request.
 void RateLimiter::SweepFull(Shard& shard, Clock::time_point now) const {
-  std::erase_if(shard.buckets, [&](const auto& entry) { return now - entry.second.updated >= refill_time_; });
+  std::erase_if(shard.buckets,
+                [&](const auto& entry) { return now - entry.second.updated >= refill_time_; });
   shard.next_sweep = now + std::max<Clock::duration>(refill_time_, std::chrono::seconds(1));
 }
 

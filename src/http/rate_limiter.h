@@ -51,6 +51,8 @@ class RateLimiter {
 
 // Keys of the rate limiter and the connection caps. User ids are below 2^53 and are their own
 // key; an address key has the top bit set, so the two never meet.
-constexpr std::uint64_t UserKey(std::int64_t user_id) { return static_cast<std::uint64_t>(user_id); }
+constexpr std::uint64_t UserKey(std::int64_t user_id) {
+  return static_cast<std::uint64_t>(user_id);
+}
 
 }  // namespace redpacket::http

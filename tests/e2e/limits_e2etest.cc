@@ -49,7 +49,8 @@ bool AnswersHealth(int fd) {
   if (!SendAll(fd, kHealthRequest)) return false;
   std::string received;
   const auto deadline = Clock::now() + milliseconds(2000);
-  while (received.find("\r\n\r\n{\"status\":\"ok\"}") == std::string::npos && Clock::now() < deadline) {
+  while (received.find("\r\n\r\n{\"status\":\"ok\"}") == std::string::npos &&
+         Clock::now() < deadline) {
     pollfd entry{fd, POLLIN, 0};
     if (poll(&entry, 1, 100) <= 0) continue;
     char chunk[512];
@@ -110,7 +111,8 @@ void RaiseFileLimit(rlim_t needed) {
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
   limit.rlim_cur = limit.rlim_max;
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
-  if (limit.rlim_cur < needed) GTEST_SKIP() << "the open-file limit " << limit.rlim_cur << " is below " << needed;
+  if (limit.rlim_cur < needed)
+    GTEST_SKIP() << "the open-file limit " << limit.rlim_cur << " is below " << needed;
 }
 
 struct Sockets {
@@ -129,7 +131,8 @@ void OpenServed(const ServerProcess& server, int count, Sockets* sockets) {
       const int fd = Connect(server.port());
       ASSERT_GE(fd, 0);
       served = AnswersHealth(fd);
-      if (served) sockets->fds.push_back(fd);
+      if (served)
+        sockets->fds.push_back(fd);
       else {
         close(fd);
         std::this_thread::sleep_for(milliseconds(50));
@@ -144,7 +147,8 @@ TEST(LimitsE2E, OneCallerIsRateLimitedWithRetryAfterAndOthersAreNot) {
   server.Start();
   ApiClient api(server);
   const std::int64_t sender = api.CreateFundedUser("sender", 10000);
-  const std::string packet = api.CreatePacket(sender, R"({"total_cents":1000,"count":10,"kind":"equal"})");
+  const std::string packet =
+      api.CreatePacket(sender, R"({"total_cents":1000,"count":10,"kind":"equal"})");
 
   // One caller, 40 requests back to back: the burst of 10 (and what refills meanwhile) passes.
   auto hot = server.NewClient();
@@ -168,7 +172,8 @@ TEST(LimitsE2E, OneCallerIsRateLimitedWithRetryAfterAndOthersAreNot) {
   Reply grab = api.Post("/v1/packets/" + packet + "/grab", "", 8);
   EXPECT_EQ(grab.status, 200) << Describe(grab);
   for (int i = 0; i < 30; ++i) ASSERT_EQ(api.Get("/healthz").status, 200);
-  EXPECT_GE(Metric(server, R"(redpacket_http_requests_total{route="packet",status="429"})"), limited);
+  EXPECT_GE(Metric(server, R"(redpacket_http_requests_total{route="packet",status="429"})"),
+            limited);
   // Retry-After was honest: after it, the caller is served again.
   std::this_thread::sleep_for(milliseconds(1000));
   EXPECT_EQ(hot->Get("/v1/packets/" + packet, {{"X-User-Id", "7"}}).status, 200);
@@ -179,7 +184,8 @@ TEST(LimitsE2E, DevModeHasNoRateLimitUnlessAskedFor) {
   server.Start();
   ApiClient api(server);
   const std::int64_t sender = api.CreateFundedUser("sender", 10000);
-  const std::string packet = api.CreatePacket(sender, R"({"total_cents":1000,"count":10,"kind":"equal"})");
+  const std::string packet =
+      api.CreatePacket(sender, R"({"total_cents":1000,"count":10,"kind":"equal"})");
   for (int i = 0; i < 200; ++i) ASSERT_EQ(api.Get("/v1/packets/" + packet, 7).status, 200) << i;
 }
 
@@ -187,7 +193,8 @@ TEST(LimitsE2E, SlowHeadsAreHeldWhileTheServerServesThenClosedAtTheHeadDeadline)
   constexpr int kSlow = 4000;
   constexpr milliseconds kHeadDeadline(6000);
   ASSERT_NO_FATAL_FAILURE(RaiseFileLimit(2 * kSlow + 200));
-  ServerProcess server({"--threads", "2", "--header-timeout-ms", std::to_string(kHeadDeadline.count())});
+  ServerProcess server(
+      {"--threads", "2", "--header-timeout-ms", std::to_string(kHeadDeadline.count())});
   server.Start();
   const std::int64_t rss_before = RssKiB(server.pid());
 
@@ -214,10 +221,13 @@ TEST(LimitsE2E, SlowHeadsAreHeldWhileTheServerServesThenClosedAtTheHeadDeadline)
   EXPECT_EQ(health_ok, health_checks);
   EXPECT_GE(Metric(server, "redpacket_http_open_connections"), kSlow);
   const std::int64_t rss_held = RssKiB(server.pid());
-  std::printf("[ limits ] %d slow connections held after 5 s; connecting took %lld ms; server RSS %lld KiB "
-              "before, %lld KiB with them held; /healthz %d/%d\n",
-              kSlow, static_cast<long long>(std::chrono::duration_cast<milliseconds>(connected - start).count()),
-              static_cast<long long>(rss_before), static_cast<long long>(rss_held), health_ok, health_checks);
+  std::printf(
+      "[ limits ] %d slow connections held after 5 s; connecting took %lld ms; server RSS %lld KiB "
+      "before, %lld KiB with them held; /healthz %d/%d\n",
+      kSlow,
+      static_cast<long long>(std::chrono::duration_cast<milliseconds>(connected - start).count()),
+      static_cast<long long>(rss_before), static_cast<long long>(rss_held), health_ok,
+      health_checks);
   RecordProperty("rss_kib_with_slow_connections", std::to_string(rss_held));
 
   // Past the deadline (counted from each head's first bytes) every one is closed, though each
@@ -242,7 +252,8 @@ TEST(LimitsE2E, ConnectionsBeyondMaxConnectionsAreClosedAtOnceAndCounted) {
   server.Start();
   Sockets held;
   ASSERT_NO_FATAL_FAILURE(OpenServed(server, 50, &held));
-  const int extra = Connect(server.port());  // the kernel completes the handshake; the server closes
+  const int extra =
+      Connect(server.port());  // the kernel completes the handshake; the server closes
   ASSERT_GE(extra, 0);
   EXPECT_TRUE(ClosedByServer(extra, milliseconds(3000)));
   close(extra);
@@ -251,10 +262,13 @@ TEST(LimitsE2E, ConnectionsBeyondMaxConnectionsAreClosedAtOnceAndCounted) {
   close(held.fds.back());
   held.fds.pop_back();
   double rejected = -1;
-  EXPECT_TRUE(WaitUntil([&] {
-    rejected = Metric(server, R"(redpacket_connections_rejected_total{reason="max_connections"})");
-    return rejected >= 1;
-  }, milliseconds(5000), milliseconds(100)));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        rejected =
+            Metric(server, R"(redpacket_connections_rejected_total{reason="max_connections"})");
+        return rejected >= 1;
+      },
+      milliseconds(5000), milliseconds(100)));
   EXPECT_GE(rejected, 1);
   EXPECT_NE(server.Log().find("refusing connections"), std::string::npos);
 }
@@ -271,10 +285,13 @@ TEST(LimitsE2E, ConnectionsBeyondThePerAddressCapAreClosedAtOnceAndCounted) {
   close(held.fds.back());
   held.fds.pop_back();
   double rejected = -1;
-  EXPECT_TRUE(WaitUntil([&] {
-    rejected = Metric(server, R"(redpacket_connections_rejected_total{reason="max_connections_per_ip"})");
-    return rejected >= 1;
-  }, milliseconds(5000), milliseconds(100)));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        rejected = Metric(
+            server, R"(redpacket_connections_rejected_total{reason="max_connections_per_ip"})");
+        return rejected >= 1;
+      },
+      milliseconds(5000), milliseconds(100)));
   EXPECT_GE(rejected, 1);
 }
 
@@ -282,7 +299,9 @@ TEST(LimitsE2E, TokenSecretListSignsWithTheFirstAndAcceptsAny) {
   ServerProcess server({"--token-secret", "new-secret,old-secret"}, /*dev=*/false);
   server.Start();
   const auto expires = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::system_clock::now().time_since_epoch()).count() + 600;
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count() +
+                       600;
   auto client = server.NewClient();
   // An unknown packet: 404 once the caller is accepted, 401 before.
   auto status_as = [&](const std::string& token) {
@@ -292,12 +311,15 @@ TEST(LimitsE2E, TokenSecretListSignsWithTheFirstAndAcceptsAny) {
   EXPECT_EQ(status_as(http::SignToken({5, expires, false}, "new-secret")), 404);
   EXPECT_EQ(status_as(http::SignToken({5, expires, false}, "retired-secret")), 401);
   // `redpacket token` signs with the first secret only.
-  const CommandResult token = RunRedpacket({"token", "--user", "5", "--token-secret", "new-secret,old-secret"});
+  const CommandResult token =
+      RunRedpacket({"token", "--user", "5", "--token-secret", "new-secret,old-secret"});
   ASSERT_EQ(token.exit_code, 0) << token.output;
   const std::string printed = token.output.substr(0, token.output.find('\n'));
   http::TokenClaims claims;
-  EXPECT_EQ(http::VerifyToken(printed, "new-secret", expires - 600, &claims), http::TokenCheck::kValid);
-  EXPECT_EQ(http::VerifyToken(printed, "old-secret", expires - 600, &claims), http::TokenCheck::kBadSignature);
+  EXPECT_EQ(http::VerifyToken(printed, "new-secret", expires - 600, &claims),
+            http::TokenCheck::kValid);
+  EXPECT_EQ(http::VerifyToken(printed, "old-secret", expires - 600, &claims),
+            http::TokenCheck::kBadSignature);
   EXPECT_EQ(status_as(printed), 404);
 }
 
