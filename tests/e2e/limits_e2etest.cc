@@ -179,6 +179,26 @@ TEST(LimitsE2E, OneCallerIsRateLimitedWithRetryAfterAndOthersAreNot) {
   EXPECT_EQ(hot->Get("/v1/packets/" + packet, {{"X-User-Id", "7"}}).status, 200);
 }
 
+TEST(LimitsE2E, ByDefaultAUserIsLimitedAndAnAdminTokenIsNot) {
+  constexpr std::string_view kSecret = "e2e-limits-secret";
+  ServerProcess server({"--token-secret", std::string(kSecret)}, /*dev=*/false);  // default limits
+  server.Start();
+  const auto expires = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count() +
+                       600;
+  auto count_limited = [&](const http::TokenClaims& claims) {
+    auto client = server.NewClient();
+    const Headers headers = {{"Authorization", "Bearer " + http::SignToken(claims, kSecret)}};
+    int limited = 0;
+    for (int i = 0; i < 100; ++i)
+      limited += client->Get("/v1/packets/999999", headers).status == 429;
+    return limited;
+  };
+  EXPECT_EQ(count_limited({1, expires, /*admin=*/true}), 0);
+  EXPECT_GE(count_limited({5, expires, /*admin=*/false}), 40);  // burst 40 (+ refill at 20/s)
+}
+
 TEST(LimitsE2E, DevModeHasNoRateLimitUnlessAskedFor) {
   ServerProcess server;  // --dev, no rate flags
   server.Start();
