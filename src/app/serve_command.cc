@@ -63,7 +63,8 @@ std::size_t ConnectionCapWithinFileLimit(std::int64_t configured) {
   const std::int64_t within = std::max<std::int64_t>(1, files - reserve);
   if (configured > 0 && configured <= within) return static_cast<std::size_t>(configured);
   if (configured > 0) {
-    spdlog::warn("max_connections {} lowered to {}: the open-file limit is {} (raise `ulimit -n`)",
+    // Info, not a warning: the default (100000) is above many hosts' limit, and this is expected.
+    spdlog::info("max_connections {} lowered to {} to fit the open-file limit {} (`ulimit -n` raises it)",
                  configured, within, files);
   }
   return static_cast<std::size_t>(within);
