@@ -116,14 +116,14 @@ int RunToken(const Config& config, std::int64_t user_id, std::int64_t ttl_s, boo
   claims.admin = admin;
   claims.expires_unix_s =
       std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch()).count() + ttl_s;
-  std::cout << http::SignToken(claims, EffectiveTokenSecret(config)) << "\n";
+  std::cout << http::SignToken(claims, EffectiveTokenSecrets(config).front()) << "\n";
   return 0;
 }
 
 int RunSeed(const Config& config, const SeedOptions& options) {
   SetUpLogging("warn");
   namespace json = boost::json;
-  const std::string secret = EffectiveTokenSecret(config);
+  const std::string secret = EffectiveTokenSecrets(config).front();
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch()).count();
   auto bearer = [&](domain::UserId user, bool admin) {
     return std::map<std::string, std::string>{

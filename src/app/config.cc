@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "http/token.h"
+
 namespace redpacket::app {
 namespace {
 
@@ -116,7 +118,7 @@ ConfigBinder::ConfigBinder(CLI::App& command, Config& config, const std::vector<
       {"max_expires_in_s", "longest expiry (and the default)",
        [&command, limits](const std::string& flag) { return command.add_option(flag, limits->max_expires_in_s)->check(CLI::Range(std::int64_t{1}, std::int64_t{30 * 86400})); },
        [limits](const std::string& v) { limits->max_expires_in_s = ParseNumber<std::int64_t>("max_expires_in_s", v); }},
-      {"token_secret", "HMAC secret of bearer tokens",
+      {"token_secret", "HMAC secrets of bearer tokens, newest first: \"new,old\" signs with new and accepts both (rotation)",
        [&](const std::string& flag) { return command.add_option(flag, config.token_secret); },
        [&](const std::string& v) { config.token_secret = v; }},
       {"sweep_interval_ms", "how often expired packets are looked for",
@@ -128,6 +130,21 @@ ConfigBinder::ConfigBinder(CLI::App& command, Config& config, const std::vector<
       {"idle_timeout_ms", "close a connection idle this long",
        [&](const std::string& flag) { return command.add_option(flag, config.idle_timeout_ms)->check(CLI::Range(std::int64_t{100}, std::int64_t{3'600'000})); },
        [&](const std::string& v) { config.idle_timeout_ms = ParseNumber<std::int64_t>("idle_timeout_ms", v); }},
+      {"rate_limit_per_user", "requests a second per caller (token user, X-User-Id in --dev, else client IP) before 429; 0: off (the default with --dev)",
+       [&](const std::string& flag) { return command.add_option(flag, config.rate_limit_per_user)->check(CLI::Range(std::int64_t{0}, std::int64_t{1'000'000})); },
+       [&](const std::string& v) { config.rate_limit_per_user = ParseNumber<std::int64_t>("rate_limit_per_user", v); }},
+      {"rate_limit_burst", "requests a caller may make at once before the per-second rate applies",
+       [&](const std::string& flag) { return command.add_option(flag, config.rate_limit_burst)->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000})); },
+       [&](const std::string& v) { config.rate_limit_burst = ParseNumber<std::int64_t>("rate_limit_burst", v); }},
+      {"header_timeout_ms", "close a connection whose request head is not complete this long after its first byte (0: no deadline)",
+       [&](const std::string& flag) { return command.add_option(flag, config.header_timeout_ms)->check(CLI::Range(std::int64_t{0}, std::int64_t{3'600'000})); },
+       [&](const std::string& v) { config.header_timeout_ms = ParseNumber<std::int64_t>("header_timeout_ms", v); }},
+      {"max_connections", "open connections beyond this are closed at once (also capped by the open-file limit; 0: only that)",
+       [&](const std::string& flag) { return command.add_option(flag, config.max_connections)->check(CLI::Range(std::int64_t{0}, std::int64_t{100'000'000})); },
+       [&](const std::string& v) { config.max_connections = ParseNumber<std::int64_t>("max_connections", v); }},
+      {"max_connections_per_ip", "open connections from one client address beyond this are closed at once (0: no cap)",
+       [&](const std::string& flag) { return command.add_option(flag, config.max_connections_per_ip)->check(CLI::Range(std::int64_t{0}, std::int64_t{100'000'000})); },
+       [&](const std::string& v) { config.max_connections_per_ip = ParseNumber<std::int64_t>("max_connections_per_ip", v); }},
       {"shutdown_grace_ms", "on SIGTERM, wait this long for in-flight requests",
        [&](const std::string& flag) { return command.add_option(flag, config.shutdown_grace_ms); },
        [&](const std::string& v) { config.shutdown_grace_ms = ParseNumber<std::int64_t>("shutdown_grace_ms", v); }},
@@ -165,12 +182,24 @@ void ConfigBinder::ApplyConfigFile() {
     else if (auto flag = node.value<bool>()) text = *flag ? "true" : "false";
     else throw std::runtime_error(fmt::format("{}: key '{}' must be a string, integer or boolean", config_.config_file, name));
     it->set_from_text(text);
+    it->set_from_file = true;
   }
 }
 
-std::string EffectiveTokenSecret(const Config& config) {
-  if (!config.token_secret.empty()) return config.token_secret;
-  if (config.dev) return kDevTokenSecret;
+bool ConfigBinder::IsSet(const std::string& key) const {
+  auto it = std::find_if(bindings_.begin(), bindings_.end(), [&](const Binding& b) { return b.key == key; });
+  return it != bindings_.end() && (it->option->count() > 0 || it->set_from_file);
+}
+
+std::vector<std::string> EffectiveTokenSecrets(const Config& config) {
+  if (!config.token_secret.empty()) {
+    try {
+      return http::ParseTokenSecrets(config.token_secret);
+    } catch (const std::invalid_argument& error) {
+      throw std::runtime_error(error.what());
+    }
+  }
+  if (config.dev) return {kDevTokenSecret};
   throw std::runtime_error(
       "a token secret is required: set --token-secret, REDPACKET_TOKEN_SECRET or token_secret in the "
       "config file (or run with --dev)");

@@ -49,6 +49,14 @@ struct Config {
   std::int64_t sweep_interval_ms = 1000;
   std::int64_t journal_gather_us = 100;
   std::int64_t idle_timeout_ms = 60000;
+  // Server-side limits (README "Configuration"). The rate limit is per caller: requests a second
+  // and burst; 0 turns it off, and --dev turns it off unless rate_limit_per_user is set.
+  std::int64_t rate_limit_per_user = 20;
+  std::int64_t rate_limit_burst = 40;
+  std::int64_t header_timeout_ms = 10000;  // 0: no deadline for a request head
+  // Capped further by the open-file limit (RLIMIT_NOFILE) at start. 0: only that.
+  std::int64_t max_connections = 100000;
+  std::int64_t max_connections_per_ip = 10000;  // 0: no cap
   std::int64_t shutdown_grace_ms = 10000;
   std::string log_level = "info";
   std::string config_file;
@@ -63,21 +71,25 @@ class ConfigBinder {
   // Reads --config (if given) and sets every key that no flag or env variable set. Throws
   // CLI::ValidationError-like std::runtime_error on an unknown key or a wrong type.
   void ApplyConfigFile();
+  // Whether `key` was given by a flag, env variable or the file (rather than left at its default).
+  bool IsSet(const std::string& key) const;
 
  private:
   struct Binding {
     std::string key;
     CLI::Option* option;
     std::function<void(const std::string&)> set_from_text;
+    bool set_from_file = false;
   };
   CLI::App& command_;
   Config& config_;
   std::vector<Binding> bindings_;
 };
 
-// The secret for tokens: the configured one, or in --dev a fixed development secret.
-// Throws std::runtime_error when neither is available.
-std::string EffectiveTokenSecret(const Config& config);
+// The secrets of tokens, newest first: the configured list ("new,old": sign with the first, accept
+// any), or in --dev a fixed development secret. Throws std::runtime_error when neither is
+// available or the list has an empty entry.
+std::vector<std::string> EffectiveTokenSecrets(const Config& config);
 inline constexpr const char* kDevTokenSecret = "redpacket-dev-secret";
 
 }  // namespace redpacket::app

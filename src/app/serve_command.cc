@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -45,6 +46,30 @@ bool IsValidJournalName(const std::string& name) {
   });
 }
 
+// Raises the open-file limit to its hard maximum (connections are files) and returns the cap on
+// connections it allows: `configured` (0: none), lowered so that a reserve of descriptors stays
+// for the journal, the ledger and the backends' sockets; accept then never fails with EMFILE.
+std::size_t ConnectionCapWithinFileLimit(std::int64_t configured) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return static_cast<std::size_t>(configured);
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur == RLIM_INFINITY) return static_cast<std::size_t>(configured);
+  const auto files = static_cast<std::int64_t>(limit.rlim_cur);
+  const std::int64_t reserve = std::max<std::int64_t>(64, files / 10);
+  const std::int64_t within = std::max<std::int64_t>(1, files - reserve);
+  if (configured > 0 && configured <= within) return static_cast<std::size_t>(configured);
+  if (configured > 0) {
+    // Info, not a warning: the default (100000) is above many hosts' limit, and this is expected.
+    spdlog::info("max_connections {} lowered to {} to fit the open-file limit {} (`ulimit -n` raises it)",
+                 configured, within, files);
+  }
+  return static_cast<std::size_t>(within);
+}
+
 }  // namespace
 
 int RunServe(const Config& config) {
@@ -64,7 +89,9 @@ int RunServe(const Config& config) {
 
   http::ApiOptions api_options;
   api_options.dev = config.dev;
-  api_options.token_secret = EffectiveTokenSecret(config);
+  api_options.token_secrets = EffectiveTokenSecrets(config);
+  api_options.rate_limit_per_s = config.rate_limit_per_user;
+  api_options.rate_limit_burst = config.rate_limit_burst;
   service::ServiceOptions service_options;
   service_options.limits = config.limits;
   service_options.sweep_interval = std::chrono::milliseconds(config.sweep_interval_ms);
@@ -107,6 +134,9 @@ int RunServe(const Config& config) {
       config.threads > 0 ? config.threads
                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   server_options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  server_options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
+  server_options.max_connections = ConnectionCapWithinFileLimit(config.max_connections);
+  server_options.max_connections_per_ip = static_cast<std::size_t>(config.max_connections_per_ip);
   http::Server server(server_options, api);
   try {
     server.Start();
@@ -126,6 +156,11 @@ int RunServe(const Config& config) {
     spdlog::info("listening on http://{}:{} mode=embedded threads={} dev={} data_dir={}",
                  config.host, server.port(), server_options.threads, config.dev, config.data_dir);
   }
+  spdlog::info(
+      "limits: rate_limit_per_user={} rate_limit_burst={} header_timeout_ms={} max_connections={} "
+      "max_connections_per_ip={} (0 = off)",
+      config.rate_limit_per_user, config.rate_limit_burst, config.header_timeout_ms,
+      server_options.max_connections, server_options.max_connections_per_ip);
   try {
     // /readyz answers 503 until this returns.
     service->Start();

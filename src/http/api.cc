@@ -27,6 +27,11 @@ enum class Access {
   kDevOnly  // exists only in --dev (the seed-compatible GET /grab)
 };
 
+enum class Limit {
+  kExempt,    // never rate limited (health checks and scrapes must get through a flood)
+  kPerCaller  // the caller's token bucket (rate_limit_per_user, rate_limit_burst)
+};
+
 struct Caller {
   domain::UserId user_id = 0;
   bool admin = false;
@@ -215,24 +220,25 @@ struct Route {
   std::string_view pattern;  // "{id}" matches one path segment
   std::string_view name;     // the metrics label
   Access access;
+  Limit limit;
   Handler handler;
 };
 
-// Every endpoint, its access and handler. Body size and header limits are the server's
-// (64 KiB body, 8 KiB headers; 413 beyond).
+// Every endpoint, its access, rate limit and handler. Body size and header limits are the
+// server's (64 KiB body, 8 KiB headers; 413 beyond), as are the head deadline and connection caps.
 constexpr std::array kRoutes = {
-    Route{verb::get, "/", "root", Access::kPublic, HandleRoot},
-    Route{verb::get, "/healthz", "healthz", Access::kPublic, HandleHealth},
-    Route{verb::get, "/readyz", "readyz", Access::kPublic, HandleReady},
-    Route{verb::get, "/metrics", "metrics", Access::kPublic, HandleMetrics},
-    Route{verb::post, "/v1/users", "create_user", Access::kAdmin, HandleCreateUser},
-    Route{verb::post, "/v1/users/{id}/deposit", "deposit", Access::kAdmin, HandleDeposit},
-    Route{verb::get, "/v1/users/{id}/balance", "balance", Access::kUser, HandleBalance},
-    Route{verb::get, "/v1/users/{id}/history", "history", Access::kUser, HandleHistory},
-    Route{verb::post, "/v1/packets", "create_packet", Access::kUser, HandleCreatePacket},
-    Route{verb::post, "/v1/packets/{id}/grab", "grab", Access::kUser, HandleGrab},
-    Route{verb::get, "/v1/packets/{id}", "packet", Access::kUser, HandlePacket},
-    Route{verb::get, "/grab", "seed_grab", Access::kDevOnly, HandleSeedGrab},
+    Route{verb::get, "/", "root", Access::kPublic, Limit::kExempt, HandleRoot},
+    Route{verb::get, "/healthz", "healthz", Access::kPublic, Limit::kExempt, HandleHealth},
+    Route{verb::get, "/readyz", "readyz", Access::kPublic, Limit::kExempt, HandleReady},
+    Route{verb::get, "/metrics", "metrics", Access::kPublic, Limit::kExempt, HandleMetrics},
+    Route{verb::post, "/v1/users", "create_user", Access::kAdmin, Limit::kPerCaller, HandleCreateUser},
+    Route{verb::post, "/v1/users/{id}/deposit", "deposit", Access::kAdmin, Limit::kPerCaller, HandleDeposit},
+    Route{verb::get, "/v1/users/{id}/balance", "balance", Access::kUser, Limit::kPerCaller, HandleBalance},
+    Route{verb::get, "/v1/users/{id}/history", "history", Access::kUser, Limit::kPerCaller, HandleHistory},
+    Route{verb::post, "/v1/packets", "create_packet", Access::kUser, Limit::kPerCaller, HandleCreatePacket},
+    Route{verb::post, "/v1/packets/{id}/grab", "grab", Access::kUser, Limit::kPerCaller, HandleGrab},
+    Route{verb::get, "/v1/packets/{id}", "packet", Access::kUser, Limit::kPerCaller, HandlePacket},
+    Route{verb::get, "/grab", "seed_grab", Access::kDevOnly, Limit::kPerCaller, HandleSeedGrab},
 };
 constexpr std::size_t kUnmatchedRoute = kRoutes.size();  // metrics label "unmatched"
 
@@ -506,40 +512,52 @@ void HandlePacket(Call& call) {
 
 // ---- caller ----------------------------------------------------------------------------------
 
-// Resolves the caller from the bearer token (or X-User-Id in --dev). Returns false after replying
-// 401 when a credential is present but invalid.
-bool ResolveCaller(Call& call, const ApiOptions& options, const Reply& reply) {
+// Resolves the caller from the bearer token (or X-User-Id in --dev) into call.caller (left empty
+// when no credential is given). Returns why a credential that is present is not valid, for a 401.
+std::optional<std::string_view> ResolveCaller(Call& call, const ApiOptions& options) {
   const std::string& authorization = call.request.authorization;
   if (!authorization.empty()) {
     constexpr std::string_view kBearer = "Bearer ";
     if (authorization.size() <= kBearer.size() || !std::string_view(authorization).starts_with(kBearer)) {
-      reply.Error(ErrorCode::kUnauthenticated, "Authorization must be 'Bearer <token>'");
-      return false;
+      return "Authorization must be 'Bearer <token>'";
     }
     TokenClaims claims;
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch()).count();
-    switch (VerifyToken(std::string_view(authorization).substr(kBearer.size()), options.token_secret, now, &claims)) {
+    switch (VerifyToken(std::string_view(authorization).substr(kBearer.size()), options.token_secrets, now, &claims)) {
       case TokenCheck::kValid:
         call.caller = Caller{claims.user_id, claims.admin};
-        return true;
+        return std::nullopt;
       case TokenCheck::kExpired:
-        reply.Error(ErrorCode::kUnauthenticated, "the token has expired");
-        return false;
+        return "the token has expired";
       case TokenCheck::kMalformed:
       case TokenCheck::kBadSignature:
-        reply.Error(ErrorCode::kUnauthenticated, "the token is not valid");
-        return false;
+        return "the token is not valid";
     }
   }
   if (options.dev && !call.request.user_id_header.empty()) {
     std::int64_t user_id = 0;
     if (!ParsePositive(call.request.user_id_header, domain::kMaxUserId, &user_id)) {
-      reply.Error(ErrorCode::kUnauthenticated, "X-User-Id must be a positive integer below 2^53");
-      return false;
+      return "X-User-Id must be a positive integer below 2^53";
     }
     call.caller = Caller{user_id, false};
   }
-  return true;
+  return std::nullopt;
+}
+
+// Takes a token from the caller's bucket (the client address's when there is no caller: a
+// credential is verified before it is charged, so a forged token cannot drain a user's bucket).
+// Replies 429 with Retry-After and returns false when the bucket is empty. Admin tokens are not
+// limited: they are the operators' scripts (seeding, back office), not a person's client.
+bool Admit(const Call& call, RateLimiter& limiter, const Reply& reply) {
+  if (!limiter.enabled() || (call.caller && call.caller->admin)) return true;
+  const std::uint64_t key = call.caller ? UserKey(call.caller->user_id) : call.request.peer_key;
+  const std::int64_t retry_after_s = limiter.Acquire(key, call.started);
+  if (retry_after_s == 0) return true;
+  Response response = ErrorResponse(
+      ErrorCode::kRateLimited, fmt::format("too many requests from this caller; retry in {} s", retry_after_s));
+  response.retry_after_s = static_cast<int>(retry_after_s);
+  reply(std::move(response));
+  return false;
 }
 
 }  // namespace
@@ -554,7 +572,10 @@ std::vector<std::string> RouteNames() {
 }  // namespace
 
 Api::Api(ApiOptions options, service::RedPacketService& service)
-    : options_(std::move(options)), service_(service), metrics_(std::make_unique<Metrics>(RouteNames())) {
+    : options_(std::move(options)),
+      service_(service),
+      metrics_(std::make_unique<Metrics>(RouteNames())),
+      rate_limiter_({options_.rate_limit_per_s, options_.rate_limit_burst}) {
   auto stat = [&service](auto field) { return [&service, field] { return static_cast<double>(service.stats().*field); }; };
   metrics_->AddGauge("redpacket_ledger_queue_depth", "Tasks waiting for the ledger writer thread",
                      stat(&service::ServiceStats::ledger_queue_depth));
@@ -563,6 +584,8 @@ Api::Api(ApiOptions options, service::RedPacketService& service)
   metrics_->AddGauge("redpacket_packets_expired_total", "Packets this server's sweeper closed at expiry",
                      stat(&service::ServiceStats::packets_expired));
   metrics_->AddGauge("redpacket_ready", "1 once recovery is done", [&service] { return service.ready() ? 1.0 : 0.0; });
+  metrics_->AddGauge("redpacket_rate_limit_buckets", "Callers with a token bucket of the rate limit (idle ones are dropped)",
+                     [this] { return static_cast<double>(rate_limiter_.bucket_count()); });
 }
 
 Api::~Api() = default;
@@ -573,6 +596,14 @@ void Api::WatchServer(const Server& server) {
                      [stats] { return static_cast<double>(stats->open_connections.load()); });
   metrics_->AddGauge("redpacket_http_parse_errors_total", "Malformed or oversized requests",
                      [stats] { return static_cast<double>(stats->parse_errors.load()); });
+  metrics_->AddCounter("redpacket_http_header_timeouts_total",
+                       "Connections closed because a request head was not complete within header_timeout_ms", {},
+                       [stats] { return static_cast<double>(stats->header_timeouts.load()); });
+  constexpr const char* kRejectedHelp = "New connections closed at once because a connection cap was reached";
+  metrics_->AddCounter("redpacket_connections_rejected_total", kRejectedHelp, {{"reason", "max_connections"}},
+                       [stats] { return static_cast<double>(stats->rejected_server_full.load()); });
+  metrics_->AddCounter("redpacket_connections_rejected_total", kRejectedHelp, {{"reason", "max_connections_per_ip"}},
+                       [stats] { return static_cast<double>(stats->rejected_address_full.load()); });
 }
 
 namespace {
@@ -602,8 +633,13 @@ void Api::Handle(Request request, Responder respond) {
   if (route->access != Access::kPublic && !service_.ready()) {
     return reply.Error(ErrorCode::kUnavailable, "recovering: not ready yet");
   }
+  std::optional<std::string_view> bad_credential;
   if (route->access == Access::kUser || route->access == Access::kAdmin) {
-    if (!ResolveCaller(call, options_, reply)) return;
+    bad_credential = ResolveCaller(call, options_);
+  }
+  if (route->limit == Limit::kPerCaller && !Admit(call, rate_limiter_, reply)) return;
+  if (bad_credential) return reply.Error(ErrorCode::kUnauthenticated, *bad_credential);
+  if (route->access == Access::kUser || route->access == Access::kAdmin) {
     if (route->access == Access::kUser && !call.caller) {
       return reply.Error(ErrorCode::kUnauthenticated, "an Authorization: Bearer token is required");
     }

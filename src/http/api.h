@@ -5,8 +5,10 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "http/metrics.h"
+#include "http/rate_limiter.h"
 #include "http/server.h"
 #include "service/red_packet_service.h"
 
@@ -14,7 +16,11 @@ namespace redpacket::http {
 
 struct ApiOptions {
   bool dev = false;  // X-User-Id accepted as the caller, admin endpoints open, GET /grab served
-  std::string token_secret;
+  std::vector<std::string> token_secrets;  // newest first: any one verifies a token
+  // Per caller (the token's user, X-User-Id in --dev, else the client address): requests a
+  // second and burst; 429 rate_limited with Retry-After beyond. 0: no limit.
+  std::int64_t rate_limit_per_s = 0;
+  std::int64_t rate_limit_burst = 40;
 };
 
 class Api final : public RequestHandler {
@@ -32,6 +38,7 @@ class Api final : public RequestHandler {
   ApiOptions options_;
   service::RedPacketService& service_;
   std::unique_ptr<Metrics> metrics_;
+  RateLimiter rate_limiter_;
 };
 
 }  // namespace redpacket::http

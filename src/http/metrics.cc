@@ -1,6 +1,7 @@
 // Metrics: prometheus-cpp registry rendered in the text format.
 #include "http/metrics.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include <prometheus/text_serializer.h>
@@ -59,8 +60,21 @@ void Metrics::AddGauge(const std::string& name, const std::string& help, std::fu
   read_gauges_.push_back({&family.Add({}), std::move(read)});
 }
 
+void Metrics::AddCounter(const std::string& name, const std::string& help, const prometheus::Labels& labels,
+                         std::function<double()> read) {
+  auto& family = counter_families_[name];
+  if (family == nullptr) family = &prometheus::BuildCounter().Name(name).Help(help).Register(*registry_);
+  read_counters_.push_back({&family->Add(labels), std::move(read)});
+}
+
 std::string Metrics::Render() {
+  std::lock_guard lock(render_mutex_);
   for (auto& gauge : read_gauges_) gauge.gauge->Set(gauge.read());
+  for (auto& counter : read_counters_) {
+    const double value = counter.read();
+    if (value > counter.exported) counter.counter->Increment(value - counter.exported);
+    counter.exported = std::max(counter.exported, value);
+  }
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, registry_->Collect());
   return out.str();

@@ -5,7 +5,9 @@
 #include <array>
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,10 @@ class Metrics {
   void ObserveRequest(std::size_t route, int status, double seconds);
   // A gauge whose value is read by `read` at every scrape.
   void AddGauge(const std::string& name, const std::string& help, std::function<double()> read);
+  // A counter (a total that only grows, kept elsewhere) read by `read` at every scrape; series of
+  // one name differ by `labels`. Call before serving.
+  void AddCounter(const std::string& name, const std::string& help, const prometheus::Labels& labels,
+                  std::function<double()> read);
   std::string Render();
 
  private:
@@ -44,6 +50,14 @@ class Metrics {
     std::function<double()> read;
   };
   std::vector<ReadGauge> read_gauges_;
+  struct ReadCounter {
+    prometheus::Counter* counter;
+    std::function<double()> read;
+    double exported = 0;  // what the counter holds: it only takes increments
+  };
+  std::vector<ReadCounter> read_counters_;
+  std::map<std::string, prometheus::Family<prometheus::Counter>*> counter_families_;
+  std::mutex render_mutex_;
 };
 
 }  // namespace redpacket::http

@@ -1,6 +1,7 @@
 // One parsed HTTP request, holding only what the handlers use (no per-header allocations).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,7 @@ struct Request {
   std::string request_id_header;  // X-Request-Id (echoed in logs)
   std::string body;
   bool keep_alive = true;
+  std::uint64_t peer_key = 0;  // the client's address, as AddressKey() (the rate limit's key without a caller)
 
   std::string_view path() const {
     std::string_view view(target);

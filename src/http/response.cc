@@ -48,6 +48,11 @@ void AppendWire(const Response& response, std::string& out) {
   char digits[24];
   auto end = fmt::format_to(digits, "{}", response.body.size());
   out.append(digits, end);
+  if (response.retry_after_s > 0) {
+    out.append("\r\nRetry-After: ");
+    end = fmt::format_to(digits, "{}", response.retry_after_s);
+    out.append(digits, end);
+  }
   out.append(response.close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
   out.append(response.body);
 }

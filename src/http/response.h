@@ -13,6 +13,7 @@ struct Response {
   std::string body;
   std::string_view content_type = "application/json";
   bool close = false;  // send Connection: close and close after writing
+  int retry_after_s = 0;  // > 0: a Retry-After header (429)
 };
 
 // {"error":"<code>","message":"<text>"} with the code's HTTP status.

@@ -1,5 +1,5 @@
 // Server, its per-thread loops and the Connection state machine (read, parse, dispatch, write in
-// order, idle timeout, drain on shutdown).
+// order, idle timeout and head deadline, drain on shutdown), and the connection caps at accept.
 #include "http/server.h"
 
 #include <pthread.h>
@@ -39,6 +39,8 @@ struct Server::Loop {
 
   asio::io_context io{1};
   std::optional<tcp::acceptor> acceptor;
+  asio::steady_timer accept_pause{io};  // after a failed accept (e.g. EMFILE), before the next
+  ConnectionLimiter* limiter = nullptr;
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections;  // io thread only
   std::thread thread;
   bool draining = false;  // io thread only
@@ -46,14 +48,15 @@ struct Server::Loop {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, const ServerOptions& options, RequestHandler& handler,
-             ServerStats& stats, Server::Loop& loop)
+  Connection(tcp::socket socket, std::uint64_t address_key, const ServerOptions& options,
+             RequestHandler& handler, ServerStats& stats, Server::Loop& loop)
       : socket_(std::move(socket)),
+        address_key_(address_key),
         options_(options),
         handler_(handler),
         stats_(stats),
         loop_(loop),
-        idle_timer_(socket_.get_executor()) {
+        timer_(socket_.get_executor()) {
     buffer_.resize(kInitialBuffer);
   }
 
@@ -62,7 +65,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ++stats_.open_connections;
     ++stats_.accepted_connections;
     last_activity_ = SteadyClock::now();
-    ArmIdle(options_.idle_timeout);
+    ArmTimer();
     Read();
   }
 
@@ -94,7 +97,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
  private:
-  static constexpr std::size_t kInitialBuffer = 16 * 1024;
+  // Small: thousands of idle or slow connections each hold one (4,000 slow heads: ~36 MiB RSS
+  // at 4 KiB, ~84 MiB at 16 KiB). It doubles, up to the limits, when a request or pipeline needs it.
+  static constexpr std::size_t kInitialBuffer = 4 * 1024;
 
   struct Slot {
     bool ready = false;
@@ -141,11 +146,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     while (!closing_ && slots_.size() < options_.max_pipelined && begin_ < end_) {
       if (!parser_) {
         request_ = Request{};
+        request_.peer_key = address_key_;
         parser_.emplace(request_, options_.header_limit, options_.body_limit);
       }
       boost::beast::error_code error;
       const std::size_t used = parser_->put(asio::buffer(buffer_.data() + begin_, end_ - begin_), error);
       begin_ += used;
+      if (parser_->is_header_done()) head_deadline_.reset();
       if (error == boost::beast::http::error::need_more) break;
       if (error) {
         ++stats_.parse_errors;
@@ -163,6 +170,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     if (begin_ == end_) begin_ = end_ = 0;
+    // A head has begun and waits for more bytes: it must be complete by its deadline, counted
+    // from the read that brought its first bytes. Each byte resets the idle timeout, so without
+    // this a client trickling a byte a second would hold the connection for ever.
+    if (parser_ && !parser_->is_header_done() && !head_deadline_ && options_.header_timeout.count() > 0) {
+      head_deadline_ = last_activity_ + options_.header_timeout;
+      ArmTimer();
+    }
     if (!closing_ && slots_.size() < options_.max_pipelined) Read();
   }
 
@@ -231,18 +245,37 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ParseAvailable();  // reading may have paused at the pipelining limit
   }
 
-  void ArmIdle(std::chrono::milliseconds after) {
-    idle_timer_.expires_after(after);
-    idle_timer_.async_wait([self = shared_from_this()](boost::system::error_code error) {
-      if (error || self->closed_) return;
-      const auto idle_for = SteadyClock::now() - self->last_activity_;
-      if (idle_for >= self->options_.idle_timeout && self->slots_.empty() && !self->writing_) {
-        return self->Close();
-      }
-      self->ArmIdle(std::max(std::chrono::milliseconds(1),
-                             std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 self->options_.idle_timeout - idle_for)));
+  // One timer per connection, set to the earlier of the idle deadline and the head deadline.
+  // last_activity_ moves without re-arming: the timer re-checks when it fires.
+  void ArmTimer() {
+    if (closed_) return;
+    SteadyClock::time_point next = last_activity_ + options_.idle_timeout;
+    if (head_deadline_) next = std::min(next, *head_deadline_);
+    // Idle for long but a handler still owes an answer: look again shortly, without spinning.
+    next = std::max(next, SteadyClock::now() + std::chrono::milliseconds(10));
+    if (timer_armed_ && timer_expiry_ <= next) return;
+    timer_armed_ = true;
+    timer_expiry_ = next;
+    timer_.expires_at(next);  // cancels a later wait: its handler sees operation_aborted
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code error) {
+      if (error) return;
+      self->timer_armed_ = false;
+      self->OnTimer();
     });
+  }
+
+  void OnTimer() {
+    if (closed_) return;
+    const auto now = SteadyClock::now();
+    if (head_deadline_ && now >= *head_deadline_) {
+      // Too slow a head: drop it, answer what was read before it, then close.
+      ++stats_.header_timeouts;
+      head_deadline_.reset();
+      closing_ = true;
+      if (slots_.empty() && !writing_) return Close();
+    }
+    if (now - last_activity_ >= options_.idle_timeout && slots_.empty() && !writing_) return Close();
+    ArmTimer();
   }
 
   void Close() {
@@ -251,18 +284,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
-    idle_timer_.cancel();
+    timer_.cancel();
     --stats_.open_connections;
+    loop_.limiter->Release(address_key_);
     loop_.connections.erase(this);  // may drop the last owner: touch nothing after this
   }
 
   tcp::socket socket_;
+  const std::uint64_t address_key_;
   const ServerOptions& options_;
   RequestHandler& handler_;
   ServerStats& stats_;
   Server::Loop& loop_;
-  asio::steady_timer idle_timer_;
+  asio::steady_timer timer_;
+  bool timer_armed_ = false;
+  SteadyClock::time_point timer_expiry_;
   SteadyClock::time_point last_activity_;
+  std::optional<SteadyClock::time_point> head_deadline_;  // set while a head is incomplete
 
   std::vector<char> buffer_;
   std::size_t begin_ = 0;
@@ -293,10 +331,30 @@ namespace {
 
 void AcceptNext(Server::Loop& loop, const ServerOptions& options, RequestHandler& handler, ServerStats& stats);
 
+// At most one line per 10 s however fast connections are refused (a flood must not become a
+// flood of log lines); it says how many were refused since the previous line.
+void LogRefusal(const ServerStats& stats, const ServerOptions& options) {
+  static std::atomic<std::int64_t> next_log_ns{0};
+  static std::atomic<std::uint64_t> logged_total{0};
+  const std::int64_t now_ns = SteadyClock::now().time_since_epoch().count();
+  std::int64_t due = next_log_ns.load(std::memory_order_relaxed);
+  if (now_ns < due || !next_log_ns.compare_exchange_strong(
+                          due, now_ns + std::chrono::nanoseconds(std::chrono::seconds(10)).count())) {
+    return;
+  }
+  const std::uint64_t total = stats.rejected_server_full.load() + stats.rejected_address_full.load();
+  spdlog::warn(
+      "refusing connections: {} refused since the last report (open {}, max_connections {}, "
+      "max_connections_per_ip {}; 0 = no cap)",
+      total - logged_total.exchange(total), stats.open_connections.load(), options.max_connections,
+      options.max_connections_per_ip);
+}
+
 }  // namespace
 
 void Server::Start() {
   const int threads = std::max(1, options_.threads);
+  limiter_ = std::make_unique<ConnectionLimiter>(options_.max_connections, options_.max_connections_per_ip);
   boost::system::error_code error;
   const auto address = asio::ip::make_address(options_.host, error);
   if (error) throw std::runtime_error(fmt::format("invalid --host {}: {}", options_.host, error.message()));
@@ -317,6 +375,7 @@ void Server::Start() {
   }
   for (int i = 0; i < threads; ++i) {
     auto loop = std::make_unique<Loop>();
+    loop->limiter = limiter_.get();
     tcp::acceptor acceptor(loop->io);
     const tcp::endpoint endpoint(address, port);
     acceptor.open(endpoint.protocol(), error);
@@ -349,11 +408,34 @@ void AcceptNext(Server::Loop& loop, const ServerOptions& options, RequestHandler
   loop.acceptor->async_accept([&loop, &options, &handler, &stats](boost::system::error_code error,
                                                                   tcp::socket socket) {
     if (error == asio::error::operation_aborted || !loop.acceptor->is_open()) return;
-    if (!error) {
-      socket.set_option(tcp::no_delay(true), error);
-      std::make_shared<Connection>(std::move(socket), options, handler, stats, loop)->Start();
-    } else {
+    if (error) {
+      // Typically EMFILE: the connection stays queued and accept would fail again at once, so
+      // pause instead of spinning on it.
       spdlog::warn("accept failed: {}", error.message());
+      loop.accept_pause.expires_after(std::chrono::milliseconds(50));
+      loop.accept_pause.async_wait([&loop, &options, &handler, &stats](boost::system::error_code wait_error) {
+        if (!wait_error && loop.acceptor->is_open()) AcceptNext(loop, options, handler, stats);
+      });
+      return;
+    }
+    const tcp::endpoint peer = socket.remote_endpoint(error);
+    // A peer gone already has no endpoint: it is dropped below by the failing reads.
+    const std::uint64_t address_key = error ? 0 : AddressKey(peer.address());
+    switch (loop.limiter->TryAdmit(address_key)) {
+      case ConnectionLimiter::Verdict::kAdmitted:
+        socket.set_option(tcp::no_delay(true), error);
+        std::make_shared<Connection>(std::move(socket), address_key, options, handler, stats, loop)->Start();
+        break;
+      case ConnectionLimiter::Verdict::kServerFull:
+        ++stats.rejected_server_full;
+        socket.close(error);  // closed at once: a full server takes no more file descriptors
+        LogRefusal(stats, options);
+        break;
+      case ConnectionLimiter::Verdict::kAddressFull:
+        ++stats.rejected_address_full;
+        socket.close(error);
+        LogRefusal(stats, options);
+        break;
     }
     AcceptNext(loop, options, handler, stats);
   });
@@ -376,6 +458,7 @@ void Server::Stop(std::chrono::milliseconds grace) {
       loop.draining = true;
       boost::system::error_code ignored;
       loop.acceptor->close(ignored);
+      loop.accept_pause.cancel();
       std::vector<std::shared_ptr<Connection>> connections;
       for (auto& [raw, connection] : loop.connections) connections.push_back(connection);
       for (auto& connection : connections) connection->Drain();

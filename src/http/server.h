@@ -1,6 +1,7 @@
 // The HTTP/1.1 server: one io_context per thread, each with its own SO_REUSEPORT acceptor, so a
 // connection lives on one thread for its whole life. Keep-alive and pipelining (answers go out in
-// request order even when handlers finish out of order), header/body limits, idle timeouts.
+// request order even when handlers finish out of order), header/body limits, idle timeouts, a
+// deadline for each request head, and caps on open connections (in all, and per client address).
 // Start/Stop from one control thread; Responder is thread-safe.
 #pragma once
 
@@ -15,6 +16,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "http/connection_limiter.h"
 #include "http/request.h"
 #include "http/response.h"
 
@@ -49,6 +51,13 @@ struct ServerOptions {
   std::size_t body_limit = 64 * 1024;
   std::size_t max_pipelined = 64;  // requests in flight per connection before reading pauses
   std::chrono::milliseconds idle_timeout{60000};
+  // A request head (request line and headers) must be complete this long after its first byte
+  // arrived, however slowly it trickles in (each byte resets the idle timeout, not this). 0: none.
+  std::chrono::milliseconds header_timeout{10000};
+  // New connections beyond these are closed at once (0: no cap). Connections from one address
+  // are counted across all I/O threads.
+  std::size_t max_connections = 0;
+  std::size_t max_connections_per_ip = 0;
 };
 
 struct ServerStats {
@@ -56,6 +65,9 @@ struct ServerStats {
   std::atomic<std::uint64_t> accepted_connections{0};
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> parse_errors{0};
+  std::atomic<std::uint64_t> header_timeouts{0};          // heads not complete within the deadline
+  std::atomic<std::uint64_t> rejected_server_full{0};     // refused: max_connections reached
+  std::atomic<std::uint64_t> rejected_address_full{0};    // refused: max_connections_per_ip reached
 };
 
 class Server {
@@ -84,6 +96,7 @@ class Server {
   std::vector<std::unique_ptr<Loop>> loops_;
   std::uint16_t port_ = 0;
   ServerStats stats_;
+  std::unique_ptr<ConnectionLimiter> limiter_;
 };
 
 }  // namespace redpacket::http

@@ -6,6 +6,7 @@
 #include <openssl/hmac.h>
 
 #include <charconv>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -32,25 +33,8 @@ bool ParseInt(std::string_view text, std::int64_t* value) {
   return error == std::errc() && end == text.data() + text.size();
 }
 
-}  // namespace
-
-std::string SignToken(const TokenClaims& claims, std::string_view secret) {
-  const std::string payload =
-      fmt::format("rp1.{}.{}.{}", claims.user_id, claims.expires_unix_s, claims.admin ? 1 : 0);
-  return payload + "." + Signature(payload, secret);
-}
-
-TokenCheck VerifyToken(std::string_view token, std::string_view secret, std::int64_t now_unix_s,
-                       TokenClaims* claims) {
-  const auto last_dot = token.rfind('.');
-  if (last_dot == std::string_view::npos || token.substr(0, 4) != "rp1.") return TokenCheck::kMalformed;
-  const std::string_view payload = token.substr(0, last_dot);
-  const std::string_view signature = token.substr(last_dot + 1);
-  const std::string expected = Signature(payload, secret);
-  if (signature.size() != expected.size() ||
-      CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) != 0) {
-    return TokenCheck::kBadSignature;
-  }
+// The claims of a token whose signature is already checked.
+TokenCheck ParseClaims(std::string_view payload, std::int64_t now_unix_s, TokenClaims* claims) {
   // Signed, so well-formed unless the secret signed garbage; parse defensively all the same.
   std::string_view rest = payload.substr(4);
   std::string_view parts[3];
@@ -68,6 +52,62 @@ TokenCheck VerifyToken(std::string_view token, std::string_view secret, std::int
   if (parsed.expires_unix_s <= now_unix_s) return TokenCheck::kExpired;
   *claims = parsed;
   return TokenCheck::kValid;
+}
+
+bool SignedBy(std::string_view payload, std::string_view signature, std::string_view secret) {
+  const std::string expected = Signature(payload, secret);
+  return signature.size() == expected.size() &&
+         CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) == 0;
+}
+
+bool SplitToken(std::string_view token, std::string_view* payload, std::string_view* signature) {
+  const auto last_dot = token.rfind('.');
+  if (last_dot == std::string_view::npos || token.substr(0, 4) != "rp1.") return false;
+  *payload = token.substr(0, last_dot);
+  *signature = token.substr(last_dot + 1);
+  return true;
+}
+
+}  // namespace
+
+std::string SignToken(const TokenClaims& claims, std::string_view secret) {
+  const std::string payload =
+      fmt::format("rp1.{}.{}.{}", claims.user_id, claims.expires_unix_s, claims.admin ? 1 : 0);
+  return payload + "." + Signature(payload, secret);
+}
+
+TokenCheck VerifyToken(std::string_view token, std::string_view secret, std::int64_t now_unix_s,
+                       TokenClaims* claims) {
+  std::string_view payload, signature;
+  if (!SplitToken(token, &payload, &signature)) return TokenCheck::kMalformed;
+  if (!SignedBy(payload, signature, secret)) return TokenCheck::kBadSignature;
+  return ParseClaims(payload, now_unix_s, claims);
+}
+
+TokenCheck VerifyToken(std::string_view token, const std::vector<std::string>& secrets,
+                       std::int64_t now_unix_s, TokenClaims* claims) {
+  std::string_view payload, signature;
+  if (!SplitToken(token, &payload, &signature)) return TokenCheck::kMalformed;
+  // Newest first: during a rotation most tokens are already signed with it.
+  for (const auto& secret : secrets) {
+    if (SignedBy(payload, signature, secret)) return ParseClaims(payload, now_unix_s, claims);
+  }
+  return TokenCheck::kBadSignature;
+}
+
+std::vector<std::string> ParseTokenSecrets(std::string_view list) {
+  std::vector<std::string> secrets;
+  while (true) {
+    const auto comma = list.find(',');
+    std::string_view entry = list.substr(0, comma);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    if (entry.empty()) throw std::invalid_argument("token_secret: empty secret in the list");
+    secrets.emplace_back(entry);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return secrets;
 }
 
 }  // namespace redpacket::http

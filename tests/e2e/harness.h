@@ -73,6 +73,7 @@ class ServerProcess {
 
   bool running() const { return pid_ > 0; }
   std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }  // -1 when not running
   const std::filesystem::path& data_dir() const { return data_dir_; }
   const std::filesystem::path& log_file() const { return log_file_; }
   std::string Log() const;

@@ -24,7 +24,7 @@ class ConfigTest : public ::testing::Test {
   Config Parse(std::vector<std::string> args) {
     Config config;
     CLI::App app;
-    ConfigBinder binder(app, config, {"port", "max_count", "data_dir", "dev", "host"});
+    ConfigBinder binder(app, config, {"port", "max_count", "data_dir", "dev", "host", "token_secret"});
     std::vector<const char*> argv{"test"};
     for (const auto& arg : args) argv.push_back(arg.c_str());
     app.parse(static_cast<int>(argv.size()), argv.data());
@@ -65,11 +65,18 @@ TEST_F(ConfigTest, UnknownKeyInTheFileIsAnError) {
 
 TEST_F(ConfigTest, TokenSecretRequiredOutsideDev) {
   Config config;
-  EXPECT_THROW(EffectiveTokenSecret(config), std::runtime_error);
+  EXPECT_THROW(EffectiveTokenSecrets(config), std::runtime_error);
   config.dev = true;
-  EXPECT_EQ(EffectiveTokenSecret(config), kDevTokenSecret);
+  EXPECT_EQ(EffectiveTokenSecrets(config), std::vector<std::string>{kDevTokenSecret});
   config.token_secret = "s";
-  EXPECT_EQ(EffectiveTokenSecret(config), "s");
+  EXPECT_EQ(EffectiveTokenSecrets(config), std::vector<std::string>{"s"});
+}
+
+TEST_F(ConfigTest, TokenSecretIsARotationList) {
+  Config config = Parse({"--token-secret", "new, old"});
+  EXPECT_EQ(EffectiveTokenSecrets(config), (std::vector<std::string>{"new", "old"}));
+  config.token_secret = "new,";
+  EXPECT_THROW(EffectiveTokenSecrets(config), std::runtime_error);
 }
 
 }  // namespace

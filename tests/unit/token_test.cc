@@ -1,4 +1,4 @@
-// Bearer tokens: round trip, forgery, expiry.
+// Bearer tokens: round trip, forgery, expiry, secret rotation lists.
 #include <gtest/gtest.h>
 
 #include "http/token.h"
@@ -27,6 +27,31 @@ TEST(Token, RejectsForgeriesAndExpiry) {
   EXPECT_EQ(VerifyToken(token, "secret", 2000, &claims), TokenCheck::kExpired);
   EXPECT_EQ(VerifyToken("garbage", "secret", 1000, &claims), TokenCheck::kMalformed);
   EXPECT_EQ(VerifyToken("", "secret", 1000, &claims), TokenCheck::kMalformed);
+}
+
+TEST(Token, RotationListVerifiesUnderAnySecret) {
+  const std::vector<std::string> secrets = {"new", "old"};
+  TokenClaims claims;
+  EXPECT_EQ(VerifyToken(SignToken({7, 2000, false}, "new"), secrets, 1000, &claims), TokenCheck::kValid);
+  EXPECT_EQ(claims.user_id, 7);
+  EXPECT_EQ(VerifyToken(SignToken({8, 2000, true}, "old"), secrets, 1000, &claims), TokenCheck::kValid);
+  EXPECT_EQ(claims.user_id, 8);
+  EXPECT_TRUE(claims.admin);
+  EXPECT_EQ(VerifyToken(SignToken({9, 2000, false}, "retired"), secrets, 1000, &claims),
+            TokenCheck::kBadSignature);
+  EXPECT_EQ(VerifyToken(SignToken({9, 2000, false}, "old"), secrets, 2000, &claims), TokenCheck::kExpired);
+  EXPECT_EQ(VerifyToken("garbage", secrets, 1000, &claims), TokenCheck::kMalformed);
+  EXPECT_EQ(VerifyToken(SignToken({9, 2000, false}, "new"), std::vector<std::string>{}, 1000, &claims),
+            TokenCheck::kBadSignature);
+}
+
+TEST(Token, ParsesSecretLists) {
+  EXPECT_EQ(ParseTokenSecrets("only"), std::vector<std::string>{"only"});
+  EXPECT_EQ(ParseTokenSecrets("new, old ,older"), (std::vector<std::string>{"new", "old", "older"}));
+  EXPECT_THROW(ParseTokenSecrets(""), std::invalid_argument);
+  EXPECT_THROW(ParseTokenSecrets("new,"), std::invalid_argument);
+  EXPECT_THROW(ParseTokenSecrets("new,,old"), std::invalid_argument);
+  EXPECT_THROW(ParseTokenSecrets(" "), std::invalid_argument);
 }
 
 }  // namespace
