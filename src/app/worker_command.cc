@@ -76,7 +76,9 @@ int RunWorker(const Config& config) {
   worker::WorkerOptions options;
   options.name = "rp-worker";
   options.max_batch_events = static_cast<std::size_t>(config.worker_batch);
-  options.poll_wait = std::chrono::milliseconds(5);
+  // A poll returns with the first message that arrives: waiting longer adds no latency, and an
+  // idle worker wakes 10 times a second instead of 200 (measured: 10% of a CPU while idle).
+  options.poll_wait = std::chrono::milliseconds(100);
   // A poll takes what has arrived; a short pause after a partial batch lets the next one fill
   // (fewer, larger transactions: each costs the primary a commit and Kafka an offset commit).
   options.batch_interval = std::chrono::milliseconds(2);
