@@ -2,28 +2,17 @@
 #include "service/ledger_worker.h"
 
 #include <pthread.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
-#include <spdlog/spdlog.h>
 
 namespace redpacket::service {
 
-LedgerWorker::LedgerWorker(std::string name, std::unique_ptr<ledger::Ledger> ledger, bool background)
-    : name_(std::move(name)), background_(background), ledger_(std::move(ledger)) {}
+LedgerWorker::LedgerWorker(std::string name, std::unique_ptr<ledger::Ledger> ledger)
+    : name_(std::move(name)), ledger_(std::move(ledger)) {}
 
 LedgerWorker::~LedgerWorker() { Stop(); }
 
 void LedgerWorker::Start() {
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
-    // On Linux a thread's nice value is its own (setpriority on its tid).
-    if (background_ && setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19) != 0) {
-      spdlog::warn("cannot lower the priority of {}: {}", name_, std::strerror(errno));
-    }
     Run();
   });
 }

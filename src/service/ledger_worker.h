@@ -18,16 +18,10 @@ class LedgerWorker {
  public:
   using Task = std::function<void(ledger::Ledger&)>;
 
-  // background: the thread runs at the lowest CPU priority (nice 19). Its work is deferred
-  // (applying the journal), so under a stampede the I/O and journal threads get the CPU first
-  // and the ledger catches up when the burst is over; pending_cents shows the gap meanwhile.
-  LedgerWorker(std::string name, std::unique_ptr<ledger::Ledger> ledger, bool background = false);
+  LedgerWorker(std::string name, std::unique_ptr<ledger::Ledger> ledger);
   ~LedgerWorker();
   LedgerWorker(const LedgerWorker&) = delete;
   LedgerWorker& operator=(const LedgerWorker&) = delete;
-
-  // Before Start() only: direct access for recovery on the starting thread.
-  ledger::Ledger& ledger() { return *ledger_; }
 
   void Start();
   void Post(Task task);
@@ -39,7 +33,6 @@ class LedgerWorker {
   void Run();
 
   std::string name_;
-  bool background_;
   std::unique_ptr<ledger::Ledger> ledger_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
