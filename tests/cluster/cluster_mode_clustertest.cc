@@ -52,6 +52,28 @@ void ExpectAuditClean() {
   EXPECT_EQ(audit.exit_code, 0) << audit.output;
 }
 
+// One case's processes: a worker and one API server on the fixtures' services.
+struct ClusterCase {
+  explicit ClusterCase(std::vector<std::string> serve_flags = {},
+                       std::vector<std::string> worker_flags = {})
+      : worker(ServerProcess::Worker(WorkerFlags(std::move(worker_flags)))),
+        server(ClusterServeFlags(std::move(serve_flags))) {
+    worker->Start();
+    server.Start();
+    api = std::make_unique<ApiClient>(server);
+  }
+  // Both stop cleanly (exit 0) and the audit is clean.
+  void Finish() {
+    EXPECT_EQ(server.Stop(), 0);
+    EXPECT_EQ(worker->Stop(), 0);
+    ExpectAuditClean();
+  }
+
+  std::unique_ptr<ServerProcess> worker;
+  ServerProcess server;
+  std::unique_ptr<ApiClient> api;
+};
+
 TEST(ClusterMode, TwoServersWithTheirOwnDataDirsShareEveryPacketAccountAndId) {
   auto worker = ServerProcess::Worker(WorkerFlags());
   worker->Start();
@@ -163,11 +185,10 @@ TEST(ClusterMode, StartupErrorsNameTheServiceThatCannotBeReached) {
 }
 
 TEST(ClusterMode, AWorkerKilledMidStampedeCreditsEveryGrabExactlyOnce) {
-  auto worker = ServerProcess::Worker(WorkerFlags({"--worker-batch", "50"}));
-  worker->Start();
-  ServerProcess server(ClusterServeFlags());
-  server.Start();
-  ApiClient api(server);
+  ClusterCase run({}, {"--worker-batch", "50"});
+  auto& worker = run.worker;
+  ServerProcess& server = run.server;
+  ApiClient& api = *run.api;
   const std::int64_t sender = api.CreateFundedUser("sender", 100000);
   const std::string hot = api.CreatePacket(sender, R"({"total_cents":30000,"count":300})");
   const std::int64_t crowd = RunUserBase() + 2'000;
@@ -189,17 +210,13 @@ TEST(ClusterMode, AWorkerKilledMidStampedeCreditsEveryGrabExactlyOnce) {
   ASSERT_NO_FATAL_FAILURE(TallyGrabs(replies, crowd, hot, 300, &tally));
   ASSERT_NO_FATAL_FAILURE(ExpectEveryShareTakenOnce(tally, 400, 300, 30000));
   ExpectCredited(api, tally.winners);
-  EXPECT_EQ(server.Stop(), 0);
-  EXPECT_EQ(worker->Stop(), 0);
-  ExpectAuditClean();
+  run.Finish();
 }
 
 TEST(ClusterMode, PoisonEventsAreSetAsideAndTheWorkerGoesOn) {
-  auto worker = ServerProcess::Worker(WorkerFlags());
-  worker->Start();
-  ServerProcess server(ClusterServeFlags());
-  server.Start();
-  ApiClient api(server);
+  ClusterCase run;
+  auto& worker = run.worker;
+  ApiClient& api = *run.api;
   const double before = MetricOf(*worker, "redpacket_worker_dead_lettered_total");
   // Straight onto the topic: bytes that are not an event, and a well-formed grab of a packet
   // that does not exist (the ledger refuses to credit money it cannot account for).
@@ -233,17 +250,13 @@ TEST(ClusterMode, PoisonEventsAreSetAsideAndTheWorkerGoesOn) {
       milliseconds(15000)))
       << worker->Log();
   EXPECT_FALSE(worker->PollExit().has_value());  // still running
-  EXPECT_EQ(server.Stop(), 0);
-  EXPECT_EQ(worker->Stop(), 0);
-  ExpectAuditClean();
+  run.Finish();
 }
 
 TEST(ClusterMode, AGrabTheBrokerNeverAcknowledgedIsCreditedByTheReconciler) {
-  auto worker = ServerProcess::Worker(WorkerFlags());
-  worker->Start();
-  ServerProcess server(ClusterServeFlags());
-  server.Start();
-  ApiClient api(server);
+  ClusterCase run;
+  ServerProcess& server = run.server;
+  ApiClient& api = *run.api;
   const std::int64_t sender = api.CreateFundedUser("sender", 1000);
   const std::string packet = api.CreatePacket(sender, R"({"total_cents":600,"count":3})");
   const std::int64_t user = RunUserBase() + 4'000;
@@ -267,17 +280,13 @@ TEST(ClusterMode, AGrabTheBrokerNeverAcknowledgedIsCreditedByTheReconciler) {
   const Reply again = api.Post("/v1/packets/" + packet + "/grab", "", user);
   EXPECT_EQ(again.status, 409) << Describe(again);
   EXPECT_EQ(again.Int("amount_cents"), grabs.at(user).amount_cents);
-  EXPECT_EQ(server.Stop(), 0);
-  EXPECT_EQ(worker->Stop(), 0);
-  ExpectAuditClean();
+  run.Finish();
 }
 
 TEST(ClusterMode, ABrokerRestartMidStampedeLosesNoAcknowledgedGrab) {
-  auto worker = ServerProcess::Worker(WorkerFlags());
-  worker->Start();
-  ServerProcess server(ClusterServeFlags());
-  server.Start();
-  ApiClient api(server);
+  ClusterCase run;
+  ServerProcess& server = run.server;
+  ApiClient& api = *run.api;
   const std::int64_t sender = api.CreateFundedUser("sender", 100000);
   const std::string packet = api.CreatePacket(sender, R"({"total_cents":50000,"count":1000})");
   // A grab the broker cannot acknowledge answers 503; nothing else but 200 and 410 may come back.
@@ -298,17 +307,13 @@ TEST(ClusterMode, ABrokerRestartMidStampedeLosesNoAcknowledgedGrab) {
     EXPECT_EQ(grabs.at(user).amount_cents, record.amount_cents);
   }
   ExpectCredited(api, grabs);
-  EXPECT_EQ(server.Stop(), 0);
-  EXPECT_EQ(worker->Stop(), 0);
-  ExpectAuditClean();
+  run.Finish();
 }
 
 TEST(ClusterMode, AKilledRedisMasterLeftDeadLosesNoAcknowledgedGrab) {
-  auto worker = ServerProcess::Worker(WorkerFlags());
-  worker->Start();
-  ServerProcess server(ClusterServeFlags({"--max-count", "20000"}));
-  server.Start();
-  ApiClient api(server);
+  ClusterCase run({"--max-count", "20000"});
+  ServerProcess& server = run.server;
+  ApiClient& api = *run.api;
   const std::int64_t sender = api.CreateFundedUser("sender", 2000000);
   const std::string packet = api.CreatePacket(sender, R"({"total_cents":2000000,"count":20000})");
   const RedisNode master = MasterOfPacket(packet);
@@ -340,18 +345,13 @@ TEST(ClusterMode, AKilledRedisMasterLeftDeadLosesNoAcknowledgedGrab) {
     EXPECT_EQ(grabs.at(user).amount_cents, record.amount_cents);
   }
   ExpectCredited(api, grabs);
-  EXPECT_EQ(server.Stop(), 0);
-  EXPECT_EQ(worker->Stop(), 0);
-  ExpectAuditClean();
+  run.Finish();
   RestoreRedisCluster();
 }
 
 TEST(ClusterMode, ReadsAnswerWithTheReplicaDownAndGrabsWithThePrimaryDown) {
-  auto worker = ServerProcess::Worker(WorkerFlags());
-  worker->Start();
-  ServerProcess server(ClusterServeFlags());
-  server.Start();
-  ApiClient api(server);
+  ClusterCase run;
+  ApiClient& api = *run.api;
   const std::int64_t sender = api.CreateFundedUser("sender", 10000);
   const std::string packet = api.CreatePacket(sender, R"({"total_cents":1000,"count":10})");
 
@@ -374,9 +374,7 @@ TEST(ClusterMode, ReadsAnswerWithTheReplicaDownAndGrabsWithThePrimaryDown) {
   }
   RunServiceScript("mariadb", {"start", "primary"});
   ExpectCredited(api, winners);
-  EXPECT_EQ(server.Stop(), 0);
-  EXPECT_EQ(worker->Stop(), 0);
-  ExpectAuditClean();
+  run.Finish();
 }
 
 }  // namespace
