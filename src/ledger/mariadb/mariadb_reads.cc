@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "ledger/codec/ledger_codec.h"
+#include "ledger/codec/ledger_rows.h"
 #include "ledger/mariadb/mariadb_ledger_impl.h"
 
 namespace redpacket::ledger::mariadb {
@@ -50,36 +51,9 @@ Status AttachGrabs(Rows& grabs, std::vector<PacketWithGrabs>& packets) {
 
 }  // namespace
 
-Result<PacketRecord> ReadPacketRow(const Rows& row) {
-  PacketRecord packet;
-  packet.packet_id = row.Int(0);
-  packet.spec.sender_id = row.Int(1);
-  if (!domain::ParsePacketKind(row.Text(2), &packet.spec.kind)) {
-    return Corrupt(fmt::format("packet {}: unknown kind '{}'", packet.packet_id, row.Text(2)));
-  }
-  packet.spec.greeting = row.Text(3);
-  packet.spec.total_cents = row.Int(4);
-  packet.spec.count = row.Int(5);
-  packet.spec.expires_in_s = row.Int(6);
-  packet.spec.receiver_id = row.OptionalInt(7);
-  packet.created_at = domain::FromUnixMillis(row.Int(8));
-  packet.expires_at = domain::FromUnixMillis(row.Int(9));
-  if (!domain::ParsePacketStatus(row.Text(10), &packet.status)) {
-    return Corrupt(fmt::format("packet {}: unknown status '{}'", packet.packet_id, row.Text(10)));
-  }
-  packet.refund_cents = row.OptionalInt(11);
-  auto shares = codec::DecodeShares(row.Blob(12), packet.packet_id, packet.spec.count);
-  if (!shares.ok()) return shares.error();
-  packet.shares = std::move(*shares);
-  return packet;
-}
+Result<PacketRecord> ReadPacketRow(const Rows& row) { return codec::PacketFromRow(row); }
 
-domain::Grab ReadGrabRow(const Rows& row) {
-  return domain::Grab{.user_id = row.Int(1),
-                      .amount_cents = row.Int(2),
-                      .seq = row.Int(3),
-                      .grabbed_at = domain::FromUnixMillis(row.Int(4))};
-}
+domain::Grab ReadGrabRow(const Rows& row) { return codec::GrabFromRow(row); }
 
 Result<Cents> MariaDbLedger::Balance(UserId user_id) {
   REDPACKET_MARIADB_TRY(connection_.EnsureConnected());

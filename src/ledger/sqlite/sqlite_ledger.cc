@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "ledger/codec/ledger_codec.h"
+#include "ledger/codec/ledger_rows.h"
 #include "ledger/sqlite/schema.h"
 #include "ledger/sqlite/sqlite_connection.h"
 
@@ -105,36 +106,9 @@ Result<std::int64_t> ParseInt(std::string_view text) {
 }
 
 // Reads a row of REDPACKET_SELECT_PACKETS; grabs are attached separately.
-Result<PacketRecord> ReadPacketRow(const Query& row) {
-  PacketRecord packet;
-  packet.packet_id = row.Int(0);
-  packet.spec.sender_id = row.Int(1);
-  if (!domain::ParsePacketKind(row.Text(2), &packet.spec.kind)) {
-    return Corrupt(fmt::format("packet {}: unknown kind '{}'", packet.packet_id, row.Text(2)));
-  }
-  packet.spec.greeting = row.Text(3);
-  packet.spec.total_cents = row.Int(4);
-  packet.spec.count = row.Int(5);
-  packet.spec.expires_in_s = row.Int(6);
-  packet.spec.receiver_id = row.OptionalInt(7);
-  packet.created_at = domain::FromUnixMillis(row.Int(8));
-  packet.expires_at = domain::FromUnixMillis(row.Int(9));
-  if (!domain::ParsePacketStatus(row.Text(10), &packet.status)) {
-    return Corrupt(fmt::format("packet {}: unknown status '{}'", packet.packet_id, row.Text(10)));
-  }
-  packet.refund_cents = row.OptionalInt(11);
-  auto shares = DecodeShares(row.Blob(12), packet.packet_id, packet.spec.count);
-  if (!shares.ok()) return shares.error();
-  packet.shares = std::move(*shares);
-  return packet;
-}
+Result<PacketRecord> ReadPacketRow(const Query& row) { return codec::PacketFromRow(row); }
 
-domain::Grab ReadGrabRow(const Query& row) {
-  return domain::Grab{.user_id = row.Int(1),
-                      .amount_cents = row.Int(2),
-                      .seq = row.Int(3),
-                      .grabbed_at = domain::FromUnixMillis(row.Int(4))};
-}
+domain::Grab ReadGrabRow(const Query& row) { return codec::GrabFromRow(row); }
 
 // Appends each grab row (ordered by packet_id, seq) to its packet in `packets` (ordered by
 // packet_id): one query for the grabs of all packets instead of one per packet.
