@@ -140,7 +140,9 @@ class RotationFixture : public ::testing::Test {
         last = event.position;
       }
       for (std::uint64_t position : acknowledged) {
-        if (position > applied) EXPECT_LE(position, last) << "acknowledged event lost";
+        if (position > applied) {
+          EXPECT_LE(position, last) << "acknowledged event lost";
+        }
       }
       journal.Start(nullptr);
       for (std::uint64_t i = 1; i <= kSegmentEvents + 1; ++i) {
@@ -203,7 +205,9 @@ TEST_P(JournalRotationTest, EveryAcknowledgedEventSurvivesAStopAtThisStep) {
   } else {
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) << "status " << status;
   }
-  if (!release_step) EXPECT_LT(acknowledged.size(), kEvents);
+  if (!release_step) {
+    EXPECT_LT(acknowledged.size(), kEvents);
+  }
   // Completions run in position order: the acknowledged ones are 1..n.
   for (std::size_t i = 0; i < acknowledged.size(); ++i) ASSERT_EQ(acknowledged[i], i + 1);
   ExpectRecoverable(applied, acknowledged);
