@@ -89,6 +89,8 @@ service::ServiceParts ClusterBackend::MakeServiceParts(
     return std::unique_ptr<store::PacketStore>(std::move(store));
   };
   parts.store_keeps_packets = true;
+  // The Redis store still reads the system clock for its own cache and snapshot decisions.
+  parts.clock = &domain::SystemTime();
   parts.sweep = [this](domain::TimePoint now) { return Sweep(now); };
   parts.dependency_checks = [this] { return Checks(); };
   parts.after_sweep = [this](store::PacketStore& store) { AfterSweep(store); };

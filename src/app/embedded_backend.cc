@@ -96,7 +96,8 @@ service::ServiceParts EmbeddedBackend::MakeServiceParts() {
   service::ServiceParts parts;
   parts.writer = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name);
   parts.reader = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name);
-  parts.store_factory = [this] { return store::MakeMemoryStore(*sink_); };
+  parts.store_factory = [this] { return store::MakeMemoryStore(*sink_, *options_.clock); };
+  parts.clock = options_.clock;
   parts.store_keeps_packets = false;
   parts.pending = &pending_;
   parts.applied_position = [this] { return applied_position_.load(); };

@@ -11,6 +11,7 @@
 #include "bus/local/journal.h"
 #include "bus/local/journal_sink.h"
 #include "bus/local/journal_source.h"
+#include "domain/clock.h"
 #include "http/metrics.h"
 #include "ledger/ledger.h"
 #include "service/red_packet_service.h"
@@ -30,6 +31,9 @@ struct EmbeddedOptions {
   // are what a grab's reply waits for.
   std::chrono::milliseconds apply_interval{20};
   std::size_t apply_batch_events = 8192;
+  // "Now" of the service and the memory store (tests hand in a ManualTimeSource); must outlive
+  // the backend and the service.
+  const domain::TimeSource* clock = &domain::SystemTime();
 };
 
 class EmbeddedBackend {

@@ -38,7 +38,9 @@ Cents PendingCredits::Of(UserId user_id) const {
 }
 
 RedPacketService::RedPacketService(ServiceOptions options, ServiceParts parts)
-    : options_(std::move(options)), parts_(std::move(parts)) {}
+    : options_(std::move(options)),
+      parts_(std::move(parts)),
+      clock_(parts_.clock != nullptr ? *parts_.clock : domain::SystemTime()) {}
 
 RedPacketService::~RedPacketService() { Stop(); }
 
@@ -96,15 +98,18 @@ void RedPacketService::StopSweeper() {
 void RedPacketService::SweepLoop() {
   std::unique_lock lock(sweep_mutex_);
   while (!sweep_stop_) {
-    sweep_wake_.wait_for(lock, options_.sweep_interval);
+    sweep_wake_.wait_for(lock, options_.sweep_interval,
+                         [this] { return sweep_stop_ || sweep_requested_; });
     if (sweep_stop_) break;
+    sweep_requested_ = false;
+    sweeping_ = true;
     lock.unlock();
     std::optional<store::SweepStats> swept;
     if (parts_.sweep) {
-      swept = parts_.sweep(domain::Clock::now());
+      swept = parts_.sweep(clock_.Now());
     } else {
       const std::uint64_t applied = parts_.applied_position ? parts_.applied_position() : 0;
-      swept = store_->Sweep(domain::Clock::now(), applied, options_.finished_retention);
+      swept = store_->Sweep(clock_.Now(), applied, options_.finished_retention);
     }
     if (swept) {
       expired_ += swept->closed;
@@ -115,7 +120,20 @@ void RedPacketService::SweepLoop() {
       if (parts_.after_sweep) parts_.after_sweep(*store_);
     }
     lock.lock();
+    sweeping_ = false;
+    ++sweeps_done_;
+    sweep_done_.notify_all();
   }
+  sweep_done_.notify_all();  // a SweepNow() waiting during Stop() returns
+}
+
+void RedPacketService::SweepNow() {
+  std::unique_lock lock(sweep_mutex_);
+  // The sweep that starts after this request: one already under way may have read "now" before.
+  const std::uint64_t target = sweeps_done_ + (sweeping_ ? 2 : 1);
+  sweep_requested_ = true;
+  sweep_wake_.notify_all();
+  sweep_done_.wait(lock, [&] { return sweeps_done_ >= target || sweep_stop_; });
 }
 
 void RedPacketService::CreateUser(std::string name, Callback<ledger::UserRecord> done) {
@@ -139,7 +157,7 @@ void RedPacketService::CreatePacket(domain::PacketSpec spec, std::string request
   writer_->Post([this, spec = std::move(spec), request_id = std::move(request_id),
                  done = std::move(done)](ledger::Ledger& ledger) {
     const auto shares = domain::SplitShares(spec, domain::ThreadCryptoRandom());
-    const auto now = domain::Clock::now();
+    const auto now = clock_.Now();
     auto created = ledger.CreatePacket(spec, shares, now, now + std::chrono::seconds(spec.expires_in_s),
                                        request_id);
     // Only an open packet enters memory: a repeated request_id may return a packet that has
@@ -158,7 +176,7 @@ void RedPacketService::CreatePacket(domain::PacketSpec spec, std::string request
 }
 
 void RedPacketService::Grab(PacketId packet_id, UserId user_id, GrabCallback done) {
-  store_->Grab(packet_id, user_id, domain::Clock::now(),
+  store_->Grab(packet_id, user_id, clock_.Now(),
                [this, packet_id, user_id, done = std::move(done)](store::GrabResult result) mutable {
                  if (result.code == ErrorCode::kNotFound && result.message.empty()) {
                    return GrabFromLedger(packet_id, user_id, std::move(done));
@@ -169,7 +187,7 @@ void RedPacketService::Grab(PacketId packet_id, UserId user_id, GrabCallback don
 
 // The packet is not in memory: unknown, or finished and evicted (its events are all applied).
 void RedPacketService::GrabFromLedger(PacketId packet_id, UserId user_id, GrabCallback done) {
-  reader_->Post([packet_id, user_id, done = std::move(done)](ledger::Ledger& ledger) {
+  reader_->Post([this, packet_id, user_id, done = std::move(done)](ledger::Ledger& ledger) {
     store::GrabResult result;
     auto packet = ledger.GetPacket(packet_id);
     if (!packet) {
@@ -190,7 +208,7 @@ void RedPacketService::GrabFromLedger(PacketId packet_id, UserId user_id, GrabCa
       domain::GrabDecision decision = domain::DecideGrab(
           {record.spec.receiver_id, first != nullptr, record.status, record.expires_at, taken,
            record.spec.count},
-          user_id, domain::Clock::now());
+          user_id, clock_.Now());
       if (decision == domain::GrabDecision::kTake) decision = domain::GrabDecision::kEmpty;
       const domain::Error refusal = domain::GrabRefusal(decision);
       result.code = refusal.code;

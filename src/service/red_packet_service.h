@@ -21,6 +21,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "domain/clock.h"
 #include "domain/packet.h"
 #include "ledger/ledger.h"
 #include "service/ledger_worker.h"
@@ -87,6 +88,8 @@ struct ServiceParts {
   std::function<std::optional<store::SweepStats>(domain::TimePoint now)> sweep;
   // Runs on the sweeper thread after each sweep this server made (cluster: the reconciler).
   std::function<void(store::PacketStore&)> after_sweep;
+  // "Now" for expiry, creation and sweeps (must outlive the service). Null: the system clock.
+  const domain::TimeSource* clock = nullptr;
   // For /readyz: each dependency beyond the store ("kafka", "mariadb_primary"...) and "ok" or
   // what is wrong. Must not block (cached by the caller's own health checks).
   std::function<std::map<std::string, std::string>()> dependency_checks;
@@ -120,6 +123,9 @@ class RedPacketService {
   // io_contexts: a sweep of the Redis store waits for replies that only those loops deliver.
   // Idempotent; Stop() calls it too.
   void StopSweeper();
+  // Blocking: wakes the sweeper and returns once it has swept (with the parts' clock's "now").
+  // For tests that move a manual clock past an expiry; the sweeper must be running.
+  void SweepNow();
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   // For /readyz: every check ("store" and the dependency checks) with "ok" or what is wrong.
   // Ready when every check is "ok" except "mariadb_replica" (reads fall back to the primary).
@@ -148,6 +154,7 @@ class RedPacketService {
 
   ServiceOptions options_;
   ServiceParts parts_;
+  const domain::TimeSource& clock_;
   std::unique_ptr<store::PacketStore> store_;
   std::unique_ptr<LedgerWorker> writer_;  // creates, deposits
   std::unique_ptr<LedgerWorker> reader_;  // details, history, balance
@@ -158,6 +165,10 @@ class RedPacketService {
   std::mutex sweep_mutex_;
   std::condition_variable sweep_wake_;
   bool sweep_stop_ = false;
+  bool sweep_requested_ = false;  // SweepNow: sweep without waiting for the interval
+  bool sweeping_ = false;          // the sweeper is between its wake-up and ++sweeps_done_
+  std::uint64_t sweeps_done_ = 0;
+  std::condition_variable sweep_done_;
   std::thread sweeper_;
 };
 

@@ -56,24 +56,45 @@ Status SyncDirectory(int directory_fd, const std::filesystem::path& directory) {
 struct Journal::State {
   explicit State(Options journal_options) : options(std::move(journal_options)) {}
 
-  // Creates the segment whose first record will be `first_position` and makes it current. The
-  // directory is fsync'ed so that the new file's name survives a crash with its content.
+  // Tests stop or fail the process here (Options::step_hook); a no-op otherwise.
+  Status Step(RotationStep step) const {
+    return options.step_hook ? options.step_hook(step) : Status{};
+  }
+
+  // Ends the current segment at its last record and closes it. Why before the next segment is
+  // created: a closed segment then never ends in zeroed space, whatever the point of a crash
+  // (docs/decisions.md §19). Its records were fdatasync'ed after their batch; the fsync here
+  // makes the new size durable.
+  Status CloseCurrentSegment() {
+    Status step = Step(RotationStep::kTrimClosing);
+    if (step.ok() && ::ftruncate(segment_fd, static_cast<off_t>(segment_size)) != 0) {
+      step = MakeError(ErrorCode::kInternal,
+                       Errno("cannot trim the closing segment in", options.directory));
+    }
+    if (step.ok()) step = Step(RotationStep::kSyncClosing);
+    if (step.ok() && ::fsync(segment_fd) != 0) {
+      step = MakeError(ErrorCode::kInternal,
+                       Errno("cannot fsync the closing segment in", options.directory));
+    }
+    if (!step.ok()) return step;
+    ::close(segment_fd);
+    segment_fd = -1;
+    return {};
+  }
+
+  // Creates the (empty) segment whose first record will be `first_position` and makes it current.
+  // The directory is fsync'ed so that the new file's name survives a crash with its content.
   Status OpenNewSegment(std::uint64_t first_position) {
     const std::filesystem::path path = options.directory / format::SegmentFileName(first_position);
+    if (Status step = Step(RotationStep::kCreateNext); !step.ok()) return step;
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return MakeError(ErrorCode::kInternal, Errno("cannot create", path));
-    // The closing segment loses its unused zeroed space, durably: a closed segment must end at
-    // its last record (recovery treats anything else in a closed segment as damage).
-    if (segment_fd >= 0 && (::ftruncate(segment_fd, static_cast<off_t>(segment_size)) != 0 ||
-                            ::fsync(segment_fd) != 0)) {
-      ::close(fd);
-      return MakeError(ErrorCode::kInternal, Errno("cannot trim the closing segment in", options.directory));
-    }
-    if (Status synced = SyncDirectory(directory_fd, options.directory); !synced.ok()) {
+    Status synced = Step(RotationStep::kSyncDirectory);
+    if (synced.ok()) synced = SyncDirectory(directory_fd, options.directory);
+    if (!synced.ok()) {
       ::close(fd);
       return synced;
     }
-    if (segment_fd >= 0) ::close(segment_fd);  // already fdatasync'ed after its last batch
     segment_fd = fd;
     segment_size = 0;
     zeroed_until = 0;
@@ -82,14 +103,41 @@ struct Journal::State {
     return {};
   }
 
+  // Deletes the segment files of `paths`, oldest first, each deletion made durable (a directory
+  // fsync) before the next: a crash, even a power cut, leaves the newest of them and never a gap
+  // in the positions, which recovery would have to refuse. Counts in `removed` what is gone.
+  Status RemoveSegmentsInOrder(std::span<const std::filesystem::path> paths, int dir_fd,
+                               std::size_t& removed) const {
+    removed = 0;
+    for (const std::filesystem::path& path : paths) {
+      if (Status step = Step(RotationStep::kRemoveReleased); !step.ok()) return step;
+      std::error_code error;
+      std::filesystem::remove(path, error);
+      if (error) {
+        return MakeError(ErrorCode::kInternal,
+                         fmt::format("cannot remove {}: {}", path.string(), error.message()));
+      }
+      if (Status step = Step(RotationStep::kSyncAfterRemove); !step.ok()) return step;
+      if (Status synced = SyncDirectory(dir_fd, options.directory); !synced.ok()) return synced;
+      ++removed;
+    }
+    return {};
+  }
+
+  // A hook error in the write path is handled as a failed write or fsync there would be.
+  void StepOrFatal(RotationStep step) const {
+    if (Status result = Step(step); !result.ok()) Fatal(result.error().message);
+  }
+
   // Writes one batch to the current segment (rotating first if it is full) and fdatasyncs it.
   void WriteAndSync(std::span<const PositionedEvent> batch) {
-    if (segment_size >= options.segment_bytes) {
+    const bool rotating = segment_size >= options.segment_bytes;
+    if (rotating) {
       // Rotate between batches only: a batch never spans two segments, which is what lets
       // recovery tell a torn batch from damage (see journal_format.h).
-      if (Status opened = OpenNewSegment(batch.front().position); !opened.ok()) {
-        Fatal(opened.error().message);
-      }
+      Status rotated = CloseCurrentSegment();
+      if (rotated.ok()) rotated = OpenNewSegment(batch.front().position);
+      if (!rotated.ok()) Fatal(rotated.error().message);
     }
     buffer.resize(batch.size() * format::kRecordBytes);
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -99,10 +147,13 @@ struct Journal::State {
     // need not commit file-system metadata (size, extents), which halves its cost here
     // (docs/decisions.md). One chunk of zeros per kZeroChunkBytes of records pays that once.
     while (zeroed_until < segment_size + buffer.size()) {
+      if (rotating) StepOrFatal(RotationStep::kPreallocate);
       WriteAt(zeros().data(), kZeroChunkBytes, zeroed_until);
       zeroed_until += kZeroChunkBytes;
     }
+    if (rotating) StepOrFatal(RotationStep::kWriteFirstBatch);
     WriteAt(buffer.data(), buffer.size(), segment_size);
+    if (rotating) StepOrFatal(RotationStep::kSyncFirstBatch);
     if (::fdatasync(segment_fd) != 0) {
       // After a failed fsync the kernel may have dropped the dirty pages: retrying could report
       // success for data that is not on disk.
@@ -256,6 +307,7 @@ struct Journal::State {
   std::atomic<std::uint64_t> last_position{0};  // stored under `mutex`
   std::atomic<std::uint64_t> durable_position{0};
 
+  std::mutex release_mutex;                   // one ReleaseUpTo at a time
   std::mutex segments_mutex;                  // writer rotation vs ReleaseUpTo
   std::vector<std::uint64_t> segment_firsts;  // live segments, ascending; back() is current
 };
@@ -308,14 +360,30 @@ Result<std::vector<PositionedEvent>> Journal::Recover(std::uint64_t after_positi
         "journal: {} ends at position {} but the ledger applied up to {}; removing the "
         "applied segments",
         directory.string(), found_last, after_position);
-    for (const format::SegmentInfo& segment : segments) {
-      std::filesystem::remove(segment.path, error);
-      if (error) {
-        return MakeError(ErrorCode::kInternal, fmt::format("cannot remove {}: {}",
-                                                           segment.path.string(), error.message()));
-      }
+    std::vector<std::filesystem::path> paths;
+    for (const format::SegmentInfo& segment : segments) paths.push_back(segment.path);
+    std::size_t removed = 0;
+    if (Status status = state.RemoveSegmentsInOrder(paths, state.directory_fd, removed);
+        !status.ok()) {
+      return status.error();
     }
     segments.clear();
+  }
+
+  // A closed segment that still ends in zeroed space is a rotation cut short before its trim (by
+  // an older binary, which created the next segment first; see ScanJournal): finish it.
+  for (std::size_t i = 0; i + 1 < segments.size(); ++i) {
+    const format::SegmentInfo& closed = segments[i];
+    if (closed.valid_bytes == closed.file_bytes) continue;
+    spdlog::info("journal: trimming the zeroed space left at the end of closed segment {}",
+                 closed.path.string());
+    const int fd = ::open(closed.path.c_str(), O_WRONLY | O_CLOEXEC);
+    const bool trimmed =
+        fd >= 0 && ::ftruncate(fd, static_cast<off_t>(closed.valid_bytes)) == 0 && ::fsync(fd) == 0;
+    Status status =
+        trimmed ? Status{} : MakeError(ErrorCode::kInternal, Errno("cannot trim", closed.path));
+    if (fd >= 0) ::close(fd);
+    if (!status.ok()) return status.error();
   }
 
   if (segments.empty()) {
@@ -430,23 +498,32 @@ std::uint64_t Journal::batches_written() const {
 
 void Journal::ReleaseUpTo(std::uint64_t applied_position) {
   State& state = *state_;
-  std::lock_guard lock(state.segments_mutex);
-  // A segment's last position is the next segment's first minus one; the current segment (the
-  // last one) is never released: the writer appends to it.
-  std::size_t released = 0;
-  while (released + 1 < state.segment_firsts.size() &&
-         state.segment_firsts[released + 1] - 1 <= applied_position) {
-    const std::filesystem::path path =
-        state.options.directory / format::SegmentFileName(state.segment_firsts[released]);
-    std::error_code error;
-    std::filesystem::remove(path, error);
-    if (error) {
-      // Harmless: the events are applied, and replaying them changes nothing.
-      spdlog::warn("journal: cannot remove {}: {}", path.string(), error.message());
-      break;
+  std::lock_guard release_lock(state.release_mutex);
+  std::vector<std::filesystem::path> releasable;
+  {
+    // A segment's last position is the next segment's first minus one; the current segment (the
+    // last one) is never released: the writer appends to it.
+    std::lock_guard lock(state.segments_mutex);
+    for (std::size_t i = 0;
+         i + 1 < state.segment_firsts.size() && state.segment_firsts[i + 1] - 1 <= applied_position;
+         ++i) {
+      releasable.push_back(state.options.directory /
+                           format::SegmentFileName(state.segment_firsts[i]));
     }
-    ++released;
   }
+  if (releasable.empty()) return;
+  // Its own descriptor: the writer's may be closed by Stop() while the applier releases.
+  const int dir_fd = ::open(state.options.directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  std::size_t released = 0;
+  Status removed =
+      dir_fd < 0
+          ? Status(MakeError(ErrorCode::kInternal, Errno("cannot open", state.options.directory)))
+          : state.RemoveSegmentsInOrder(releasable, dir_fd, released);
+  if (dir_fd >= 0) ::close(dir_fd);
+  // Harmless: the events are applied, and replaying them changes nothing. The next call retries.
+  if (!removed.ok())
+    spdlog::warn("journal: releasing applied segments: {}", removed.error().message);
+  std::lock_guard lock(state.segments_mutex);
   state.segment_firsts.erase(state.segment_firsts.begin(),
                              state.segment_firsts.begin() + static_cast<std::ptrdiff_t>(released));
 }

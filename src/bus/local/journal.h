@@ -22,6 +22,21 @@ struct PositionedEvent {
   domain::LedgerEvent event;
 };
 
+// The steps that end one segment and begin the next, in the order the writer takes them, then
+// those of ReleaseUpTo. A crash before any of them leaves a journal that Recover() accepts
+// (docs/decisions.md §19); tests stop or fail the process at each through Options::step_hook.
+enum class RotationStep {
+  kTrimClosing,      // ftruncate the full segment to its last record (drops its zeroed space)
+  kSyncClosing,      // fsync it: the trim is durable before the next segment exists
+  kCreateNext,       // create journal-<next position>.log, empty
+  kSyncDirectory,    // fsync the directory: the new name is durable
+  kPreallocate,      // write the zeroed space ahead of the new segment's first batch
+  kWriteFirstBatch,  // write the first batch's records into it
+  kSyncFirstBatch,   // fdatasync them (its completions, the acknowledgements, run after)
+  kRemoveReleased,   // ReleaseUpTo: delete the oldest applied segment
+  kSyncAfterRemove,  // ReleaseUpTo: fsync the directory before deleting the next one
+};
+
 class Journal {
  public:
   struct Options {
@@ -32,6 +47,9 @@ class Journal {
     // of the previous one (never longer, never when the previous batch was a single event):
     // under a steady crowd it means fewer, fuller fsyncs; a lone request waits no extra time.
     std::chrono::microseconds gather_window{100};
+    // Tests only: called before each RotationStep, on the thread that takes it. A non-ok status
+    // is taken as that step's I/O error (what the journal does on a real one).
+    std::function<domain::Status(RotationStep)> step_hook;
   };
   using Completion = std::function<void()>;
   // Called on the completion thread after each durable batch, in position order (feeds the applier).
@@ -44,8 +62,9 @@ class Journal {
 
   // Blocking; call once before Start(). Opens or creates the directory, reads every segment,
   // truncates a torn tail (a short or corrupt record at the end of the last segment: it was never
-  // acknowledged), and returns the events with position > after_position in order. A corrupt
-  // record that is not at the tail is an error (never silently skipped).
+  // acknowledged) and the zeroed space a rotation cut short left in a closed segment, and returns
+  // the events with position > after_position in order. A corrupt record that is not at the tail
+  // is an error (never silently skipped).
   domain::Result<std::vector<PositionedEvent>> Recover(std::uint64_t after_position);
 
   // Starts the writer and completion threads.
@@ -66,7 +85,9 @@ class Journal {
   std::size_t queued_events() const;    // appended, not yet durable (a metric)
   std::uint64_t batches_written() const;  // fsyncs so far; events per fsync = positions / this
 
-  // Segments whose every event is <= applied_position are deleted (the ledger has them).
+  // Blocking (a directory fsync per deleted segment). Segments whose every event is
+  // <= applied_position are deleted, oldest first, each deletion durable before the next: a crash
+  // leaves the newest segments, never a gap. Call from one thread at a time.
   void ReleaseUpTo(std::uint64_t applied_position);
 
   // Blocking: writes and fsyncs everything queued, runs the completions, joins both threads.

@@ -107,13 +107,18 @@ Result<SegmentInfo> ScanSegment(SegmentInfo segment, bool is_last, std::uint64_t
           segment.path, offset,
           fmt::format("position {} where {} was expected", record->event.position, expected));
     }
-    if (!is_last) return Corrupt(segment.path, offset, "damaged record in a closed segment");
-    // The writer keeps zeroed space ahead of its records: an all-zero rest is the normal end.
+    // The writer keeps zeroed space ahead of its records: an all-zero rest is the normal end of
+    // the last segment. In a closed segment it is a rotation stopped before its trim (an older
+    // binary created the next segment first). Still unambiguous: ScanJournal checks that the next
+    // segment starts exactly at this one's next position, so zeros over acknowledged records
+    // would show as a gap there.
     if (std::all_of(data.begin() + static_cast<std::ptrdiff_t>(offset), data.end(),
                     [](std::byte b) { return b == std::byte{0}; })) {
       segment.zero_tail = true;
       break;
     }
+    // Rotation happens only after a batch's fdatasync returned: a closed segment has no torn tail.
+    if (!is_last) return Corrupt(segment.path, offset, "damaged record in a closed segment");
     // The writer starts a batch only after the previous one was fdatasync'ed, and a batch never
     // spans segments. So an intact batch start after the bad record proves the bad record was in
     // an earlier batch, one that was acknowledged: damage, not a torn write. Without one, every

@@ -55,7 +55,9 @@ struct JournalScan {
 // Reads every segment of `directory` in order without changing anything. Checks each record's
 // CRC and that positions run on without a gap within and across segments. A bad record in the
 // last segment is a torn tail (reported through valid_bytes) when no later record starts a write
-// batch; anything else is an error: it would be a damaged record that was acknowledged.
+// batch; an all-zero rest of any segment is its end (zero_tail; in a closed segment, a rotation
+// stopped before its trim, legal because the next segment must continue its positions); anything
+// else is an error: it would be a damaged record that was acknowledged.
 domain::Result<JournalScan> ScanJournal(const std::filesystem::path& directory,
                                         std::uint64_t after_position);
 

@@ -44,7 +44,7 @@ GrabResult Refusal(domain::GrabDecision decision) {
 
 class MemoryStore final : public PacketStore {
  public:
-  explicit MemoryStore(bus::EventSink& sink) : sink_(sink) {}
+  MemoryStore(bus::EventSink& sink, const domain::TimeSource& clock) : sink_(sink), clock_(clock) {}
 
   void Add(const ledger::PacketRecord& packet, StatusCallback done) override {
     AddNow(packet);
@@ -65,7 +65,7 @@ class MemoryStore final : public PacketStore {
       entry->grabbed_cents += grab.amount_cents;
     }
     if (packet.status == PacketStatus::kExhausted || packet.status == PacketStatus::kRefunded) {
-      entry->finished_at = domain::Clock::now();
+      entry->finished_at = clock_.Now();
     }
     Shard& shard = ShardOf(packet.packet_id);
     std::unique_lock lock(shard.mutex);
@@ -146,7 +146,7 @@ class MemoryStore final : public PacketStore {
     snapshot.remaining_count = entry->record.spec.count - static_cast<std::int64_t>(entry->grabs.size());
     snapshot.remaining_cents = entry->record.spec.total_cents - entry->grabbed_cents;
     // An open packet past its expiry is expired even before the sweeper gets to it.
-    if (snapshot.record.status == PacketStatus::kOpen && domain::Clock::now() >= snapshot.record.expires_at) {
+    if (snapshot.record.status == PacketStatus::kOpen && clock_.Now() >= snapshot.record.expires_at) {
       snapshot.record.status = PacketStatus::kExpired;
     }
     return snapshot;
@@ -238,13 +238,15 @@ class MemoryStore final : public PacketStore {
   }
 
   bus::EventSink& sink_;
+  const domain::TimeSource& clock_;
   std::array<Shard, kShards> shards_;
 };
 
 }  // namespace
 
-std::unique_ptr<PacketStore> MakeMemoryStore(bus::EventSink& sink) {
-  return std::make_unique<MemoryStore>(sink);
+std::unique_ptr<PacketStore> MakeMemoryStore(bus::EventSink& sink,
+                                             const domain::TimeSource& clock) {
+  return std::make_unique<MemoryStore>(sink, clock);
 }
 
 }  // namespace redpacket::store

@@ -6,10 +6,14 @@
 #include <memory>
 
 #include "bus/bus.h"
+#include "domain/clock.h"
 #include "store/store.h"
 
 namespace redpacket::store {
 
-std::unique_ptr<PacketStore> MakeMemoryStore(bus::EventSink& sink);
+// `clock` (which must outlive the store) dates finished packets and tells an open packet past its
+// expiry in a snapshot; grabs and sweeps are handed their "now" by the caller.
+std::unique_ptr<PacketStore> MakeMemoryStore(
+    bus::EventSink& sink, const domain::TimeSource& clock = domain::SystemTime());
 
 }  // namespace redpacket::store
