@@ -110,7 +110,8 @@ def main():
             command += ["--exclude-path", path]
         log(" ".join(command))
         started = time.monotonic()
-        result = subprocess.run(command, env=dict(os.environ, NO_COLOR="1"))
+        # In the report dir: schemathesis keeps a cache (.schemathesis/) in its working directory.
+        result = subprocess.run(command, env=dict(os.environ, NO_COLOR="1"), cwd=options.report_dir)
         log(f"schemathesis exit code {result.returncode} after {time.monotonic() - started:.0f} s")
         if result.returncode != 0:
             failures.append(f"schemathesis found failures (exit code {result.returncode})")
