@@ -72,7 +72,7 @@ def main():
     parser.add_argument("--binary", required=True)
     parser.add_argument("--source-dir", required=True)
     parser.add_argument("--report-dir", required=True)
-    parser.add_argument("--max-examples", type=int, default=25)
+    parser.add_argument("--max-examples", type=int, default=100)
     parser.add_argument("--seed", type=int, default=20261129)
     options = parser.parse_args()
 
