@@ -12,7 +12,8 @@ void OpsHandler::Handle(Request request, Responder respond) {
   const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics";
   if (!known) return respond(ErrorResponse(domain::ErrorCode::kNotFound, "no such route"));
   if (request.method != boost::beast::http::verb::get) {
-    Response response = ErrorResponse(domain::ErrorCode::kMethodNotAllowed, "method not allowed on this path; allowed: GET");
+    Response response = ErrorResponse(domain::ErrorCode::kMethodNotAllowed,
+                                      "method not allowed on this path; allowed: GET");
     response.allow = "GET";
     return respond(std::move(response));
   }

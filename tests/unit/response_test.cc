@@ -1,10 +1,10 @@
 // AppendWire: every response carries the security headers once, whatever its status, and the
 // headers that vary (Retry-After, Allow, Connection: close) only when asked for.
+#include "http/response.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
-
-#include "http/response.h"
 
 namespace redpacket::http {
 namespace {
