@@ -11,6 +11,7 @@ const char* ErrorName(ErrorCode code) {
     case ErrorCode::kInsufficientFunds: return "insufficient_funds";
     case ErrorCode::kForbidden: return "forbidden";
     case ErrorCode::kNotFound: return "not_found";
+    case ErrorCode::kMethodNotAllowed: return "method_not_allowed";
     case ErrorCode::kConflict: return "conflict";
     case ErrorCode::kIdempotencyConflict: return "idempotency_conflict";
     case ErrorCode::kGone: return "gone";
@@ -30,6 +31,7 @@ int HttpStatus(ErrorCode code) {
     case ErrorCode::kInsufficientFunds: return 402;
     case ErrorCode::kForbidden: return 403;
     case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kMethodNotAllowed: return 405;
     case ErrorCode::kConflict: return 409;
     case ErrorCode::kIdempotencyConflict: return 409;
     case ErrorCode::kGone: return 410;

@@ -15,6 +15,7 @@ enum class ErrorCode {
   kInsufficientFunds,  // 402
   kForbidden,          // 403
   kNotFound,           // 404
+  kMethodNotAllowed,   // 405: a known path, another method (with an Allow header)
   kConflict,           // 409
   kIdempotencyConflict,  // 409: a request_id reused for a different request
   kGone,               // 410

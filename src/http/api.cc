@@ -2,6 +2,7 @@
 // resolve the caller, call the service, and turn its result into JSON.
 #include "http/api.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "http/openapi.h"
 #include "http/token.h"
 
 namespace redpacket::http {
@@ -142,9 +144,18 @@ std::optional<std::int64_t> IntField(const json::object& body, std::string_view 
   return number;
 }
 
-// A string field of at most max_bytes; absent gives `fallback` (or an error when nullopt).
-std::optional<std::string> StringField(const json::object& body, std::string_view key, std::size_t min_bytes,
-                                       std::size_t max_bytes, std::optional<std::string> fallback,
+// Characters (Unicode code points) of valid UTF-8, as JSON Schema's minLength/maxLength count
+// them (docs/openapi.yaml): every byte but the continuation bytes 10xxxxxx.
+std::size_t CharacterCount(std::string_view utf8) {
+  return static_cast<std::size_t>(std::count_if(utf8.begin(), utf8.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+// A string field of min_chars to max_chars characters; absent gives `fallback` (or an error when
+// nullopt). The JSON parser has already refused invalid UTF-8.
+std::optional<std::string> StringField(const json::object& body, std::string_view key, std::size_t min_chars,
+                                       std::size_t max_chars, std::optional<std::string> fallback,
                                        const Reply& reply) {
   const json::value* value = body.if_contains(key);
   if (value == nullptr || value->is_null()) {
@@ -157,8 +168,9 @@ std::optional<std::string> StringField(const json::object& body, std::string_vie
     return std::nullopt;
   }
   const json::string& text = value->get_string();
-  if (text.size() < min_bytes || text.size() > max_bytes) {
-    reply.Error(ErrorCode::kBadRequest, fmt::format("{} must be {} to {} bytes", key, min_bytes, max_bytes));
+  const std::size_t length = CharacterCount(text);
+  if (length < min_chars || length > max_chars) {
+    reply.Error(ErrorCode::kBadRequest, fmt::format("{} must be {} to {} characters", key, min_chars, max_chars));
     return std::nullopt;
   }
   return std::string(text);
@@ -206,6 +218,7 @@ void HandleRoot(Call& call);
 void HandleHealth(Call& call);
 void HandleReady(Call& call);
 void HandleMetrics(Call& call);
+void HandleOpenApi(Call& call);
 void HandleCreateUser(Call& call);
 void HandleDeposit(Call& call);
 void HandleBalance(Call& call);
@@ -231,6 +244,7 @@ constexpr std::array kRoutes = {
     Route{verb::get, "/healthz", "healthz", Access::kPublic, Limit::kExempt, HandleHealth},
     Route{verb::get, "/readyz", "readyz", Access::kPublic, Limit::kExempt, HandleReady},
     Route{verb::get, "/metrics", "metrics", Access::kPublic, Limit::kExempt, HandleMetrics},
+    Route{verb::get, "/openapi.json", "openapi", Access::kPublic, Limit::kExempt, HandleOpenApi},
     Route{verb::post, "/v1/users", "create_user", Access::kAdmin, Limit::kPerCaller, HandleCreateUser},
     Route{verb::post, "/v1/users/{id}/deposit", "deposit", Access::kAdmin, Limit::kPerCaller, HandleDeposit},
     Route{verb::get, "/v1/users/{id}/balance", "balance", Access::kUser, Limit::kPerCaller, HandleBalance},
@@ -302,6 +316,12 @@ void HandleMetrics(Call& call) {
   MakeReply(call, MetricsOf(call))(std::move(response));
 }
 
+void HandleOpenApi(Call& call) {
+  Response response;
+  response.body = OpenApiJson();
+  MakeReply(call, MetricsOf(call))(std::move(response));
+}
+
 void HandleCreateUser(Call& call) {
   const Reply reply = MakeReply(call, MetricsOf(call));
   auto body = ParseBody(call, reply, false);
@@ -361,6 +381,11 @@ void HandleHistory(Call& call) {
     } else if (param.key == "limit") {
       if (!ParsePositive(param.value, 100, &limit)) return reply.Error(ErrorCode::kBadRequest, "limit must be 1 to 100");
     } else if (param.key == "cursor") {
+      // The ledgers' cursors are row ids; the description's pattern is ^[1-9][0-9]{0,17}$.
+      std::int64_t row = 0;
+      if (param.value.size() > 18 || param.value.starts_with('0') || !ParsePositive(param.value, kMaxPacketId, &row)) {
+        return reply.Error(ErrorCode::kBadRequest, "cursor must be the next_cursor of an earlier page");
+      }
       cursor = param.value;
     }
   }
@@ -405,6 +430,7 @@ void HandleCreatePacket(Call& call) {
   auto kind = StringField(*body, "kind", 1, 16, std::string("lucky"), reply);
   if (!kind) return;
   if (!domain::ParsePacketKind(*kind, &spec.kind)) return reply.Error(ErrorCode::kBadRequest, "kind must be lucky or equal");
+  // At most max_greeting_bytes characters here, and as many bytes (ValidatePacketSpec).
   auto greeting = StringField(*body, "greeting", 0, limits.max_greeting_bytes, std::string(), reply);
   if (!greeting) return;
   auto expires = IntField(*body, "expires_in_s", std::numeric_limits<std::int64_t>::min(),
@@ -516,7 +542,9 @@ void HandlePacket(Call& call) {
 // when no credential is given). Returns why a credential that is present is not valid, for a 401.
 std::optional<std::string_view> ResolveCaller(Call& call, const ApiOptions& options) {
   const std::string& authorization = call.request.authorization;
-  if (!authorization.empty()) {
+  // A credential that is sent must be valid, even an empty one: it is never silently replaced by
+  // X-User-Id (--dev) or by no caller at all.
+  if (call.request.has_authorization) {
     constexpr std::string_view kBearer = "Bearer ";
     if (authorization.size() <= kBearer.size() || !std::string_view(authorization).starts_with(kBearer)) {
       return "Authorization must be 'Bearer <token>'";
@@ -614,21 +642,28 @@ void Api::Handle(Request request, Responder respond) {
   Call call{this, kUnmatchedRoute, std::move(request), std::move(respond), SteadyClock::now(), {}, std::nullopt};
   const std::string_view path = call.request.path();
   const Route* route = nullptr;
-  bool path_known = false;
+  std::string allow;  // the methods of the routes of this path (the Allow header of a 405)
   for (std::size_t i = 0; i < kRoutes.size(); ++i) {
     std::array<std::string_view, 2> params{};
     if (!Match(kRoutes[i].pattern, path, params)) continue;
     if (kRoutes[i].access == Access::kDevOnly && !options_.dev) continue;
-    path_known = true;
-    if (kRoutes[i].method != call.request.method) continue;
+    if (kRoutes[i].method != call.request.method) {
+      if (!allow.empty()) allow += ", ";
+      allow += boost::beast::http::to_string(kRoutes[i].method);
+      continue;
+    }
     route = &kRoutes[i];
     call.route = i;
     call.params = params;
     break;
   }
   const Reply reply = MakeReply(call, *metrics_);
+  if (route == nullptr && allow.empty()) return reply.Error(ErrorCode::kNotFound, "no such endpoint");
   if (route == nullptr) {
-    return reply.Error(ErrorCode::kNotFound, path_known ? "method not allowed on this path" : "no such endpoint");
+    // A known path asked with another method: 405 naming the methods it has (RFC 9110 15.5.6).
+    Response response = ErrorResponse(ErrorCode::kMethodNotAllowed, "method not allowed on this path; allowed: " + allow);
+    response.allow = std::move(allow);
+    return reply(std::move(response));
   }
   if (route->access != Access::kPublic && !service_.ready()) {
     return reply.Error(ErrorCode::kUnavailable, "recovering: not ready yet");

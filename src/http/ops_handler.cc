@@ -9,8 +9,13 @@ namespace redpacket::http {
 
 void OpsHandler::Handle(Request request, Responder respond) {
   const std::string_view path = request.path();
+  const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics";
+  if (!known) return respond(ErrorResponse(domain::ErrorCode::kNotFound, "no such route"));
   if (request.method != boost::beast::http::verb::get) {
-    return respond(ErrorResponse(domain::ErrorCode::kNotFound, "no such route"));
+    Response response = ErrorResponse(domain::ErrorCode::kMethodNotAllowed,
+                                      "method not allowed on this path; allowed: GET");
+    response.allow = "GET";
+    return respond(std::move(response));
   }
   Response response;
   if (path == "/healthz") {

@@ -1,5 +1,6 @@
 // The operations endpoints of a process that serves no API (`redpacket worker`): GET /healthz,
-// GET /readyz (from a readiness function) and GET /metrics (Prometheus). Everything else is 404.
+// GET /readyz (from a readiness function) and GET /metrics (Prometheus). Another method on those is
+// 405, everything else 404.
 // Runs on the I/O threads; `ready` must not block. Thread-safe.
 #pragma once
 

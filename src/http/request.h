@@ -13,6 +13,7 @@ struct Request {
   boost::beast::http::verb method = boost::beast::http::verb::unknown;
   std::string target;  // path and query as sent
   std::string authorization;
+  bool has_authorization = false;  // the header was sent, even empty (then it is not valid: 401)
   std::string user_id_header;     // X-User-Id (accepted with --dev only)
   std::string request_id_header;  // X-Request-Id (echoed in logs)
   std::string body;

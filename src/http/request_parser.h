@@ -30,6 +30,7 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   void on_response_impl(int, string_view, int, error_code&) override {}
   void on_field_impl(field name, string_view name_string, string_view value, error_code&) override {
     if (name == field::authorization) {
+      request_.has_authorization = true;
       request_.authorization.assign(value.data(), value.size());
     } else if (name == field::unknown) {
       if (EqualsLower(name_string, "x-user-id")) request_.user_id_header.assign(value.data(), value.size());

@@ -1,4 +1,5 @@
-// Response serialization: the status line and fixed headers are constants, only Content-Length varies.
+// Response serialization: the status line and fixed headers (with the security headers) are
+// constants, only Content-Type, Content-Length and Retry-After vary.
 #include "http/response.h"
 
 #include <boost/json/serialize.hpp>
@@ -42,7 +43,9 @@ Response ErrorResponse(const domain::Error& error) { return ErrorResponse(error.
 
 void AppendWire(const Response& response, std::string& out) {
   out.append(StatusLine(response.status));
-  out.append("Server: redpacket\r\nContent-Type: ");
+  out.append("Server: redpacket\r\n");
+  out.append(kSecurityHeaders);
+  out.append("Content-Type: ");
   out.append(response.content_type);
   out.append("\r\nContent-Length: ");
   char digits[24];
@@ -52,6 +55,10 @@ void AppendWire(const Response& response, std::string& out) {
     out.append("\r\nRetry-After: ");
     end = fmt::format_to(digits, "{}", response.retry_after_s);
     out.append(digits, end);
+  }
+  if (!response.allow.empty()) {
+    out.append("\r\nAllow: ");
+    out.append(response.allow);
   }
   out.append(response.close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
   out.append(response.body);
