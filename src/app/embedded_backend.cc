@@ -22,7 +22,9 @@ void EmbeddedBackend::Start() {
     throw std::runtime_error(fmt::format("cannot create data directory {}: {}",
                                          options_.data_dir.string(), error.message()));
   }
-  worker_ledger_ = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name);
+  // The applier's writes wait behind creates and deposits that are waiting (a client waits
+  // for those; the applier's work is deferred).
+  worker_ledger_ = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name, true);
   if (auto status = worker_ledger_->Migrate(); !status) {
     throw std::runtime_error("cannot migrate the ledger: " + status.error().message);
   }
@@ -52,18 +54,13 @@ void EmbeddedBackend::Start() {
   worker_options.poll_wait = std::chrono::milliseconds(0);
   worker_options.batch_interval = options_.apply_interval;
   worker_options.background = true;
-  worker_options.apply_lock = &pending_.apply_lock();
   worker_ = std::make_unique<worker::Worker>(*source_, *worker_ledger_, worker_options,
                                              [this](std::span<const bus::ConsumedMessage> handled) {
-                                               std::vector<domain::LedgerEvent> events;
-                                               events.reserve(handled.size());
                                                std::uint64_t last = 0;
                                                for (const auto& message : handled) {
-                                                 if (message.event)
-                                                   events.push_back(*message.event);
                                                  last = std::max(last, message.offset);
                                                }
-                                               pending_.Remove(events);
+                                               pending_.Remove(last);
                                                if (last > applied_position_.load())
                                                  applied_position_.store(last);
                                              });
@@ -71,10 +68,9 @@ void EmbeddedBackend::Start() {
   // Recovery: every durable grab and refund the ledger has not applied yet is applied now (a
   // poison event is set aside, never a reason not to start).
   applied_position_ = applied;
+  pending_.Reset(applied);
   if (!recovered->empty()) {
-    std::vector<domain::LedgerEvent> events;
-    for (const auto& positioned : *recovered) events.push_back(positioned.event);
-    pending_.Add(events);
+    AddPending(*recovered);
     source_->Push(*recovered);
     worker_->Drain();
     spdlog::info("recovery: applied {} journal events", recovered->size());
@@ -82,14 +78,20 @@ void EmbeddedBackend::Start() {
   journal_->ReleaseUpTo(applied_position_.load());
 
   journal_->Start([this](std::span<const bus::PositionedEvent> durable) {
-    std::vector<domain::LedgerEvent> events;
-    events.reserve(durable.size());
-    for (const auto& positioned : durable) events.push_back(positioned.event);
-    pending_.Add(events);
+    AddPending(durable);
     source_->Push(durable);
   });
   worker_->Start();
   started_ = true;
+}
+
+void EmbeddedBackend::AddPending(std::span<const bus::PositionedEvent> durable) {
+  std::vector<service::PendingEvent> events;
+  events.reserve(durable.size());
+  for (const auto& positioned : durable) {
+    events.push_back({positioned.position, positioned.event.user_id, positioned.event.amount_cents});
+  }
+  pending_.Add(events);
 }
 
 service::ServiceParts EmbeddedBackend::MakeServiceParts() {

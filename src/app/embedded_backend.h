@@ -56,6 +56,8 @@ class EmbeddedBackend {
   bus::EventSink& sink() { return *sink_; }
 
  private:
+  // Durable events are pending credits until the worker applies them.
+  void AddPending(std::span<const bus::PositionedEvent> durable);
   std::filesystem::path LedgerFile() const { return options_.data_dir / "ledger.sqlite"; }
 
   EmbeddedOptions options_;

@@ -605,8 +605,14 @@ Api::Api(ApiOptions options, service::RedPacketService& service)
       metrics_(std::make_unique<Metrics>(RouteNames())),
       rate_limiter_({options_.rate_limit_per_s, options_.rate_limit_burst}) {
   auto stat = [&service](auto field) { return [&service, field] { return static_cast<double>(service.stats().*field); }; };
-  metrics_->AddGauge("redpacket_ledger_queue_depth", "Tasks waiting for the ledger writer thread",
+  metrics_->AddGauge("redpacket_ledger_queue_depth", "Creates, deposits and new users waiting for the next ledger batch",
                      stat(&service::ServiceStats::ledger_queue_depth));
+  metrics_->AddCounter("redpacket_ledger_write_batches_total",
+                       "Ledger transactions of creates, deposits and new users (one commit each); writes per commit = "
+                       "redpacket_ledger_writes_total / this",
+                       {}, stat(&service::ServiceStats::write_batches));
+  metrics_->AddCounter("redpacket_ledger_writes_total", "Creates, deposits and new users answered by the ledger writer",
+                       {}, stat(&service::ServiceStats::writes));
   metrics_->AddGauge("redpacket_packets_in_memory", "Open packets held by the hot-path store",
                      stat(&service::ServiceStats::packets_in_memory));
   metrics_->AddGauge("redpacket_packets_expired_total", "Packets this server's sweeper closed at expiry",

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "domain/packet.h"
@@ -71,6 +72,33 @@ struct HistoryPage {
   std::optional<std::string> next_cursor;  // opaque; absent on the last page
 };
 
+// The writes a LedgerWriter can group into one transaction (WriteBatch).
+struct CreateUserWrite {
+  std::string name;
+};
+struct DepositWrite {
+  UserId user_id = 0;
+  Cents amount_cents = 0;
+  std::string request_id;
+};
+struct CreatePacketWrite {
+  domain::PacketSpec spec;
+  std::vector<Cents> shares;
+  TimePoint created_at;
+  TimePoint expires_at;
+  std::string request_id;
+};
+using Write = std::variant<CreateUserWrite, DepositWrite, CreatePacketWrite>;
+// The answer to each Write, of the alternative with the same index.
+using WriteResult = std::variant<Result<UserRecord>, Result<Cents>, Result<PacketRecord>>;
+
+// A balance read together with the applied offsets of the same snapshot: the embedded server
+// adds the credits beyond those offsets (pending) without stopping the applier.
+struct BalanceSnapshot {
+  Cents balance_cents = 0;
+  domain::PartitionOffsets applied_offsets;  // empty when the ledger cannot tell
+};
+
 // What `redpacket audit` checks, read in one consistent snapshot.
 struct AuditFacts {
   Cents deposits_cents = 0;  // sum of all deposits
@@ -105,6 +133,13 @@ class LedgerReader {
 
   // 0 for a user never seen.
   virtual Result<Cents> Balance(UserId user_id) = 0;
+
+  // Balance() and the applied offsets read in one snapshot. The default reads the balance only.
+  virtual Result<BalanceSnapshot> BalanceWithOffsets(UserId user_id) {
+    auto balance = Balance(user_id);
+    if (!balance.ok()) return balance.error();
+    return BalanceSnapshot{*balance, {}};
+  }
 
   // Newest first; cursor is the next_cursor of the previous page (empty for the first page).
   // A malformed cursor is a 400.
@@ -149,6 +184,14 @@ class LedgerWriter {
                                             const std::vector<Cents>& shares, TimePoint created_at,
                                             TimePoint expires_at, std::string_view request_id) = 0;
 
+  // Group commit: each write of the batch runs as if alone (same rules and answers as
+  // CreateUser/Deposit/CreatePacket; one that fails changes nothing and does not fail the
+  // others; a later write sees the earlier ones, so a request_id repeated within the batch is
+  // answered as a repeat), and the writes that succeeded become durable together. An answer is
+  // final only when the call returns: if the shared commit fails, every write of the batch
+  // answers that error and none is applied. The default runs them one transaction each.
+  virtual std::vector<WriteResult> WriteBatch(std::span<const Write> writes);
+
   // In one transaction: applies each event exactly once (a grab is unique by (packet_id, user_id),
   // a refund by packet_id; a repeat is skipped, never credited twice), credits the account
   // (creating it if new), moves the packet to exhausted / refunded when that is what the events
@@ -165,5 +208,24 @@ class LedgerWriter {
 
 // Both sides on one connection (SQLite's file, MariaDB's primary).
 class Ledger : public LedgerWriter, public LedgerReader {};
+
+inline std::vector<WriteResult> LedgerWriter::WriteBatch(std::span<const Write> writes) {
+  std::vector<WriteResult> results;
+  results.reserve(writes.size());
+  for (const Write& write : writes) {
+    if (const auto* user = std::get_if<CreateUserWrite>(&write)) {
+      results.emplace_back(std::in_place_index<0>, CreateUser(user->name));
+    } else if (const auto* deposit = std::get_if<DepositWrite>(&write)) {
+      results.emplace_back(std::in_place_index<1>,
+                           Deposit(deposit->user_id, deposit->amount_cents, deposit->request_id));
+    } else {
+      const auto& packet = std::get<CreatePacketWrite>(write);
+      results.emplace_back(std::in_place_index<2>,
+                           CreatePacket(packet.spec, packet.shares, packet.created_at,
+                                        packet.expires_at, packet.request_id));
+    }
+  }
+  return results;
+}
 
 }  // namespace redpacket::ledger

@@ -18,25 +18,6 @@ using domain::MakeError;
 
 }  // namespace
 
-void PendingCredits::Add(std::span<const domain::LedgerEvent> events) {
-  std::lock_guard lock(mutex_);
-  for (const auto& event : events) cents_[event.user_id] += event.amount_cents;
-}
-
-void PendingCredits::Remove(std::span<const domain::LedgerEvent> events) {
-  std::lock_guard lock(mutex_);
-  for (const auto& event : events) {
-    auto it = cents_.find(event.user_id);
-    if (it != cents_.end() && (it->second -= event.amount_cents) == 0) cents_.erase(it);
-  }
-}
-
-Cents PendingCredits::Of(UserId user_id) const {
-  std::lock_guard lock(mutex_);
-  auto it = cents_.find(user_id);
-  return it == cents_.end() ? 0 : it->second;
-}
-
 RedPacketService::RedPacketService(ServiceOptions options, ServiceParts parts)
     : options_(std::move(options)),
       parts_(std::move(parts)),
@@ -60,7 +41,8 @@ void RedPacketService::Start() {
     for (const auto& packet : *unfinished) store_->Add(packet, nullptr);
     spdlog::info("recovery: {} unfinished packets in memory", unfinished->size());
   }
-  writer_ = std::make_unique<LedgerWorker>("rp-ledger-write", std::move(parts_.writer));
+  writer_ = std::make_unique<WriteBatcher>("rp-ledger-write", std::move(parts_.writer),
+                                           options_.max_batch_writes);
   reader_ = std::make_unique<LedgerWorker>("rp-ledger-read", std::move(parts_.reader));
   writer_->Start();
   reader_->Start();
@@ -137,16 +119,18 @@ void RedPacketService::SweepNow() {
 }
 
 void RedPacketService::CreateUser(std::string name, Callback<ledger::UserRecord> done) {
-  writer_->Post([name = std::move(name), done = std::move(done)](ledger::Ledger& ledger) {
-    done(ledger.CreateUser(name));
-  });
+  writer_->Post(ledger::CreateUserWrite{std::move(name)}, nullptr,
+                [done = std::move(done)](ledger::WriteResult result) {
+                  done(std::move(std::get<0>(result)));
+                });
 }
 
 void RedPacketService::Deposit(UserId user_id, Cents amount_cents, std::string request_id,
                                Callback<Cents> done) {
-  writer_->Post([=, request_id = std::move(request_id), done = std::move(done)](ledger::Ledger& ledger) {
-    done(ledger.Deposit(user_id, amount_cents, request_id));
-  });
+  writer_->Post(ledger::DepositWrite{user_id, amount_cents, std::move(request_id)}, nullptr,
+                [done = std::move(done)](ledger::WriteResult result) {
+                  done(std::move(std::get<1>(result)));
+                });
 }
 
 void RedPacketService::CreatePacket(domain::PacketSpec spec, std::string request_id,
@@ -154,25 +138,36 @@ void RedPacketService::CreatePacket(domain::PacketSpec spec, std::string request
   if (Status status = domain::ValidatePacketSpec(spec, options_.limits); !status) {
     return done(status.error());
   }
-  writer_->Post([this, spec = std::move(spec), request_id = std::move(request_id),
-                 done = std::move(done)](ledger::Ledger& ledger) {
-    const auto shares = domain::SplitShares(spec, domain::ThreadCryptoRandom());
-    const auto now = clock_.Now();
-    auto created = ledger.CreatePacket(spec, shares, now, now + std::chrono::seconds(spec.expires_in_s),
-                                       request_id);
-    // Only an open packet enters memory: a repeated request_id may return a packet that has
-    // since finished and been evicted, and loading it again would hand its shares out twice.
-    if (created && created->status == domain::PacketStatus::kOpen) {
-      if (created->shares.empty()) created->shares = shares;
-      auto record = std::make_shared<ledger::PacketRecord>(std::move(created.value()));
-      store_->Add(*record, [record, done = std::move(done)](Status added) {
-        if (!added) return done(added.error());
-        done(std::move(*record));
-      });
-      return;
-    }
-    done(std::move(created));
-  });
+  // The split runs on the writer's thread (a 1,000,000-share split must not stall an I/O
+  // thread); the completion keeps the shares for a ledger that answers without them.
+  auto shares = std::make_shared<std::vector<Cents>>();
+  auto prepare = [this, shares](ledger::Write& write) {
+    auto& create = std::get<ledger::CreatePacketWrite>(write);
+    create.shares = domain::SplitShares(create.spec, domain::ThreadCryptoRandom());
+    *shares = create.shares;
+    create.created_at = clock_.Now();
+    create.expires_at = create.created_at + std::chrono::seconds(create.spec.expires_in_s);
+  };
+  ledger::CreatePacketWrite write;
+  write.spec = std::move(spec);
+  write.request_id = std::move(request_id);
+  writer_->Post(std::move(write), std::move(prepare),
+                [this, shares, done = std::move(done)](ledger::WriteResult result) {
+                  auto created = std::move(std::get<2>(result));
+                  // Only an open packet enters memory: a repeated request_id may return a
+                  // packet that has since finished and been evicted, and loading it again
+                  // would hand its shares out twice.
+                  if (created && created->status == domain::PacketStatus::kOpen) {
+                    if (created->shares.empty()) created->shares = *shares;
+                    auto record = std::make_shared<ledger::PacketRecord>(std::move(created.value()));
+                    store_->Add(*record, [record, done](Status added) {
+                      if (!added) return done(added.error());
+                      done(std::move(*record));
+                    });
+                    return;
+                  }
+                  done(std::move(created));
+                });
 }
 
 void RedPacketService::Grab(PacketId packet_id, UserId user_id, GrabCallback done) {
@@ -249,17 +244,22 @@ void RedPacketService::GetPacketFromLedger(PacketId packet_id, Callback<store::P
 
 void RedPacketService::Balance(UserId user_id, Callback<BalanceView> done) {
   reader_->Post([this, user_id, done = std::move(done)](ledger::Ledger& ledger) {
-    BalanceView view{user_id, 0, 0};
-    // The worker applies a batch and removes it from the pending credits under the exclusive
-    // side of apply_lock: holding the shared side, an event is counted exactly once.
-    std::shared_lock<std::shared_mutex> lock;
-    if (parts_.pending) lock = std::shared_lock(parts_.pending->apply_lock());
-    auto balance = ledger.Balance(user_id);
-    if (!balance) return done(balance.error());
-    view.balance_cents = *balance;
-    if (parts_.pending) view.pending_cents = parts_.pending->Of(user_id);
-    lock = {};
-    done(view);
+    // The balance and the ledger's applied position come from one snapshot, and the pending
+    // credits are those beyond that position: no lock is shared with the applier, so a read
+    // never waits for its transaction, and each event counts once, in the balance or in pending.
+    constexpr int kAttempts = 8;
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+      auto snapshot = ledger.BalanceWithOffsets(user_id);
+      if (!snapshot) return done(snapshot.error());
+      if (!parts_.pending) return done(BalanceView{user_id, snapshot->balance_cents, 0});
+      const auto& offsets = snapshot->applied_offsets;
+      const std::uint64_t applied = offsets.contains(0) ? offsets.at(0) : 0;
+      if (auto pending = parts_.pending->Beyond(user_id, applied)) {
+        return done(BalanceView{user_id, snapshot->balance_cents, *pending});
+      }
+      // The applier committed twice while this read ran: a newer snapshot answers.
+    }
+    done(MakeError(ErrorCode::kUnavailable, "the balance is being updated; retry"));
   });
 }
 
@@ -285,6 +285,11 @@ void RedPacketService::CheckReady(std::function<void(Checks)> done) {
 ServiceStats RedPacketService::stats() const {
   ServiceStats stats;
   stats.ledger_queue_depth = writer_ ? writer_->queue_depth() : 0;
+  if (writer_) {
+    const WriteBatcher::Stats written = writer_->stats();
+    stats.write_batches = written.batches;
+    stats.writes = written.writes;
+  }
   stats.packets_in_memory = store_ ? store_->size() : 0;
   stats.packets_expired = expired_.load();
   return stats;

@@ -16,7 +16,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <span>
 #include <thread>
 #include <unordered_map>
@@ -25,6 +24,8 @@
 #include "domain/packet.h"
 #include "ledger/ledger.h"
 #include "service/ledger_worker.h"
+#include "service/pending_credits.h"
+#include "service/write_batcher.h"
 #include "store/store.h"
 
 namespace redpacket::service {
@@ -35,33 +36,19 @@ using domain::Result;
 using domain::Status;
 using domain::UserId;
 
-// Credits that are durable on the bus but not applied to the ledger yet, per user: the
-// balance's pending_cents. Embedded mode keeps it (the journal's durable listener adds, the
-// worker subtracts under `apply_lock`); a cluster server cannot know it locally.
-class PendingCredits {
- public:
-  void Add(std::span<const domain::LedgerEvent> events);
-  void Remove(std::span<const domain::LedgerEvent> events);
-  Cents Of(UserId user_id) const;
-  // Held exclusively by the worker while it applies a batch and calls Remove; held shared by a
-  // balance read, so ledger balance + pending never counts an event twice or not at all.
-  std::shared_mutex& apply_lock() { return apply_lock_; }
-
- private:
-  mutable std::mutex mutex_;
-  std::unordered_map<UserId, Cents> cents_;
-  std::shared_mutex apply_lock_;
-};
-
 struct ServiceOptions {
   domain::Limits limits;
   std::chrono::milliseconds sweep_interval{1000};
   // Finished packets stay in memory this long after the ledger has them (details stay hot).
   std::chrono::milliseconds finished_retention{60000};
+  // Creates, deposits and new users committed together at most (group commit).
+  std::size_t max_batch_writes = 1024;
 };
 
 struct ServiceStats {
-  std::size_t ledger_queue_depth = 0;
+  std::size_t ledger_queue_depth = 0;  // writes waiting for the next batch
+  std::uint64_t write_batches = 0;     // ledger transactions of creates, deposits, new users
+  std::uint64_t writes = 0;            // writes answered
   std::size_t packets_in_memory = 0;
   std::uint64_t packets_expired = 0;  // closed by this server's sweeper
 };
@@ -156,7 +143,7 @@ class RedPacketService {
   ServiceParts parts_;
   const domain::TimeSource& clock_;
   std::unique_ptr<store::PacketStore> store_;
-  std::unique_ptr<LedgerWorker> writer_;  // creates, deposits
+  std::unique_ptr<WriteBatcher> writer_;  // creates, deposits, new users (group commit)
   std::unique_ptr<LedgerWorker> reader_;  // details, history, balance
   std::atomic<std::uint64_t> expired_{0};
 

@@ -116,8 +116,6 @@ bool Worker::ApplyBatch(std::span<const bus::ConsumedMessage> batch) {
     const bus::PartitionOffsets offsets = OffsetsOf(handled);
     return WithRetry(
         [&]() -> Status {
-          std::unique_lock<std::shared_mutex> lock;
-          if (options_.apply_lock) lock = std::unique_lock(*options_.apply_lock);
           Status status = ledger_.ApplyEvents(some, offsets);
           if (status.ok()) {
             ++batches_;

@@ -11,7 +11,6 @@
 #include <functional>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <thread>
@@ -32,9 +31,6 @@ struct WorkerOptions {
   std::chrono::milliseconds retry_initial{50};  // backoff of transient errors, doubling...
   std::chrono::milliseconds retry_max{2000};    // ...up to this
   bool background = false;  // run the thread at nice 19 (embedded: the hot path comes first)
-  // When set, held exclusively while a batch is applied and `on_handled` runs, so a reader
-  // holding it shared sees the ledger and the caller's pending bookkeeping agree.
-  std::shared_mutex* apply_lock = nullptr;
 };
 
 struct WorkerStats {

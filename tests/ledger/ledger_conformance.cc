@@ -255,6 +255,72 @@ TEST_P(LedgerConformance, CreatePacketIsIdempotentPerRequestId) {
   ExpectConsistentAudit();
 }
 
+// Group commit: a batch of writes answers each one as if it ran alone. A failing write (402,
+// 409, a bad request) changes nothing and fails nothing else; a later write sees the earlier ones
+// (a request_id repeated inside the batch is answered as a repeat, a debit is checked against the
+// balance the earlier writes left).
+TEST_P(LedgerConformance, WriteBatchAnswersEachWriteAsIfAlone) {
+  auto create = [](UserId sender, const std::vector<Cents>& shares, std::string request_id) {
+    CreatePacketWrite write;
+    write.spec = Spec(sender, shares);
+    write.shares = shares;
+    write.created_at = domain::FromUnixMillis(kCreatedAtMillis);
+    write.expires_at = domain::FromUnixMillis(kCreatedAtMillis + 60'000);
+    write.request_id = std::move(request_id);
+    return Write(std::move(write));
+  };
+  const std::vector<Write> writes = {
+      DepositWrite{1, 100, "d-1"},
+      create(1, {30, 30}, "p-1"),       // 100 -> 40
+      create(1, {30, 30}, "p-1"),       // a repeat inside the batch: the same packet, no debit
+      create(1, {25, 25}, "p-2"),       // 40 < 50: 402, and nothing else fails
+      DepositWrite{1, 100, "d-1"},      // a repeat: the first answer (100), nothing credited
+      DepositWrite{1, 7, "d-1"},        // the same request_id, another amount: 409
+      DepositWrite{0, 5, ""},           // a bad request
+      create(1, {20, 20}, ""),          // 40 -> 0
+      CreateUserWrite{"carol"},
+      DepositWrite{2, 9, ""},
+  };
+  std::vector<WriteResult> results = ledger_->WriteBatch(writes);
+  ASSERT_EQ(results.size(), writes.size());
+  EXPECT_EQ(*std::get<1>(results[0]), 100);
+  auto& first = std::get<2>(results[1]);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto& repeat = std::get<2>(results[2]);
+  ASSERT_TRUE(repeat.ok()) << repeat.error().message;
+  EXPECT_EQ(repeat->packet_id, first->packet_id);
+  EXPECT_EQ(std::get<2>(results[3]).error().code, ErrorCode::kInsufficientFunds);
+  EXPECT_EQ(*std::get<1>(results[4]), 100);
+  EXPECT_EQ(std::get<1>(results[5]).error().code, ErrorCode::kIdempotencyConflict);
+  EXPECT_EQ(std::get<1>(results[6]).error().code, ErrorCode::kBadRequest);
+  auto& last = std::get<2>(results[7]);
+  ASSERT_TRUE(last.ok()) << last.error().message;
+  EXPECT_NE(last->packet_id, first->packet_id);
+  ASSERT_TRUE(std::get<0>(results[8]).ok());
+  EXPECT_EQ(*std::get<1>(results[9]), 9);
+
+  // After a restart (nothing cached): exactly what the answers said.
+  ledger_ = Open();
+  EXPECT_EQ(BalanceOf(1), 0);
+  EXPECT_EQ(BalanceOf(2), 9);
+  EXPECT_EQ(PacketOf(first->packet_id).shares, (std::vector<Cents>{30, 30}));
+  EXPECT_FALSE(ledger_->GetPacket(last->packet_id + 1)->has_value());
+  // The refused p-2 did not consume its request_id.
+  ASSERT_TRUE(ledger_->Deposit(1, 50, "").ok());
+  EXPECT_TRUE(TryCreatePacket(Spec(1, {25, 25}), {25, 25}, "p-2").ok());
+  ExpectConsistentAudit();
+}
+
+TEST_P(LedgerConformance, BalanceWithOffsetsReadsOneSnapshot) {
+  PacketRecord packet = CreatePacket(1, {10, 20});
+  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 7, 10, 1)}, At(3)).ok());
+  auto snapshot = Open()->BalanceWithOffsets(7);
+  ASSERT_TRUE(snapshot.ok()) << snapshot.error().message;
+  EXPECT_EQ(snapshot->balance_cents, 10);
+  // A ledger that records offsets reports them with the balance.
+  if (!snapshot->applied_offsets.empty()) EXPECT_EQ(snapshot->applied_offsets.at(0), 3u);
+}
+
 TEST_P(LedgerConformance, ApplyEventsIsExactlyOnce) {
   PacketRecord packet = CreatePacket(1, {10, 20, 30, 40, 50});
   const PacketId id = packet.packet_id;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <stdexcept>
 #include <utility>
 
@@ -21,6 +22,44 @@ bool IsRetryable(int code) {
 }
 
 }  // namespace
+
+// ---- WriteGate ----
+
+std::shared_ptr<WriteGate> WriteGate::For(const std::filesystem::path& file) {
+  static std::mutex registry_mutex;
+  static std::map<std::string, std::weak_ptr<WriteGate>> registry;
+  std::error_code error;
+  std::filesystem::path key = std::filesystem::weakly_canonical(file, error);
+  if (error) key = std::filesystem::absolute(file);
+  std::lock_guard lock(registry_mutex);
+  std::weak_ptr<WriteGate>& slot = registry[key.string()];
+  std::shared_ptr<WriteGate> gate = slot.lock();
+  if (!gate) {
+    gate = std::make_shared<WriteGate>();
+    slot = gate;
+  }
+  return gate;
+}
+
+void WriteGate::Acquire(bool background) {
+  std::unique_lock lock(mutex_);
+  if (background) {
+    released_.wait(lock, [this] { return !held_ && foreground_waiting_ == 0; });
+  } else {
+    ++foreground_waiting_;
+    released_.wait(lock, [this] { return !held_; });
+    --foreground_waiting_;
+  }
+  held_ = true;
+}
+
+void WriteGate::Release() {
+  {
+    std::lock_guard lock(mutex_);
+    held_ = false;
+  }
+  released_.notify_all();
+}
 
 // ---- Query ----
 
@@ -128,6 +167,7 @@ std::span<const std::byte> Query::Blob(int column) const {
 
 Connection::Connection(const std::filesystem::path& file, bool read_only)
     : file_(file), read_only_(read_only) {
+  if (!read_only) gate_ = WriteGate::For(file);
   const int flags =
       (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
       SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
@@ -199,13 +239,19 @@ Error Connection::LastError(std::string_view context) const {
 // ---- Transaction ----
 
 Result<Transaction> Transaction::Begin(Connection& connection, Mode mode) {
-  REDPACKET_SQLITE_TRY(
-      connection.Prepare(mode == Mode::kWrite ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED").Run());
-  return Transaction(&connection);
+  const bool gated = mode == Mode::kWrite;
+  if (gated) connection.AcquireWriteGate();
+  if (Status begun =
+          connection.Prepare(gated ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED").Run();
+      !begun.ok()) {
+    if (gated) connection.ReleaseWriteGate();
+    return begun.error();
+  }
+  return Transaction(&connection, gated);
 }
 
 Transaction::Transaction(Transaction&& other) noexcept
-    : connection_(std::exchange(other.connection_, nullptr)) {}
+    : connection_(std::exchange(other.connection_, nullptr)), gated_(other.gated_) {}
 
 Transaction::~Transaction() {
   if (connection_ != nullptr) Rollback();
@@ -219,15 +265,18 @@ Status Transaction::Commit() {
     // usable again.
     connection->Prepare("ROLLBACK").Run();
   }
+  if (gated_) connection->ReleaseWriteGate();
   return status;
 }
 
 void Transaction::Rollback() {
   // SQLite rolls back by itself after some errors (I/O, full disk); a second ROLLBACK would fail.
-  if (connection_->autocommit()) return;
-  if (Status status = connection_->Prepare("ROLLBACK").Run(); !status.ok()) {
-    spdlog::error("ledger rollback failed: {}", status.error().message);
+  if (!connection_->autocommit()) {
+    if (Status status = connection_->Prepare("ROLLBACK").Run(); !status.ok()) {
+      spdlog::error("ledger rollback failed: {}", status.error().message);
+    }
   }
+  if (gated_) connection_->ReleaseWriteGate();
 }
 
 }  // namespace redpacket::ledger::sqlite

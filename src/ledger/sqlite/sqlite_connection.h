@@ -5,10 +5,12 @@
 
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -32,6 +34,26 @@ using domain::Status;
   } while (false)
 
 class Connection;
+
+// Serializes, inside this process, the write transactions of every connection to one database
+// file. A waiter wakes the moment the holder finishes, where SQLite's busy handler sleeps (up
+// to 100 ms a try); and a foreground writer (creates, deposits: a client waits) goes before a
+// background one (the journal's applier) that is waiting. Other processes still meet SQLite's
+// own lock and busy timeout. Thread-safe.
+class WriteGate {
+ public:
+  // The one gate of `file` in this process (made on first use).
+  static std::shared_ptr<WriteGate> For(const std::filesystem::path& file);
+
+  void Acquire(bool background);
+  void Release();
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  bool held_ = false;
+  int foreground_waiting_ = 0;
+};
 
 // A cached prepared statement borrowed for one execution. Binds are positional in call order.
 // Reset and unbound when it goes out of scope, so no statement keeps a read snapshot open by
@@ -80,6 +102,15 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   bool read_only() const { return read_only_; }
+  // A background writer lets waiting foreground writers of this process go first.
+  void set_background_writer(bool background) { background_writer_ = background; }
+  // Around each write transaction (Transaction does it).
+  void AcquireWriteGate() {
+    if (gate_) gate_->Acquire(background_writer_);
+  }
+  void ReleaseWriteGate() {
+    if (gate_) gate_->Release();
+  }
   const std::filesystem::path& file() const { return file_; }
 
   // Prepares `sql` on first use and keeps it for the life of the connection.
@@ -106,6 +137,8 @@ class Connection {
 
   std::filesystem::path file_;
   bool read_only_;
+  bool background_writer_ = false;
+  std::shared_ptr<WriteGate> gate_;  // null for a read-only connection
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<sqlite3_stmt, StatementDeleter>, StringHash,
                      std::equal_to<>>
@@ -127,10 +160,11 @@ class Transaction {
   Status Commit();
 
  private:
-  explicit Transaction(Connection* connection) : connection_(connection) {}
+  Transaction(Connection* connection, bool gated) : connection_(connection), gated_(gated) {}
   void Rollback();
 
   Connection* connection_;
+  bool gated_;  // holds the connection's write gate until it ends
 };
 
 }  // namespace redpacket::ledger::sqlite

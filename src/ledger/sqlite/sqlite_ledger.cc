@@ -146,11 +146,108 @@ class SqliteLedger final : public Ledger {
                                   ? std::string(kAppliedPositionKey)
                                   : fmt::format("{}:{}", kAppliedPositionKey, journal_name)) {}
 
+  void set_background_writer(bool background) { connection_.set_background_writer(background); }
+
   Status Migrate() override { return sqlite::MigrateSchema(connection_); }
 
   Result<UserRecord> CreateUser(std::string_view name) override {
+    return InOwnTransaction([&] { return CreateUserIn(name); });
+  }
+
+  Result<Cents> Deposit(UserId user_id, Cents amount_cents, std::string_view request_id) override {
+    return InOwnTransaction([&] { return DepositIn(user_id, amount_cents, request_id); });
+  }
+
+  Result<PacketRecord> CreatePacket(const domain::PacketSpec& spec,
+                                    const std::vector<Cents>& shares, TimePoint created_at,
+                                    TimePoint expires_at, std::string_view request_id) override {
+    return InOwnTransaction(
+        [&] { return CreatePacketIn(spec, shares, created_at, expires_at, request_id); });
+  }
+
+  std::vector<WriteResult> WriteBatch(std::span<const Write> writes) override {
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
+    if (!transaction.ok()) return FailAll(writes, transaction.error());
+    std::vector<WriteResult> results;
+    results.reserve(writes.size());
+    // Each write inside its own savepoint: one that fails (402, 409, a bad request) is rolled
+    // back alone, and the next one starts from exactly what the earlier ones left.
+    for (const Write& write : writes) {
+      if (Status begun = connection_.Prepare("SAVEPOINT write").Run(); !begun.ok()) {
+        return FailAll(writes, begun.error());
+      }
+      WriteResult result = RunWrite(write);
+      const bool ok = std::visit([](const auto& answer) { return answer.ok(); }, result);
+      Status closed = ok ? Status() : connection_.Prepare("ROLLBACK TO write").Run();
+      if (closed.ok()) closed = connection_.Prepare("RELEASE write").Run();
+      // SQLite may have rolled the whole transaction back by itself (I/O error, full disk): the
+      // savepoint is gone and so is every earlier write of the batch.
+      if (!closed.ok()) return FailAll(writes, closed.error());
+      results.push_back(std::move(result));
+    }
+    // One commit (one fsync) for the whole batch. If it fails, no write is durable: none may
+    // be answered as if it were.
+    if (Status committed = transaction->Commit(); !committed.ok()) {
+      return FailAll(writes, committed.error());
+    }
+    return results;
+  }
+
+  Result<BalanceSnapshot> BalanceWithOffsets(UserId user_id) override {
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kRead);
+    if (!transaction.ok()) return transaction.error();
+    auto balance = SelectInt(connection_.Prepare(kSelectBalance).Bind(user_id), 0);
+    if (!balance.ok()) return balance.error();
+    auto offsets = ReadAppliedOffsets();
+    if (!offsets.ok()) return offsets.error();
+    REDPACKET_SQLITE_TRY(transaction->Commit());
+    return BalanceSnapshot{*balance, std::move(*offsets)};
+  }
+
+ private:
+  // Runs `write` inside the caller's transaction.
+  WriteResult RunWrite(const Write& write) {
+    if (const auto* user = std::get_if<CreateUserWrite>(&write)) {
+      return WriteResult(std::in_place_index<0>, CreateUserIn(user->name));
+    }
+    if (const auto* deposit = std::get_if<DepositWrite>(&write)) {
+      return WriteResult(std::in_place_index<1>,
+                         DepositIn(deposit->user_id, deposit->amount_cents, deposit->request_id));
+    }
+    const auto& packet = std::get<CreatePacketWrite>(write);
+    return WriteResult(std::in_place_index<2>,
+                       CreatePacketIn(packet.spec, packet.shares, packet.created_at,
+                                      packet.expires_at, packet.request_id));
+  }
+
+  // The answer `error` of the kind `write` expects.
+  static WriteResult Failed(const Write& write, const Error& error) {
+    switch (write.index()) {
+      case 0: return WriteResult(std::in_place_index<0>, error);
+      case 1: return WriteResult(std::in_place_index<1>, error);
+      default: return WriteResult(std::in_place_index<2>, error);
+    }
+  }
+
+  static std::vector<WriteResult> FailAll(std::span<const Write> writes, const Error& error) {
+    std::vector<WriteResult> results;
+    results.reserve(writes.size());
+    for (const Write& write : writes) results.push_back(Failed(write, error));
+    return results;
+  }
+
+  // One write transaction around `body`: committed when it succeeds, rolled back otherwise.
+  template <class Body>
+  auto InOwnTransaction(Body body) -> decltype(body()) {
     auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
     if (!transaction.ok()) return transaction.error();
+    auto result = body();
+    if (!result.ok()) return result;
+    REDPACKET_SQLITE_TRY(transaction->Commit());
+    return result;
+  }
+
+  Result<UserRecord> CreateUserIn(std::string_view name) {
     auto last = SelectInt(connection_.Prepare("SELECT coalesce(max(user_id), 0) FROM accounts"), 0);
     if (!last.ok()) return last.error();
     if (*last >= domain::kMaxUserId) {
@@ -162,17 +259,14 @@ class SqliteLedger final : public Ledger {
             .Bind(user.user_id)
             .Bind(name)
             .Run());
-    REDPACKET_SQLITE_TRY(transaction->Commit());
     return user;
   }
 
-  Result<Cents> Deposit(UserId user_id, Cents amount_cents, std::string_view request_id) override {
+  Result<Cents> DepositIn(UserId user_id, Cents amount_cents, std::string_view request_id) {
     if (user_id < 1 || user_id > domain::kMaxUserId) {
       return MakeError(ErrorCode::kBadRequest, "user_id out of range");
     }
     if (amount_cents < 1) return MakeError(ErrorCode::kBadRequest, "amount_cents must be positive");
-    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
-    if (!transaction.ok()) return transaction.error();
     if (!request_id.empty()) {
       auto first = FindIdempotent(user_id, request_id, kDepositKind,
                                   codec::DepositFingerprint(amount_cents));
@@ -198,16 +292,13 @@ class SqliteLedger final : public Ledger {
       REDPACKET_SQLITE_TRY(RecordIdempotent(user_id, request_id, kDepositKind, new_balance,
                                             codec::DepositFingerprint(amount_cents)));
     }
-    REDPACKET_SQLITE_TRY(transaction->Commit());
     return new_balance;
   }
 
-  Result<PacketRecord> CreatePacket(const domain::PacketSpec& spec,
-                                    const std::vector<Cents>& shares, TimePoint created_at,
-                                    TimePoint expires_at, std::string_view request_id) override {
+  Result<PacketRecord> CreatePacketIn(const domain::PacketSpec& spec,
+                                      const std::vector<Cents>& shares, TimePoint created_at,
+                                      TimePoint expires_at, std::string_view request_id) {
     REDPACKET_SQLITE_TRY(CheckShares(spec, shares));
-    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
-    if (!transaction.ok()) return transaction.error();
     if (!request_id.empty()) {
       auto first = FindIdempotent(spec.sender_id, request_id, kCreatePacketKind,
                                   codec::PacketFingerprint(spec));
@@ -269,9 +360,10 @@ class SqliteLedger final : public Ledger {
           RecordIdempotent(spec.sender_id, request_id, kCreatePacketKind, packet.packet_id,
                            codec::PacketFingerprint(spec)));
     }
-    REDPACKET_SQLITE_TRY(transaction->Commit());
     return packet;
   }
+
+ public:
 
   Status ApplyEvents(std::span<const LedgerEvent> events,
                      const domain::PartitionOffsets& applied) override {
@@ -674,8 +766,10 @@ class SqliteLedger final : public Ledger {
 }  // namespace
 
 std::unique_ptr<Ledger> OpenSqliteLedger(const std::filesystem::path& file, bool read_only,
-                                         std::string_view journal_name) {
-  return std::make_unique<SqliteLedger>(file, read_only, journal_name);
+                                         std::string_view journal_name, bool background_writer) {
+  auto ledger = std::make_unique<SqliteLedger>(file, read_only, journal_name);
+  ledger->set_background_writer(background_writer);
+  return ledger;
 }
 
 }  // namespace redpacket::ledger

@@ -13,7 +13,10 @@ namespace redpacket::ledger {
 // when the file cannot be opened (startup error). read_only: for audit. journal_name: whose
 // applied position ApplyEvents/AppliedPosition/ReadAuditFacts use ("": the embedded server's
 // journal; cluster-mode servers sharing one ledger file each name their own journal).
+// background_writer: its write transactions let this process's other writers of the same file
+// go first when both wait (the journal's applier, behind creates and deposits).
 std::unique_ptr<Ledger> OpenSqliteLedger(const std::filesystem::path& file, bool read_only = false,
-                                         std::string_view journal_name = {});
+                                         std::string_view journal_name = {},
+                                         bool background_writer = false);
 
 }  // namespace redpacket::ledger
