@@ -48,7 +48,7 @@ namespace {
 TEST(HarnessE2E, SanitizerReportFindsEachSanitizersFirstLine) {
   EXPECT_EQ(SanitizerReport("[info] listening on http://127.0.0.1:1\n[info] stopped\n"), "");
   EXPECT_EQ(SanitizerReport("a\n==7==ERROR: AddressSanitizer: heap-buffer-overflow\n#0 x\n"),
-            "==7==ERROR: AddressSanitizer: heap-buffer-overflow\n#0 x");
+            "==7==ERROR: AddressSanitizer: heap-buffer-overflow\n#0 x\n");
   EXPECT_NE(SanitizerReport("src/x.cc:3:5: runtime error: signed integer overflow\n"), "");
   EXPECT_NE(SanitizerReport("==1==ERROR: LeakSanitizer: detected memory leaks\n"), "");
   EXPECT_NE(SanitizerReport("WARNING: ThreadSanitizer: data race (pid=5)\n"), "");
