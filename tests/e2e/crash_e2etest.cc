@@ -64,17 +64,23 @@ void Record(const GrabStorm::Result& result, std::map<std::int64_t, GrabRecord>&
 }
 
 TEST(CrashE2E, KillNineMidStampedeLosesNoAcknowledgedGrab) {
-  constexpr std::int64_t kShares = 2000;
-  constexpr std::int64_t kTotalCents = 400000;
+  // Under the sanitizers the polling thread that kills the server can be late by hundreds of
+  // grabs (64 instrumented client threads on the same cores): more shares, so that each round's
+  // kill still lands mid-stampede.
+  const std::int64_t kShares = 2000 * Slowdown();
+  const std::int64_t kTotalCents = 200 * kShares;
   constexpr int kRounds = 3;
   constexpr std::size_t kGrabsBeforeKill = 300;  // per round: the kill lands mid-stampede
-  ServerProcess server({"--max-count", "5000", "--max-total-cents", "1000000"});
+  ServerProcess server({"--max-count", std::to_string(2 * kShares), "--max-total-cents",
+                        std::to_string(2 * kTotalCents)});
   server.Start();
   std::string packet;
   {
     ApiClient api(server);
     const std::int64_t sender = api.CreateFundedUser("sender", kTotalCents);
-    packet = api.CreatePacket(sender, R"({"total_cents":400000,"count":2000,"kind":"lucky"})");
+    packet = api.CreatePacket(
+        sender, json::serialize(json::object{
+                    {"total_cents", kTotalCents}, {"count", kShares}, {"kind", "lucky"}}));
   }
 
   std::atomic<std::int64_t> next_user{100000};

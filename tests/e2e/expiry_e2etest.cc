@@ -95,8 +95,14 @@ TEST(ExpiryE2E, GrabsRacingExpiryAddUpWithTheRefund) {
   server.Start();
   ApiClient api(server);
   const std::int64_t sender = api.CreateFundedUser("sender", 10000000);
-  const std::string packet = api.CreatePacket(
-      sender, R"({"total_cents":10000000,"count":1000000,"kind":"lucky","expires_in_s":1})");
+  // Expiry counts from the request, and creating the packet splits it first: under the
+  // sanitizers (slower splits, fewer grabs a second) fewer shares and a later expiry, so that the
+  // packet is still open when the storm starts and still holds shares when it expires.
+  const json::object body{{"total_cents", 10000000},
+                          {"count", 1000000 / Slowdown()},
+                          {"kind", "lucky"},
+                          {"expires_in_s", Slowdown()}};
+  const std::string packet = api.CreatePacket(sender, json::serialize(body));
   std::atomic<std::int64_t> next_user{100000};
   GrabStorm storm(server, packet, 16, next_user);  // runs until the packet says 410
   const GrabStorm::Result result = storm.Join();

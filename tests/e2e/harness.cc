@@ -13,6 +13,7 @@
 
 #include <latch>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -29,7 +30,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kBinary = REDPACKET_BINARY;
-constexpr milliseconds kReadyTimeout(20000);
+constexpr milliseconds kReadyTimeout(20000);  // Scaled
 constexpr milliseconds kPollInterval(20);
 
 int ExitCodeOf(int wait_status) {
@@ -83,6 +84,34 @@ std::string LastLines(const std::string& text, std::size_t lines) {
 
 }  // namespace
 
+int Slowdown() {
+#if defined(__SANITIZE_THREAD__)
+  return 8;
+#elif defined(__SANITIZE_ADDRESS__)
+  return 3;
+#else
+  return 1;
+#endif
+}
+
+std::string SanitizerReport(const std::string& text) {
+  // What each sanitizer prints first: "ERROR: AddressSanitizer: ...", "ERROR: LeakSanitizer: ...",
+  // "<file>:<line>:<column>: runtime error: ..." (UBSan), "WARNING: ThreadSanitizer: ...".
+  static constexpr std::string_view kMarkers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                                  ": runtime error: ", "ThreadSanitizer: ",
+                                                  "SUMMARY: UndefinedBehaviorSanitizer"};
+  std::size_t first = std::string::npos;
+  for (std::string_view marker : kMarkers) first = std::min(first, text.find(marker));
+  if (first == std::string::npos) return {};
+  const std::size_t line_start = text.rfind('\n', first);
+  const std::size_t begin = line_start == std::string::npos ? 0 : line_start + 1;
+  std::size_t end = begin;
+  for (int lines = 0; lines < 80 && end != std::string::npos; ++lines) {
+    end = text.find('\n', end + 1);
+  }
+  return text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
 CommandResult RunRedpacket(const std::vector<std::string>& arguments, milliseconds timeout) {
   std::vector<std::string> all{kBinary};
   all.insert(all.end(), arguments.begin(), arguments.end());
@@ -96,7 +125,7 @@ CommandResult RunRedpacket(const std::vector<std::string>& arguments, millisecon
   close(pipe_fds[1]);
 
   CommandResult result;
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = Clock::now() + Scaled(timeout);
   char chunk[4096];
   while (Clock::now() < deadline) {
     pollfd entry{pipe_fds[0], POLLIN, 0};
@@ -115,6 +144,11 @@ CommandResult RunRedpacket(const std::vector<std::string>& arguments, millisecon
   }
   waitpid(pid, &status, 0);
   result.exit_code = ExitCodeOf(status);
+  const std::string report = SanitizerReport(result.output);
+  if (!report.empty()) {
+    ADD_FAILURE() << "redpacket " << (arguments.empty() ? "" : arguments[0])
+                  << ": a sanitizer report:\n" << report;
+  }
   return result;
 }
 
@@ -137,6 +171,11 @@ ServerProcess::~ServerProcess() {
   if (pid_ > 0) {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
+  }
+  const std::string report = SanitizerReport(Log());
+  if (!report.empty()) {
+    ADD_FAILURE() << "a sanitizer report in the server log " << log_file_.string() << ":\n"
+                  << report;
   }
   // Unwinding from an exception: the test is failing, GoogleTest just does not know it yet.
   if (::testing::Test::HasFailure() || std::uncaught_exceptions() > 0) {
@@ -193,7 +232,7 @@ void ServerProcess::Start() {
   // The port comes from the "listening on" line (--port 0); ready once /readyz says 200.
   static const std::regex kListening(R"(listening on http://127\.0\.0\.1:(\d+))");
   std::unique_ptr<http::Client> client;
-  const auto deadline = Clock::now() + kReadyTimeout;
+  const auto deadline = Clock::now() + Scaled(kReadyTimeout);
   while (Clock::now() < deadline) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -213,7 +252,9 @@ void ServerProcess::Start() {
     if (client && client->Get("/readyz").status == 200) return;
     std::this_thread::sleep_for(kPollInterval);
   }
-  throw std::runtime_error("the server was not ready within 20 s; log:\n" + LastLines(Log(), 50));
+  throw std::runtime_error("the server was not ready within " +
+                           std::to_string(Scaled(kReadyTimeout).count()) + " ms; log:\n" +
+                           LastLines(Log(), 50));
 }
 
 void ServerProcess::SendTerminate() {
@@ -223,6 +264,7 @@ void ServerProcess::SendTerminate() {
 
 int ServerProcess::WaitForExit(milliseconds timeout) {
   if (pid_ <= 0) throw std::runtime_error("WaitForExit: the server is not running");
+  timeout = Scaled(timeout);
   const auto deadline = Clock::now() + timeout;
   int status = 0;
   while (Clock::now() < deadline) {
@@ -426,7 +468,7 @@ void WaitForPacketStatus(ApiClient& api, const std::string& packet_id, std::stri
         *details = api.GetPacket(packet_id);
         return details->at("status").as_string() == status;
       },
-      milliseconds(15000), milliseconds(50)))
+      Scaled(milliseconds(15000)), milliseconds(50)))
       << "not " << status << ": " << json::serialize(*details);
 }
 

@@ -2,6 +2,9 @@
 // a free port, stderr to a log file printed when a test fails), talks HTTP to it, stops it with
 // SIGTERM or SIGKILL, restarts it on the same data dir, and runs `redpacket audit`.
 // Setup failures throw std::runtime_error (GoogleTest reports them as test failures).
+// Under the sanitizers (the debug and tsan presets) the server is that build's sanitized binary,
+// it inherits ASAN_OPTIONS/UBSAN_OPTIONS/TSAN_OPTIONS from ctest, and a sanitizer report in its
+// log or in a command's output fails the test (even when the server is SIGKILLed afterwards).
 #pragma once
 
 #include <sys/types.h>
@@ -30,13 +33,24 @@ namespace json = boost::json;
 using Headers = std::map<std::string, std::string>;
 using std::chrono::milliseconds;
 
+// How many times slower than the release build this build runs the server: 1, 3 under ASan and
+// UBSan, 8 under TSan. The harness's own waits are multiplied by it; a test's generous bounds
+// (never the ones it asserts as a property, like a deadline that must pass) can use Scaled().
+int Slowdown();
+inline milliseconds Scaled(milliseconds bound) { return bound * Slowdown(); }
+
+// The first sanitizer report in `text` (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer
+// "runtime error", ThreadSanitizer) with the lines after it, or "" when there is none.
+std::string SanitizerReport(const std::string& text);
+
 // The output and exit code of a finished `redpacket <subcommand>`.
 struct CommandResult {
   int exit_code = -1;  // 128 + signal when killed by a signal
   std::string output;  // stdout and stderr, interleaved
 };
 
-// Runs the redpacket binary with `arguments` and waits (at most `timeout`). Blocks.
+// Runs the redpacket binary with `arguments` and waits (at most Scaled(timeout)). Blocks. A
+// sanitizer report in its output is a test failure.
 CommandResult RunRedpacket(const std::vector<std::string>& arguments,
                            milliseconds timeout = milliseconds(60000));
 
@@ -52,19 +66,20 @@ class ServerProcess {
   // `redpacket worker --host 127.0.0.1 --port 0 --log-level info <flags>` (cluster mode): its
   // port serves /readyz and /metrics.
   static std::unique_ptr<ServerProcess> Worker(std::vector<std::string> flags);
-  // SIGKILLs a server still running. Removes the temp dir, or keeps it and prints the log's
-  // tail when the test has failed.
+  // SIGKILLs a server still running. A sanitizer report in the log fails the test. Removes the
+  // temp dir, or keeps it and prints the log's tail when the test has failed.
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
-  // Starts (or restarts, on the same data dir) and waits until GET /readyz answers 200 (20 s).
+  // Starts (or restarts, on the same data dir) and waits until GET /readyz answers 200 (20 s,
+  // Scaled).
   void Start();
-  // SIGTERM, then waits for the exit (30 s; SIGKILL after that). Returns the exit code.
+  // SIGTERM, then waits for the exit (30 s, Scaled; SIGKILL after that). Returns the exit code.
   int Stop();
   // Sends SIGTERM and returns at once; WaitForExit() collects the exit code.
   void SendTerminate();
-  int WaitForExit(milliseconds timeout = milliseconds(30000));
+  int WaitForExit(milliseconds timeout = milliseconds(30000));  // Scaled
   // SIGKILL and reap: the crash case.
   void Kill();
   // The exit code if the process has ended on its own (a crash: 128 + signal), nullopt while it
@@ -223,7 +238,7 @@ void TallyGrabs(const std::vector<Reply>& replies, std::int64_t first_user, cons
 void ExpectEveryShareTakenOnce(const StampedeTally& tally, int clients, std::int64_t shares,
                                std::int64_t total_cents);
 
-// Polls GET /v1/packets/{id} (50 ms apart, 15 s at most) until its status is `status`; `details`
+// Polls GET /v1/packets/{id} (50 ms apart, Scaled(15 s) at most) until its status is `status`; `details`
 // holds the last answer. Fatal on timeout: use under ASSERT_NO_FATAL_FAILURE.
 void WaitForPacketStatus(ApiClient& api, const std::string& packet_id, std::string_view status,
                          json::object* details);
