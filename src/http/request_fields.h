@@ -51,7 +51,7 @@ domain::Result<CreatePacketFields> ParseCreatePacket(std::string_view body, cons
 struct HistoryQuery {
   ledger::HistoryKind kind = ledger::HistoryKind::kReceived;
   std::int64_t limit = 50;
-  std::string cursor;
+  std::string cursor;  // as sent: still percent-encoded, as the ledger handed it out
 };
 domain::Result<HistoryQuery> ParseHistoryQuery(std::string_view query);
 
