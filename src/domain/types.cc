@@ -43,12 +43,13 @@ TimePoint FromUnixMillis(std::int64_t millis) {
 
 std::string FormatTime(TimePoint time) {
   const std::int64_t millis = ToUnixMillis(time);
-  std::time_t seconds = static_cast<std::time_t>(millis / 1000);
+  // Floor, not truncation: 1969-12-31T23:59:59.500Z is -500 ms, second -1 and 500 ms into it.
+  const std::int64_t fraction = ((millis % 1000) + 1000) % 1000;
+  std::time_t seconds = static_cast<std::time_t>((millis - fraction) / 1000);
   std::tm utc{};
   gmtime_r(&seconds, &utc);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900,
-                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                     millis % 1000);
+                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, fraction);
 }
 
 namespace {
@@ -118,7 +119,13 @@ std::optional<TimePoint> ParseTime(std::string_view text) {
   const std::int64_t seconds_since_epoch =
       static_cast<std::int64_t>(days) * 86400 + hour * 3600 + minute * 60 + second -
       offset_minutes * 60;
-  return FromUnixMillis(seconds_since_epoch * 1000 + millis);
+  // A TimePoint counts nanoseconds in an int64: it holds 1677-09-21 to 2262-04-11. Beyond, the
+  // conversion would overflow, so such a time is refused like a malformed one.
+  constexpr std::int64_t kMaxMillis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration::max()).count();
+  const std::int64_t since_epoch_millis = seconds_since_epoch * 1000 + millis;
+  if (since_epoch_millis > kMaxMillis || since_epoch_millis < -kMaxMillis) return std::nullopt;
+  return FromUnixMillis(since_epoch_millis);
 }
 
 }  // namespace redpacket::domain

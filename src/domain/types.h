@@ -28,7 +28,8 @@ bool ParsePacketStatus(std::string_view text, PacketStatus* status);
 // RFC 3339 UTC with millisecond precision, e.g. "2026-11-25T17:29:06.123Z".
 std::string FormatTime(TimePoint time);
 // The inverse of FormatTime, and any RFC 3339 date-time: "YYYY-MM-DDTHH:MM:SS", an optional
-// fraction (kept to the millisecond), then "Z" or "+hh:mm"/"-hh:mm". nullopt when malformed.
+// fraction (kept to the millisecond), then "Z" or "+hh:mm"/"-hh:mm". nullopt when malformed or
+// outside what a TimePoint holds (1677-09-21 to 2262-04-11).
 std::optional<TimePoint> ParseTime(std::string_view text);
 std::int64_t ToUnixMillis(TimePoint time);
 TimePoint FromUnixMillis(std::int64_t millis);

@@ -4,15 +4,14 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <optional>
 
 #include <boost/json.hpp>
-#include <boost/url/parse_query.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "http/openapi.h"
+#include "http/request_fields.h"
 #include "http/token.h"
 
 namespace redpacket::http {
@@ -89,97 +88,7 @@ Reply MakeReply(Call& call, Metrics& metrics) {
   return Reply{call.api, &metrics, call.route, call.respond, call.started, call.request.request_id_header};
 }
 
-// ---- parsing helpers -------------------------------------------------------------------------
-
-bool ParsePositive(std::string_view text, std::int64_t max, std::int64_t* value) {
-  if (text.empty() || text.size() > 19) return false;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *value);
-  return error == std::errc() && end == text.data() + text.size() && *value >= 1 && *value <= max;
-}
-
-constexpr std::int64_t kMaxPacketId = std::numeric_limits<std::int64_t>::max();
-constexpr domain::Cents kMaxDepositCents = 1'000'000'000'000;  // 10 billion CNY: beyond is a typo
-
-// The body as a JSON object, or a 400 reply. An empty body is an empty object when allowed.
-std::optional<json::object> ParseBody(const Call& call, const Reply& reply, bool empty_ok) {
-  if (call.request.body.empty() && empty_ok) return json::object();
-  boost::system::error_code error;
-  json::value value = json::parse(call.request.body, error);
-  if (error) {
-    reply.Error(ErrorCode::kBadRequest, "the body is not valid JSON: " + error.message());
-    return std::nullopt;
-  }
-  if (!value.is_object()) {
-    reply.Error(ErrorCode::kBadRequest, "the body must be a JSON object");
-    return std::nullopt;
-  }
-  return std::move(value.as_object());
-}
-
-// Reads an integer field in [min, max]. Absent: `fallback` if given, else an error. Wrong type
-// (string, float, bool) or out of range: an error naming the field.
-std::optional<std::int64_t> IntField(const json::object& body, std::string_view key, std::int64_t min,
-                                     std::int64_t max, std::optional<std::int64_t> fallback,
-                                     const Reply& reply) {
-  const json::value* value = body.if_contains(key);
-  if (value == nullptr || value->is_null()) {
-    if (fallback) return fallback;
-    reply.Error(ErrorCode::kBadRequest, fmt::format("{} is required", key));
-    return std::nullopt;
-  }
-  std::int64_t number = 0;
-  if (value->is_int64()) {
-    number = value->get_int64();
-  } else if (value->is_uint64()) {
-    reply.Error(ErrorCode::kBadRequest, fmt::format("{} is out of range [{}, {}]", key, min, max));
-    return std::nullopt;
-  } else {
-    reply.Error(ErrorCode::kBadRequest, fmt::format("{} must be an integer", key));
-    return std::nullopt;
-  }
-  if (number < min || number > max) {
-    reply.Error(ErrorCode::kBadRequest, fmt::format("{} is out of range [{}, {}]", key, min, max));
-    return std::nullopt;
-  }
-  return number;
-}
-
-// Characters (Unicode code points) of valid UTF-8, as JSON Schema's minLength/maxLength count
-// them (docs/openapi.yaml): every byte but the continuation bytes 10xxxxxx.
-std::size_t CharacterCount(std::string_view utf8) {
-  return static_cast<std::size_t>(std::count_if(utf8.begin(), utf8.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
-}
-
-// A string field of min_chars to max_chars characters; absent gives `fallback` (or an error when
-// nullopt). The JSON parser has already refused invalid UTF-8.
-std::optional<std::string> StringField(const json::object& body, std::string_view key, std::size_t min_chars,
-                                       std::size_t max_chars, std::optional<std::string> fallback,
-                                       const Reply& reply) {
-  const json::value* value = body.if_contains(key);
-  if (value == nullptr || value->is_null()) {
-    if (fallback) return fallback;
-    reply.Error(ErrorCode::kBadRequest, fmt::format("{} is required", key));
-    return std::nullopt;
-  }
-  if (!value->is_string()) {
-    reply.Error(ErrorCode::kBadRequest, fmt::format("{} must be a string", key));
-    return std::nullopt;
-  }
-  const json::string& text = value->get_string();
-  const std::size_t length = CharacterCount(text);
-  if (length < min_chars || length > max_chars) {
-    reply.Error(ErrorCode::kBadRequest, fmt::format("{} must be {} to {} characters", key, min_chars, max_chars));
-    return std::nullopt;
-  }
-  return std::string(text);
-}
-
-// "request_id": 1-64 characters, optional.
-std::optional<std::string> RequestIdField(const json::object& body, const Reply& reply) {
-  return StringField(body, "request_id", 1, 64, std::string(), reply);
-}
+// ---- parsing helpers (the field rules themselves are in request_fields.h) ------------------------
 
 std::optional<std::int64_t> PathId(const Call& call, std::size_t index, std::int64_t max, std::string_view what,
                                    const Reply& reply) {
@@ -324,11 +233,9 @@ void HandleOpenApi(Call& call) {
 
 void HandleCreateUser(Call& call) {
   const Reply reply = MakeReply(call, MetricsOf(call));
-  auto body = ParseBody(call, reply, false);
-  if (!body) return;
-  auto name = StringField(*body, "name", 1, 64, std::nullopt, reply);
-  if (!name) return;
-  call.service().CreateUser(*name, [reply](domain::Result<ledger::UserRecord> user) {
+  auto fields = ParseCreateUser(call.request.body);
+  if (!fields) return reply.Error(fields.error());
+  call.service().CreateUser(fields->name, [reply](domain::Result<ledger::UserRecord> user) {
     if (!user) return reply.Error(user.error());
     spdlog::info("user created user_id={} request_id={}", user->user_id, reply.request_id);
     reply.Json(201, json::object{{"user_id", user->user_id}, {"name", user->name}, {"balance_cents", user->balance_cents}});
@@ -339,13 +246,9 @@ void HandleDeposit(Call& call) {
   const Reply reply = MakeReply(call, MetricsOf(call));
   auto user_id = PathId(call, 0, domain::kMaxUserId, "user id", reply);
   if (!user_id) return;
-  auto body = ParseBody(call, reply, false);
-  if (!body) return;
-  auto amount = IntField(*body, "amount_cents", 1, kMaxDepositCents, std::nullopt, reply);
-  if (!amount) return;
-  auto request_id = RequestIdField(*body, reply);
-  if (!request_id) return;
-  call.service().Deposit(*user_id, *amount, *request_id, [reply, user_id = *user_id, amount = *amount](domain::Result<domain::Cents> balance) {
+  auto fields = ParseDeposit(call.request.body);
+  if (!fields) return reply.Error(fields.error());
+  call.service().Deposit(*user_id, fields->amount_cents, fields->request_id, [reply, user_id = *user_id, amount = fields->amount_cents](domain::Result<domain::Cents> balance) {
     if (!balance) return reply.Error(balance.error());
     spdlog::info("deposit user_id={} amount_cents={} request_id={}", user_id, amount, reply.request_id);
     reply.Json(200, json::object{{"user_id", user_id}, {"balance_cents", *balance}});
@@ -368,28 +271,10 @@ void HandleHistory(Call& call) {
   const Reply reply = MakeReply(call, MetricsOf(call));
   auto user_id = PathId(call, 0, domain::kMaxUserId, "user id", reply);
   if (!user_id || !OwnsAccount(call, *user_id, reply)) return;
-  ledger::HistoryKind kind = ledger::HistoryKind::kReceived;
-  std::int64_t limit = 50;
-  std::string cursor;
-  auto query = boost::urls::parse_query(call.request.query());
-  if (!query) return reply.Error(ErrorCode::kBadRequest, "malformed query string");
-  for (const auto& param : *query) {
-    if (param.key == "kind") {
-      if (param.value == "sent") kind = ledger::HistoryKind::kSent;
-      else if (param.value == "received") kind = ledger::HistoryKind::kReceived;
-      else return reply.Error(ErrorCode::kBadRequest, "kind must be sent or received");
-    } else if (param.key == "limit") {
-      if (!ParsePositive(param.value, 100, &limit)) return reply.Error(ErrorCode::kBadRequest, "limit must be 1 to 100");
-    } else if (param.key == "cursor") {
-      // The ledgers' cursors are row ids; the description's pattern is ^[1-9][0-9]{0,17}$.
-      std::int64_t row = 0;
-      if (param.value.size() > 18 || param.value.starts_with('0') || !ParsePositive(param.value, kMaxPacketId, &row)) {
-        return reply.Error(ErrorCode::kBadRequest, "cursor must be the next_cursor of an earlier page");
-      }
-      cursor = param.value;
-    }
-  }
-  call.service().History(*user_id, kind, static_cast<int>(limit), cursor, [reply, kind](domain::Result<ledger::HistoryPage> page) {
+  auto query = ParseHistoryQuery(call.request.query());
+  if (!query) return reply.Error(query.error());
+  const ledger::HistoryKind kind = query->kind;
+  call.service().History(*user_id, kind, static_cast<int>(query->limit), query->cursor, [reply, kind](domain::Result<ledger::HistoryPage> page) {
     if (!page) return reply.Error(page.error());
     json::array items;
     for (const auto& item : page->items) {
@@ -418,37 +303,10 @@ void HandleHistory(Call& call) {
 
 void HandleCreatePacket(Call& call) {
   const Reply reply = MakeReply(call, MetricsOf(call));
-  auto body = ParseBody(call, reply, false);
-  if (!body) return;
-  const domain::Limits& limits = call.service().limits();
-  domain::PacketSpec spec;
-  spec.sender_id = call.caller->user_id;
-  auto total = IntField(*body, "total_cents", 1, std::numeric_limits<std::int64_t>::max(), std::nullopt, reply);
-  if (!total) return;
-  auto count = IntField(*body, "count", 1, std::numeric_limits<std::int64_t>::max(), std::nullopt, reply);
-  if (!count) return;
-  auto kind = StringField(*body, "kind", 1, 16, std::string("lucky"), reply);
-  if (!kind) return;
-  if (!domain::ParsePacketKind(*kind, &spec.kind)) return reply.Error(ErrorCode::kBadRequest, "kind must be lucky or equal");
-  // At most max_greeting_bytes characters here, and as many bytes (ValidatePacketSpec).
-  auto greeting = StringField(*body, "greeting", 0, limits.max_greeting_bytes, std::string(), reply);
-  if (!greeting) return;
-  auto expires = IntField(*body, "expires_in_s", std::numeric_limits<std::int64_t>::min(),
-                          std::numeric_limits<std::int64_t>::max(), limits.max_expires_in_s, reply);
-  if (!expires) return;
-  const json::value* receiver = body->if_contains("receiver_id");
-  if (receiver != nullptr && !receiver->is_null()) {
-    auto receiver_id = IntField(*body, "receiver_id", 1, domain::kMaxUserId, std::nullopt, reply);
-    if (!receiver_id) return;
-    spec.receiver_id = *receiver_id;
-  }
-  auto request_id = RequestIdField(*body, reply);
-  if (!request_id) return;
-  spec.total_cents = *total;
-  spec.count = *count;
-  spec.greeting = std::move(*greeting);
-  spec.expires_in_s = *expires;
-  call.service().CreatePacket(std::move(spec), *request_id, [reply](domain::Result<ledger::PacketRecord> packet) {
+  auto fields = ParseCreatePacket(call.request.body, call.service().limits());
+  if (!fields) return reply.Error(fields.error());
+  fields->spec.sender_id = call.caller->user_id;
+  call.service().CreatePacket(std::move(fields->spec), fields->request_id, [reply](domain::Result<ledger::PacketRecord> packet) {
     if (!packet) return reply.Error(packet.error());
     spdlog::info("packet created packet_id={} sender_id={} total_cents={} count={} request_id={}",
                  packet->packet_id, packet->spec.sender_id, packet->spec.total_cents, packet->spec.count,
@@ -490,21 +348,10 @@ void HandleGrab(Call& call) {
 
 void HandleSeedGrab(Call& call) {
   const Reply reply = MakeReply(call, MetricsOf(call));
-  std::int64_t user_id = 0;
-  std::int64_t packet_id = 0;
-  auto query = boost::urls::parse_query(call.request.query());
-  if (!query) return reply.Error(ErrorCode::kBadRequest, "malformed query string");
-  bool have_user = false;
-  bool have_packet = false;
-  for (const auto& param : *query) {
-    if (param.key == "user_id") have_user = ParsePositive(param.value, domain::kMaxUserId, &user_id);
-    else if (param.key == "red_packet_id") have_packet = ParsePositive(param.value, kMaxPacketId, &packet_id);
-  }
-  if (!have_user || !have_packet) {
-    return reply.Error(ErrorCode::kBadRequest, "user_id and red_packet_id must be positive integers");
-  }
-  call.caller = Caller{user_id, false};
-  GrabAndReply(call, packet_id, true);
+  auto query = ParseSeedGrabQuery(call.request.query());
+  if (!query) return reply.Error(query.error());
+  call.caller = Caller{query->user_id, false};
+  GrabAndReply(call, query->packet_id, true);
 }
 
 void HandlePacket(Call& call) {

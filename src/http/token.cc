@@ -62,7 +62,8 @@ bool SignedBy(std::string_view payload, std::string_view signature, std::string_
 
 bool SplitToken(std::string_view token, std::string_view* payload, std::string_view* signature) {
   const auto last_dot = token.rfind('.');
-  if (last_dot == std::string_view::npos || token.substr(0, 4) != "rp1.") return false;
+  // The payload is "rp1." and more: "rp1.<sig>" has none (ParseClaims would cut past its end).
+  if (last_dot == std::string_view::npos || last_dot < 4 || token.substr(0, 4) != "rp1.") return false;
   *payload = token.substr(0, last_dot);
   *signature = token.substr(last_dot + 1);
   return true;

@@ -164,5 +164,32 @@ TEST(ParseTime, RefusesWhatIsNotRfc3339) {
   }
 }
 
+// Found by fuzz/event_codec_fuzz.cc: a time beyond what a TimePoint holds overflowed the
+// nanosecond conversion (undefined behaviour; garbage "at"), and the encoder wrote the fraction
+// of a time before 1970 as a negative number.
+TEST(ParseTime, RefusesTimesATimePointCannotHold) {
+  for (const char* text : {"2262-04-12T00:00:00Z", "9999-12-31T23:59:59.999-23:59", "1677-09-21T00:00:00Z",
+                           "0000-01-01T00:00:00+23:59"}) {
+    EXPECT_FALSE(domain::ParseTime(text).has_value()) << text;
+  }
+  EXPECT_TRUE(domain::ParseTime("2262-04-11T00:00:00Z").has_value());
+  EXPECT_TRUE(domain::ParseTime("1677-09-22T00:00:00Z").has_value());
+  auto event = DecodeEvent(R"({"type":"refund","event_id":"r-1","packet_id":"1","user_id":1,)"
+                           R"("amount_cents":0,"at":"3000-01-01T00:00:00Z"})");
+  ASSERT_FALSE(event.ok());
+  EXPECT_NE(event.error().message.find("RFC 3339"), std::string::npos) << event.error().message;
+}
+
+TEST(ParseTime, FormatsAndParsesTimesBefore1970) {
+  for (std::int64_t millis : {-1LL, -500LL, -1000LL, -1001LL, -86'400'123LL, -9'000'000'000'000LL}) {
+    const std::string text = domain::FormatTime(domain::FromUnixMillis(millis));
+    EXPECT_EQ(text.find('-', 10), std::string::npos) << text;  // no minus sign after the date
+    auto parsed = domain::ParseTime(text);
+    ASSERT_TRUE(parsed.has_value()) << text;
+    EXPECT_EQ(domain::ToUnixMillis(*parsed), millis) << text;
+  }
+  EXPECT_EQ(domain::FormatTime(domain::FromUnixMillis(-500)), "1969-12-31T23:59:59.500Z");
+}
+
 }  // namespace
 }  // namespace redpacket::bus::codec

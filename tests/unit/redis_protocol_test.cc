@@ -142,6 +142,27 @@ TEST(ProtocolTest, ReportsProtocolErrors) {
   EXPECT_EQ(reply.integer(), 1);
 }
 
+// Found by fuzz/redis_reply_fuzz.cc: hiredis allocates an array's element pointers on reading
+// its header, so 14 bytes asked for 16 GiB. Such a count is a protocol error now.
+TEST(ProtocolTest, RefusesAnArrayTooLargeToAllocate) {
+  ReplyReader reader;
+  Reply reply;
+  reader.Feed("*2147483647\r\n");
+  EXPECT_EQ(reader.Next(&reply), ReplyReader::Status::kProtocolError);
+  EXPECT_NE(reader.error().find("2147483647 elements"), std::string::npos) << reader.error();
+  reader.Reset();
+  EXPECT_EQ(reader.error(), "");
+  reader.Feed("*2\r\n*16777217\r\n");  // nested, one over the limit
+  EXPECT_EQ(reader.Next(&reply), ReplyReader::Status::kProtocolError);
+  reader.Reset();
+  reader.Feed("*100000\r\n:1\r\n");  // large but allowed: waits for the rest
+  EXPECT_EQ(reader.Next(&reply), ReplyReader::Status::kIncomplete);
+  reader.Reset();
+  reader.Feed("*2\r\n:1\r\n:2\r\n");
+  ASSERT_EQ(reader.Next(&reply), ReplyReader::Status::kReply);
+  EXPECT_EQ(reply.array().size(), 2u);
+}
+
 TEST(ProtocolTest, RewritesEvalShaAsEval) {
   const Script script("return KEYS[1]");
   const std::string evalsha = EncodeCommand({"EVALSHA", script.sha1(), "1", "{rp:1}:meta", "7"});

@@ -1,5 +1,7 @@
 // Bearer tokens: round trip, forgery, expiry, secret rotation lists.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "http/token.h"
 
@@ -43,6 +45,23 @@ TEST(Token, RotationListVerifiesUnderAnySecret) {
   EXPECT_EQ(VerifyToken("garbage", secrets, 1000, &claims), TokenCheck::kMalformed);
   EXPECT_EQ(VerifyToken(SignToken({9, 2000, false}, "new"), std::vector<std::string>{}, 1000, &claims),
             TokenCheck::kBadSignature);
+}
+
+// Found by fuzz/token_fuzz.cc: "rp1.<the signature of "rp1">" has a payload shorter than its
+// prefix, and the claims parser cut it past its end (std::out_of_range on an I/O thread) once the
+// signature matched. Only the secret's holder can make one, but it must be refused, not thrown.
+TEST(Token, APayloadOfOnlyThePrefixIsMalformed) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), "secret", 6, reinterpret_cast<const unsigned char*>("rp1"), 3, digest, &length);
+  std::string token = "rp1.";
+  for (unsigned int i = 0; i < length; ++i) {
+    token += "0123456789abcdef"[digest[i] >> 4];
+    token += "0123456789abcdef"[digest[i] & 15];
+  }
+  TokenClaims claims;
+  EXPECT_EQ(VerifyToken(token, "secret", 1000, &claims), TokenCheck::kMalformed);
+  EXPECT_EQ(VerifyToken(token, std::vector<std::string>{"secret"}, 1000, &claims), TokenCheck::kMalformed);
 }
 
 TEST(Token, ParsesSecretLists) {

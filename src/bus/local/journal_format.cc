@@ -86,12 +86,11 @@ Error Corrupt(const std::filesystem::path& path, std::size_t offset, std::string
                                                      path.string(), offset, what));
 }
 
-// Scans one segment, appending its events > after_position to `events`.
-Result<SegmentInfo> ScanSegment(SegmentInfo segment, bool is_last, std::uint64_t after_position,
-                                std::vector<PositionedEvent>& events) {
-  auto bytes = ReadWholeFile(segment.path);
-  if (!bytes.ok()) return bytes.error();
-  const std::span<const std::byte> data(*bytes);
+}  // namespace
+
+Result<SegmentInfo> ScanSegmentBytes(SegmentInfo segment, std::span<const std::byte> data,
+                                     bool is_last, std::uint64_t after_position,
+                                     std::vector<PositionedEvent>& events) {
   segment.file_bytes = data.size();
   std::uint64_t expected = segment.first_position;
   std::size_t offset = 0;
@@ -137,6 +136,16 @@ Result<SegmentInfo> ScanSegment(SegmentInfo segment, bool is_last, std::uint64_t
   segment.valid_bytes = std::min(offset, data.size());
   segment.next_position = expected;
   return segment;
+}
+
+namespace {
+
+// Scans one segment file, appending its events > after_position to `events`.
+Result<SegmentInfo> ScanSegment(SegmentInfo segment, bool is_last, std::uint64_t after_position,
+                                std::vector<PositionedEvent>& events) {
+  auto bytes = ReadWholeFile(segment.path);
+  if (!bytes.ok()) return bytes.error();
+  return ScanSegmentBytes(std::move(segment), *bytes, is_last, after_position, events);
 }
 
 }  // namespace

@@ -52,6 +52,14 @@ struct JournalScan {
   std::vector<PositionedEvent> events;  // position > after_position, in order
 };
 
+// The checks of ScanJournal on one segment's bytes (`segment` holds its first position and path,
+// for messages): appends its events > after_position to `events`, and returns `segment` with
+// file_bytes, valid_bytes, zero_tail and next_position filled in. `is_last`: a bad record may be
+// a torn tail rather than damage. No I/O.
+domain::Result<SegmentInfo> ScanSegmentBytes(SegmentInfo segment, std::span<const std::byte> data,
+                                             bool is_last, std::uint64_t after_position,
+                                             std::vector<PositionedEvent>& events);
+
 // Reads every segment of `directory` in order without changing anything. Checks each record's
 // CRC and that positions run on without a gap within and across segments. A bad record in the
 // last segment is a torn tail (reported through valid_bytes) when no later record starts a write

@@ -5,6 +5,7 @@
 
 #include <boost/container/small_vector.hpp>
 #include <new>
+#include <string>
 
 namespace redpacket::net::redis {
 
@@ -67,9 +68,46 @@ std::optional<std::string> RewriteEvalShaAsEval(std::string_view evalsha, std::s
   return eval;
 }
 
-ReplyReader::ReplyReader() : reader_(redisReaderCreate()) {
-  if (reader_ == nullptr) throw std::bad_alloc();
+namespace {
+
+// hiredis 0.14 allocates an array's element pointers as soon as it reads "*<count>\r\n": the 14
+// bytes "*2147483647\r\n" asked for 16 GiB (found by fuzz/redis_reply_fuzz). A count above this
+// bound is refused as a protocol error. The largest reply the client reads is snapshot.lua's
+// HGETALL of a packet's grabs, two elements a share: 6M for a packet of 3M shares.
+constexpr int kMaxArrayElements = 1 << 24;
+
+void* (*hiredis_create_array)(const redisReadTask*, int) = nullptr;
+
+void* CreateBoundedArray(const redisReadTask* task, int elements) {
+  if (elements > kMaxArrayElements) {
+    *static_cast<int*>(task->privdata) = elements;
+    return nullptr;  // the reader stops with an error
+  }
+  return hiredis_create_array(task, elements);
 }
+
+// hiredis' own reply functions, with createArray bounded.
+redisReplyObjectFunctions* BoundedFunctions(const redisReplyObjectFunctions* defaults) {
+  static redisReplyObjectFunctions functions = [defaults] {
+    redisReplyObjectFunctions bounded = *defaults;
+    hiredis_create_array = bounded.createArray;
+    bounded.createArray = CreateBoundedArray;
+    return bounded;
+  }();
+  return &functions;
+}
+
+redisReader* CreateReader(int* refused_elements) {
+  redisReader* reader = redisReaderCreate();
+  if (reader == nullptr) throw std::bad_alloc();
+  reader->fn = BoundedFunctions(reader->fn);
+  reader->privdata = refused_elements;
+  return reader;
+}
+
+}  // namespace
+
+ReplyReader::ReplyReader() : reader_(CreateReader(&refused_elements_)) {}
 
 ReplyReader::~ReplyReader() { redisReaderFree(reader_); }
 
@@ -89,13 +127,19 @@ ReplyReader::Status ReplyReader::Next(Reply* reply) {
   return Status::kReply;
 }
 
-std::string ReplyReader::error() const { return reader_->err != 0 ? reader_->errstr : ""; }
+std::string ReplyReader::error() const {
+  if (refused_elements_ != 0) {
+    return "an array of " + std::to_string(refused_elements_) + " elements, over the limit of " +
+           std::to_string(kMaxArrayElements);
+  }
+  return reader_->err != 0 ? reader_->errstr : "";
+}
 
 void ReplyReader::Reset() {
-  redisReader* fresh = redisReaderCreate();
-  if (fresh == nullptr) throw std::bad_alloc();
+  redisReader* fresh = CreateReader(&refused_elements_);
   redisReaderFree(reader_);
   reader_ = fresh;
+  refused_elements_ = 0;
 }
 
 }  // namespace redpacket::net::redis

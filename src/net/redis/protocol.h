@@ -37,13 +37,15 @@ class ReplyReader {
 
   void Feed(std::string_view bytes);
   // kReply: *reply holds the next reply. kProtocolError: the stream is broken for good (see
-  // error()); the connection must be dropped.
+  // error()); the connection must be dropped. An array announcing more than 2^24 elements is a
+  // protocol error (hiredis would allocate for all of them before reading one).
   Status Next(Reply* reply);
   std::string error() const;
   // Forgets buffered bytes and any error, for a new connection.
   void Reset();
 
  private:
+  int refused_elements_ = 0;  // the count of an array refused for its size (set by hiredis' callback)
   redisReader* reader_;
 };
 
