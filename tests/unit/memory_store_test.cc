@@ -395,7 +395,9 @@ TEST(MemoryStoreSweep, SweepRacingTheLastGrabsRefundsOrEmptiesEachPacketExactlyO
   std::map<domain::PacketId, int> refunds;
   for (const auto& event : sink.events()) {
     paid[event.packet_id] += event.amount_cents;
-    if (event.type == LedgerEvent::Type::kRefund) ++refunds[event.packet_id];
+    if (event.type != LedgerEvent::Type::kRefund) continue;
+    ++refunds[event.packet_id];
+    EXPECT_EQ(event.amount_cents, 3) << "a refund of an emptied packet, packet " << event.packet_id;
   }
   EXPECT_EQ(refunds.size(), closed);
   for (const auto& [id, count] : refunds) EXPECT_EQ(count, 1) << "packet " << id;
