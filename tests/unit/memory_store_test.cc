@@ -1,6 +1,8 @@
 // The embedded engine's grab decision with real threads, over an in-memory EventSink whose
 // durability the test controls.
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -203,6 +205,203 @@ TEST(MemoryStore, RecoveredPacketKeepsItsGrabs) {
   sink.MakeDurable();
   EXPECT_EQ(next.seq, 2);
   EXPECT_EQ(next.amount_cents, 20);
+}
+
+
+// --- Sweep through the per-shard index: only what expired or finished is looked at, with the
+// contract of the full scan it replaced (store.h). Times are explicit: Sweep is handed its "now".
+
+std::optional<PacketSnapshot> SnapshotOf(PacketStore& store, domain::PacketId id) {
+  std::optional<PacketSnapshot> snapshot;
+  store.Snapshot(id, [&](std::optional<PacketSnapshot> s) { snapshot = std::move(s); });
+  return snapshot;
+}
+
+ledger::PacketRecord PacketExpiringAt(domain::PacketId id, std::vector<domain::Cents> shares,
+                                      domain::TimePoint expires_at) {
+  ledger::PacketRecord packet = MakePacket(id, std::move(shares));
+  packet.created_at = expires_at - std::chrono::hours(1);
+  packet.expires_at = expires_at;
+  return packet;
+}
+
+TEST(MemoryStoreSweep, SuccessiveSweepsRefundExactlyTheExpiredPacketsOnce) {
+  FakeSink sink;
+  auto store = MakeMemoryStore(sink);
+  const auto base = domain::FromUnixMillis(1'800'000'000'000);
+  // 300 packets over many shards, expiring in a shuffled order at 1..300 ms after base; every
+  // third one has a grab first, so its refund is the rest.
+  constexpr int kPackets = 300;
+  std::map<domain::PacketId, domain::TimePoint> expiry;
+  std::map<domain::PacketId, domain::Cents> grabbed;
+  for (int i = 0; i < kPackets; ++i) {
+    const domain::PacketId id = 1000 + static_cast<domain::PacketId>(i) * 7;
+    expiry[id] = base + std::chrono::milliseconds(1 + (i * 131) % kPackets);
+    store->Add(PacketExpiringAt(id, {10, 20, 30}, expiry[id]), nullptr);
+    if (i % 3 == 0) {
+      store->Grab(id, 5, base, [](GrabResult) {});
+      grabbed[id] = 10;
+    }
+  }
+  std::map<domain::PacketId, int> refunds;
+  std::size_t events_seen = 0;
+  auto previous = base - std::chrono::milliseconds(1);
+  // Sweeps at irregular times, each landing on or between expiries, then one repeated.
+  for (int at : {0, 1, 2, 2, 17, 18, 100, 150, 151, 299, 300, 300, 400}) {
+    const auto now = base + std::chrono::milliseconds(at);
+    std::size_t due = 0;
+    for (const auto& [id, expires_at] : expiry) due += expires_at > previous && expires_at <= now;
+    EXPECT_EQ(store->Sweep(now, 0, std::chrono::milliseconds(0)).closed, due) << "at +" << at;
+    const auto events = sink.events();
+    for (; events_seen < events.size(); ++events_seen) {
+      const LedgerEvent& event = events[events_seen];
+      if (event.type != LedgerEvent::Type::kRefund) continue;
+      ++refunds[event.packet_id];
+      EXPECT_LE(expiry[event.packet_id], now) << "refunded before its expiry";
+      EXPECT_EQ(event.amount_cents, 60 - grabbed[event.packet_id]);
+    }
+    previous = std::max(previous, now);
+  }
+  EXPECT_EQ(refunds.size(), static_cast<std::size_t>(kPackets));
+  for (const auto& [id, count] : refunds) EXPECT_EQ(count, 1) << "packet " << id;
+}
+
+TEST(MemoryStoreSweep, PacketEmptiedBeforeItsExpiryIsNotRefunded) {
+  FakeSink sink;
+  auto store = MakeMemoryStore(sink);
+  const auto base = domain::FromUnixMillis(1'800'000'000'000);
+  store->Add(PacketExpiringAt(1, {10, 20}, base + std::chrono::seconds(10)), nullptr);
+  store->Add(PacketExpiringAt(2, {10, 20}, base + std::chrono::seconds(10)), nullptr);
+  store->Grab(1, 5, base, [](GrabResult) {});
+  store->Grab(1, 6, base + std::chrono::seconds(9), [](GrabResult) {});  // the last share
+  store->Grab(2, 5, base, [](GrabResult) {});
+  const SweepStats stats = store->Sweep(base + std::chrono::seconds(10), 0, std::chrono::milliseconds(0));
+  EXPECT_EQ(stats.closed, 1u) << "only the packet with a share left";
+  int refunds = 0;
+  for (const auto& event : sink.events()) {
+    if (event.type != LedgerEvent::Type::kRefund) continue;
+    ++refunds;
+    EXPECT_EQ(event.packet_id, 2);
+    EXPECT_EQ(event.amount_cents, 20);
+  }
+  EXPECT_EQ(refunds, 1);
+  EXPECT_EQ(SnapshotOf(*store, 1)->record.status, domain::PacketStatus::kExhausted);
+}
+
+TEST(MemoryStoreSweep, FinishedPacketsAreEvictedOnlyOnceAppliedAndPastRetention) {
+  FakeSink sink;
+  auto store = MakeMemoryStore(sink);
+  const auto base = domain::FromUnixMillis(1'800'000'000'000);
+  const auto retention = std::chrono::milliseconds(1000);
+  // Packet i is emptied by the grab at position i + 1 at base + i ms; a packet that stays open
+  // and one recovered half-grabbed are never evicted.
+  constexpr int kPackets = 50;
+  for (int i = 0; i < kPackets; ++i) {
+    store->Add(PacketExpiringAt(100 + i, {7}, base + std::chrono::hours(1)), nullptr);
+    store->Grab(100 + i, 9, base + std::chrono::milliseconds(i), [](GrabResult) {});
+  }
+  store->Add(PacketExpiringAt(1, {1, 2}, base + std::chrono::hours(1)), nullptr);
+  sink.MakeDurable();
+  EXPECT_EQ(store->size(), static_cast<std::size_t>(kPackets + 1));
+
+  // Applied up to everything but within retention: nothing goes.
+  EXPECT_EQ(store->Sweep(base + std::chrono::milliseconds(999), kPackets, retention).evicted, 0u);
+  // Past retention for all, applied only up to position 10: packets 100..109.
+  EXPECT_EQ(store->Sweep(base + std::chrono::seconds(5), 10, retention).evicted, 10u);
+  EXPECT_FALSE(SnapshotOf(*store, 109));
+  EXPECT_TRUE(SnapshotOf(*store, 110));
+  EXPECT_EQ(store->Sweep(base + std::chrono::seconds(5), 10, retention).evicted, 0u);
+  // Applied to 30 but now only 20 of them are past retention (packets 110..119 finished at
+  // base + 10..19 ms; now = base + 1019 ms).
+  EXPECT_EQ(store->Sweep(base + std::chrono::milliseconds(1019), 30, retention).evicted, 10u);
+  EXPECT_TRUE(SnapshotOf(*store, 120));
+  // A longer retention on a later sweep holds back what the index already saw as past the old one.
+  EXPECT_EQ(store->Sweep(base + std::chrono::milliseconds(1100), 30, std::chrono::seconds(2)).evicted,
+            0u);
+  EXPECT_EQ(store->Sweep(base + std::chrono::seconds(60), kPackets, retention).evicted,
+            static_cast<std::size_t>(kPackets - 20));
+  EXPECT_EQ(store->size(), 1u) << "the open packet stays";
+  EXPECT_TRUE(SnapshotOf(*store, 1));
+}
+
+TEST(MemoryStoreSweep, RefundedPacketIsEvictedOnlyOnceItsRefundIsDurableAndApplied) {
+  FakeSink sink;
+  auto store = MakeMemoryStore(sink);
+  const auto base = domain::FromUnixMillis(1'800'000'000'000);
+  store->Add(PacketExpiringAt(1, {10, 20}, base + std::chrono::seconds(1)), nullptr);
+  store->Grab(1, 5, base, [](GrabResult) {});  // position 1
+  const auto after = base + std::chrono::seconds(2);
+  EXPECT_EQ(store->Sweep(after, 1, std::chrono::milliseconds(0)).closed, 1u);  // refund: position 2
+  // Not durable yet: kExpired, not finished, whatever the applied position says.
+  EXPECT_EQ(store->Sweep(after, 2, std::chrono::milliseconds(0)).evicted, 0u);
+  EXPECT_EQ(store->Sweep(after, 2, std::chrono::milliseconds(0)).evicted, 0u);
+  sink.MakeDurable();
+  EXPECT_EQ(store->Sweep(after, 1, std::chrono::milliseconds(0)).evicted, 0u) << "refund unapplied";
+  const SweepStats stats = store->Sweep(after, 2, std::chrono::milliseconds(0));
+  EXPECT_EQ(stats.evicted, 1u);
+  EXPECT_EQ(stats.closed, 0u);
+  EXPECT_EQ(store->size(), 0u);
+}
+
+TEST(MemoryStoreSweep, RecoveredFinishedPacketIsEvictedAfterRetentionFromItsLoad) {
+  FakeSink sink;
+  const auto base = domain::FromUnixMillis(1'800'000'000'000);
+  domain::ManualTimeSource clock(base);
+  auto store = MakeMemoryStore(sink, clock);
+  auto exhausted = PacketExpiringAt(1, {10}, base + std::chrono::hours(1));
+  exhausted.grabs.push_back({7, 10, 1, base});
+  exhausted.status = domain::PacketStatus::kExhausted;
+  store->Add(exhausted, nullptr);
+  store->Add(exhausted, nullptr);  // idempotent: indexed once
+  auto open = PacketExpiringAt(2, {10}, base - std::chrono::seconds(1));  // recovered past expiry
+  store->Add(open, nullptr);
+  store->Add(open, nullptr);
+  const auto retention = std::chrono::seconds(5);
+  SweepStats stats = store->Sweep(base + std::chrono::seconds(4), 0, retention);
+  EXPECT_EQ(stats.closed, 1u);
+  EXPECT_EQ(stats.evicted, 0u);
+  stats = store->Sweep(base + std::chrono::seconds(5), 0, retention);
+  EXPECT_EQ(stats.closed, 0u);
+  EXPECT_EQ(stats.evicted, 1u);
+  EXPECT_FALSE(SnapshotOf(*store, 1));
+}
+
+TEST(MemoryStoreSweep, SweepRacingTheLastGrabsRefundsOrEmptiesEachPacketExactlyOnce) {
+  FakeSink sink;
+  auto store = MakeMemoryStore(sink);
+  const auto base = domain::FromUnixMillis(1'800'000'000'000);
+  const auto expires_at = base + std::chrono::seconds(1);
+  constexpr int kPackets = 2000;
+  for (int i = 0; i < kPackets; ++i) {
+    store->Add(PacketExpiringAt(i + 1, {1, 2, 3}, expires_at), nullptr);
+    store->Grab(i + 1, 1, base, [](GrabResult) {});
+    store->Grab(i + 1, 2, base, [](GrabResult) {});
+  }
+  // Each packet's last share is grabbed just before the expiry while the sweeper closes
+  // packets at the expiry: a packet is either emptied (no refund) or refunded 3 cents, never both.
+  std::atomic<bool> go{false};
+  std::thread grabber([&] {
+    while (!go) std::this_thread::yield();
+    for (int i = 0; i < kPackets; ++i) {
+      store->Grab(i + 1, 3, expires_at - std::chrono::milliseconds(1), [](GrabResult) {});
+    }
+  });
+  std::size_t closed = 0;
+  go = true;
+  for (int round = 0; round < 50; ++round) closed += store->Sweep(expires_at, 0, std::chrono::hours(1)).closed;
+  grabber.join();
+  closed += store->Sweep(expires_at, 0, std::chrono::hours(1)).closed;
+  std::map<domain::PacketId, domain::Cents> paid;
+  std::map<domain::PacketId, int> refunds;
+  for (const auto& event : sink.events()) {
+    paid[event.packet_id] += event.amount_cents;
+    if (event.type != LedgerEvent::Type::kRefund) continue;
+    ++refunds[event.packet_id];
+    EXPECT_EQ(event.amount_cents, 3) << "a refund of an emptied packet, packet " << event.packet_id;
+  }
+  EXPECT_EQ(refunds.size(), closed);
+  for (const auto& [id, count] : refunds) EXPECT_EQ(count, 1) << "packet " << id;
+  for (int i = 0; i < kPackets; ++i) EXPECT_EQ(paid[i + 1], 6) << "packet " << i + 1;
 }
 
 }  // namespace

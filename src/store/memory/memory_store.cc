@@ -2,6 +2,7 @@
 #include "store/memory/memory_store.h"
 
 #include "domain/grab_rules.h"
+#include "store/memory/sweep_index.h"
 
 #include <array>
 #include <mutex>
@@ -64,12 +65,20 @@ class MemoryStore final : public PacketStore {
       entry->grabs.push_back({grab, 0});
       entry->grabbed_cents += grab.amount_cents;
     }
-    if (packet.status == PacketStatus::kExhausted || packet.status == PacketStatus::kRefunded) {
-      entry->finished_at = clock_.Now();
-    }
+    const bool finished =
+        packet.status == PacketStatus::kExhausted || packet.status == PacketStatus::kRefunded;
+    if (finished) entry->finished_at = clock_.Now();
     Shard& shard = ShardOf(packet.packet_id);
     std::unique_lock lock(shard.mutex);
-    shard.packets.try_emplace(packet.packet_id, std::move(entry));
+    if (!shard.packets.try_emplace(packet.packet_id, entry).second) return;  // already held
+    // Indexed only when it is new (Add is idempotent): an open packet by its expiry, a finished
+    // one for eviction. (A recovered kExpired one is in neither, as the full scan never touched
+    // it either: the ledger refunds it.)
+    if (packet.status == PacketStatus::kOpen) {
+      shard.sweep_index.AddOpen(packet.packet_id, packet.expires_at);
+    } else if (finished) {
+      shard.sweep_index.AddFinished({packet.packet_id, entry->finished_at, entry->last_position});
+    }
   }
 
   void Grab(PacketId packet_id, UserId user_id, TimePoint now, GrabCallback done) override {
@@ -125,6 +134,10 @@ class MemoryStore final : public PacketStore {
     if (event.seq == count) {
       entry->record.status = PacketStatus::kExhausted;
       entry->finished_at = now;
+      // The one index update a grab makes, and only the last one: the packet leaves the open
+      // packets (no refund) and waits for eviction.
+      ShardOf(packet_id).sweep_index.AddFinished({packet_id, now, entry->last_position},
+                                                 record.expires_at);
     }
   }
 
@@ -163,31 +176,15 @@ class MemoryStore final : public PacketStore {
     done(std::optional<std::int64_t>(count));
   }
 
+  // Looks only at what the shard's index says expired or may be evicted; each is re-checked under
+  // its packet's lock with the conditions of the contract, so the index can only make a packet
+  // wait for a later sweep if an entry is wrong, never refund twice or evict early.
   SweepStats Sweep(TimePoint now, std::uint64_t applied_position,
                    std::chrono::milliseconds retention) override {
     SweepStats stats;
     for (Shard& shard : shards_) {
-      std::vector<std::pair<PacketId, std::shared_ptr<Entry>>> entries;
-      {
-        std::shared_lock lock(shard.mutex);
-        entries.assign(shard.packets.begin(), shard.packets.end());
-      }
-      std::vector<PacketId> finished;
-      for (auto& [packet_id, entry] : entries) {
-        std::lock_guard lock(entry->mutex);
-        if (entry->record.status == PacketStatus::kOpen && now >= entry->record.expires_at) {
-          Close(entry, now);
-          ++stats.closed;
-        } else if ((entry->record.status == PacketStatus::kExhausted ||
-                    entry->record.status == PacketStatus::kRefunded) &&
-                   entry->last_position <= applied_position && now - entry->finished_at >= retention) {
-          finished.push_back(packet_id);
-        }
-      }
-      if (!finished.empty()) {
-        std::unique_lock lock(shard.mutex);
-        for (PacketId packet_id : finished) stats.evicted += shard.packets.erase(packet_id);
-      }
+      stats.evicted += EvictFinished(shard, now, applied_position, retention);
+      stats.closed += CloseExpired(shard, now);
     }
     return stats;
   }
@@ -206,15 +203,59 @@ class MemoryStore final : public PacketStore {
   struct Shard {
     mutable std::shared_mutex mutex;
     std::unordered_map<PacketId, std::shared_ptr<Entry>> packets;
+    SweepIndex sweep_index;  // lock order: an entry's mutex, then the index's
   };
 
   Shard& ShardOf(PacketId packet_id) { return shards_[static_cast<std::uint64_t>(packet_id) % kShards]; }
 
-  std::shared_ptr<Entry> Find(PacketId packet_id) {
-    Shard& shard = ShardOf(packet_id);
+  std::shared_ptr<Entry> Find(PacketId packet_id) { return FindIn(ShardOf(packet_id), packet_id); }
+
+  static std::shared_ptr<Entry> FindIn(Shard& shard, PacketId packet_id) {
     std::shared_lock lock(shard.mutex);
     auto it = shard.packets.find(packet_id);
     return it == shard.packets.end() ? nullptr : it->second;
+  }
+
+  std::size_t CloseExpired(Shard& shard, TimePoint now) {
+    std::size_t closed = 0;
+    for (PacketId packet_id : shard.sweep_index.TakeExpired(now)) {
+      std::shared_ptr<Entry> entry = FindIn(shard, packet_id);
+      if (!entry) continue;
+      std::lock_guard lock(entry->mutex);
+      // Emptied meanwhile (its index entry was taken just before the last grab removed it): no
+      // refund. Past its expiry by its own record, not only by the index.
+      if (entry->record.status != PacketStatus::kOpen || now < entry->record.expires_at) continue;
+      Close(entry, now);
+      ++closed;
+      // Evictable once the refund is durable (status kRefunded, checked at eviction) and applied.
+      shard.sweep_index.AddFinished({packet_id, now, entry->last_position});
+    }
+    return closed;
+  }
+
+  std::size_t EvictFinished(Shard& shard, TimePoint now, std::uint64_t applied_position,
+                            std::chrono::milliseconds retention) {
+    std::vector<PacketId> evict;
+    for (const SweepIndex::FinishedPacket& candidate :
+         shard.sweep_index.TakeEvictable(now, applied_position, retention)) {
+      std::shared_ptr<Entry> entry = FindIn(shard, candidate.packet_id);
+      if (!entry) continue;
+      std::lock_guard lock(entry->mutex);
+      const bool finished = entry->record.status == PacketStatus::kExhausted ||
+                            entry->record.status == PacketStatus::kRefunded;
+      if (finished && entry->last_position <= applied_position &&
+          now - entry->finished_at >= retention) {
+        evict.push_back(candidate.packet_id);
+      } else {
+        // Not yet: its refund is not durable, or a later sweep runs with a longer retention.
+        shard.sweep_index.AddFinished(candidate);
+      }
+    }
+    if (evict.empty()) return 0;
+    std::size_t evicted = 0;
+    std::unique_lock lock(shard.mutex);
+    for (PacketId packet_id : evict) evicted += shard.packets.erase(packet_id);
+    return evicted;
   }
 
   // Expiry: no grab is accepted any more; what is left goes back to the sender exactly once
