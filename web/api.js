@@ -28,11 +28,22 @@ export function authHeaders() {
 
 export class ApiError extends Error {
   constructor(status, code, message, body) {
-    super(message);
+    super(readable(message));
+    this.raw = message;  // as the server wrote it (names the JSON field first)
     this.status = status;
     this.code = code;
     this.body = body;
   }
+}
+
+// The server speaks cents and JSON field names; the page speaks yuan.
+function readable(message) {
+  return message
+    .replace(/^count must not exceed total_cents.*/, 'more shares than cents: every share needs at least ¥0.01')
+    .replace(/^total_cents must be at (most|least) (\d+)/, (_, which, n) => 'the total must be at ' + which + ' ' + yuan(Number(n)))
+    .replace(/\b(\d+) cents\b/g, (_, n) => yuan(Number(n)))
+    .replace(/, the packet needs (\d+)$/, (_, n) => ', the packet needs ' + yuan(Number(n)))
+    .replace(/^expires_in_s/, 'the expiry (seconds)');
 }
 
 // Resolves with the JSON body of a 2xx; rejects with an ApiError carrying a readable message.

@@ -100,7 +100,7 @@ function balanceCard() {
 // Which form field an API error is about (its message names the JSON field first).
 function fieldOfError(error) {
   if (error.code === 'insufficient_funds') return 'total';
-  const m = /^(total_cents|count|kind|greeting|receiver_id|expires_in_s)\b/.exec(error.message || '');
+  const m = /^(total_cents|count|kind|greeting|receiver_id|expires_in_s)\b/.exec(error.raw || '');
   return m ? { total_cents: 'total', expires_in_s: 'total' }[m[1]] || m[1] : null;
 }
 

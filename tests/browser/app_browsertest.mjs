@@ -90,9 +90,9 @@ try {
   await sender.fill('#send-form input[name=count]', '5');
   await sender.click('#send-form button[type=submit]');
   const countError = sender.locator('#send-form label:has(input[name=count]) .field-error');
-  await countError.filter({ hasText: 'count must not exceed total_cents' }).waitFor();
+  await countError.filter({ hasText: 'more shares than cents' }).waitFor();
   assert.equal(await totalError.textContent(), '', 'the fixed field keeps no stale message');
-  await sender.fill('#send-form input[name=total]', '500');
+  await sender.fill('#send-form input[name=total]', '150');  // more than the balance, within max_total_cents
   await sender.fill('#send-form input[name=count]', '3');
   await sender.click('#send-form button[type=submit]');
   await totalError.filter({ hasText: 'insufficient' }).waitFor();
