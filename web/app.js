@@ -231,10 +231,14 @@ function viewPacket(packetId) {
     greeting.textContent = details.greeting || '恭喜发财';
     meta.textContent = 'From user ' + details.sender_id + ' · ' + yuan(details.total_cents) + ' in ' + details.count + ' ' +
       details.kind + ' shares' + (details.receiver_id ? ' · only for user ' + details.receiver_id : '');
-    const taken = grabs.size;
-    const remainingCount = Math.min(details.remaining_count, details.count - taken);
-    let text = 'Status: ' + details.status + ' · ' + remainingCount + ' left';
-    if (details.status === 'open') text += ' (' + yuan(details.remaining_cents) + ')';
+    // From the grabs seen so far (the details, the stream, our own): newer than the details.
+    let grabbed = 0;
+    for (const grab of grabs.values()) grabbed += grab.amount_cents;
+    const remainingCount = Math.max(0, Math.min(details.remaining_count, details.count - grabs.size));
+    const remainingCents = Math.max(0, Math.min(details.remaining_cents, details.total_cents - grabbed));
+    const state = details.status === 'open' && remainingCount === 0 ? 'exhausted' : details.status;
+    let text = 'Status: ' + state + ' · ' + remainingCount + ' left';
+    if (state === 'open') text += ' (' + yuan(remainingCents) + ')';
     if (details.refund_cents !== null && details.refund_cents !== undefined) text += ' · refunded ' + yuan(details.refund_cents);
     status.textContent = text;
     openButton.disabled = details.status !== 'open' || (s && [...grabs.values()].some((g) => g.user_id === s.userId));
@@ -250,6 +254,7 @@ function viewPacket(packetId) {
       showAmount(grab.amount_cents, 'Yours! Share ' + grab.seq + ' of ' + (details ? details.count : '?') + '.');
       if (!grabs.has(grab.seq)) grabs.set(grab.seq, { user_id: grab.user_id, amount_cents: grab.amount_cents, seq: grab.seq });
       renderGrabs();
+      renderDetails();
     } catch (e) {
       if (e.code === 'conflict' && e.body) showAmount(e.body.amount_cents, 'You already opened this one.');
       else box.show(e.status === 410 ? 'Too late: ' + e.message + '.' : e.message);

@@ -128,6 +128,9 @@ try {
     await won.waitFor();
     amounts.set(userId, cents(await won.textContent()));
     assert.ok(amounts.get(userId) >= 1);
+    // What is left, right after the grab: the total less every grab so far.
+    const left = 1000 - [...amounts.values()].reduce((a, b) => a + b, 0);
+    if (left > 0) await page.locator('#status').filter({ hasText: '(' + '¥' + Math.floor(left / 100) + '.' + String(left % 100).padStart(2, '0') + ')' }).waitFor({ timeout: 5000 });
     // The watcher, without reloading, has this grab.
     await watcher.locator('#grabs li[data-user="' + userId + '"]').waitFor({ timeout: 5000 });
     await shot(page, 'user-' + userId + '-opened');
