@@ -211,6 +211,7 @@ function viewPacket(packetId) {
   const live = h('span', { class: 'live', id: 'live' });
   const box = errorBox();
   const grabs = new Map();  // seq -> grab
+  const shown = new Set();  // seqs already in the list
   let details = null;
 
   function renderGrabs() {
@@ -219,7 +220,9 @@ function viewPacket(packetId) {
     for (const grab of [...grabs.values()].sort((a, b) => a.seq - b.seq)) {
       total += grab.amount_cents;
       const best = details && details.best_luck_user_id === grab.user_id;
-      list.append(h('li', { class: best ? 'best' : null, 'data-user': grab.user_id },
+      const fresh = !shown.has(grab.seq);  // only a new grab pops in
+      shown.add(grab.seq);
+      list.append(h('li', { class: [best ? 'best' : '', fresh ? 'fresh' : ''].join(' ').trim() || null, 'data-user': grab.user_id },
         h('span', {}, 'user ' + grab.user_id + (s && grab.user_id === s.userId ? ' (you)' : '')),
         h('span', { class: 'amount' }, yuan(grab.amount_cents)),
         best ? h('span', { class: 'badge' }, '手气最佳 best luck') : null));
