@@ -86,10 +86,14 @@ void PacketEvents::Open(domain::PacketId packet_id, std::int64_t after_seq, std:
 
 void PacketEvents::Run() {
   auto next_poll = SteadyClock::now() + options_.poll_interval;
+  auto last_reads = SteadyClock::now() - options_.gather;
   std::unique_lock lock(mutex_);
   while (!stop_) {
     wake_.wait_until(lock, next_poll, [this] { return stop_ || !dirty_.empty(); });
+    // At most one round of reads per `gather`: the grabs of that time share one read.
+    wake_.wait_until(lock, last_reads + options_.gather, [this] { return stop_; });
     if (stop_) break;
+    last_reads = SteadyClock::now();
     std::set<domain::PacketId> due;
     due.swap(dirty_);
     if (SteadyClock::now() >= next_poll) {

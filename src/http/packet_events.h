@@ -30,6 +30,9 @@ namespace redpacket::http {
 struct PacketEventsOptions {
   std::size_t max_streams = 10000;  // open streams on this server; beyond: 503 with Retry-After
   std::chrono::milliseconds poll_interval{250};
+  // Wake-ups by grabs are gathered this long into one read per packet: a read copies the
+  // packet's grabs under its lock, so a stampede on a watched packet must not read it per grab.
+  std::chrono::milliseconds gather{100};
   std::chrono::milliseconds heartbeat{15000};  // a comment line on a quiet stream (keeps it open)
 };
 

@@ -338,6 +338,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // A stream is idle when nothing left for that long, even with a write pending (a reader
     // that stopped reading); its writer sends heartbeats more often than this.
     if (now - last_activity_ >= options_.idle_timeout && (stream_ || (slots_.empty() && !writing_))) {
+      if (stream_ && writing_) ++stats_.streams_dropped;  // a reader that stopped reading
       return Close();
     }
     ArmTimer();

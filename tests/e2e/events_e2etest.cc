@@ -2,7 +2,8 @@
 // grab event per grab in seq order with id = seq, then `finished` and the end of the stream;
 // Last-Event-ID resumes with no gap and no repeat; the access rules of GET /v1/packets/{id}; the
 // cap on open streams (503 with Retry-After, a place freed by a closed stream is reusable); a
-// reader that stops reading is dropped and never slows the grabs.
+// reader that stops reading is dropped (its backlog passes the buffer, or one write stalls for
+// the idle timeout) and never slows the grabs; the page's routes.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -330,6 +331,8 @@ TEST(EventsE2E, AReaderThatStopsReadingIsDroppedAndGrabsGoOn) {
       const Reply reply = client.Post("/v1/packets/" + packet + "/grab", "", next_user++);
       if (reply.status != 200) break;
       ++acknowledged;
+      // Spread over many of the event thread's reads (a write each), as a real crowd would be.
+      std::this_thread::sleep_for(milliseconds(10));
     }
   });
   const auto took = Clock::now() - started;
@@ -353,6 +356,29 @@ TEST(EventsE2E, AReaderThatStopsReadingIsDroppedAndGrabsGoOn) {
   EXPECT_FALSE(saw_finished);
   EXPECT_LT(events, kShares);
   EXPECT_TRUE(stuck.EndsWithin(milliseconds(1000)));
+}
+
+TEST(EventsE2E, AReaderStalledOnOneBigWriteIsDroppedAfterTheIdleTimeout) {
+  ServerProcess server({"--event-stream-buffer-bytes", "4096", "--max-count", "1000", "--idle-timeout-ms", "1000"});
+  server.Start();
+  ApiClient api(server);
+  const std::int64_t sender = api.CreateFundedUser("sender", 100000);
+  const std::string packet = api.CreatePacket(sender, R"({"total_cents":3000,"count":300})");
+  std::atomic<std::int64_t> next_user{1000};
+  RunThreads(8, [&](int) {
+    ApiClient client(server);
+    while (client.Post("/v1/packets/" + packet + "/grab", "", next_user++).status == 200) {
+    }
+  });
+  // Every grab and the finished event leave in one write (a stream opened on a finished packet):
+  // never over the buffer, but the reader never takes it.
+  const auto opened = Clock::now();
+  EventStream stuck(server.port(), EventsPath(packet), As(2), /*receive_buffer=*/2048);
+  ASSERT_EQ(stuck.ReadHead(), 200);
+  ASSERT_TRUE(WaitUntil([&] { return MetricValue(api, "redpacket_event_streams_dropped_total") >= 1; },
+                        milliseconds(10000)));
+  EXPECT_GE(Clock::now() - opened, milliseconds(900));
+  EXPECT_TRUE(WaitUntil([&] { return MetricValue(api, "redpacket_event_streams_open") == 0; }, milliseconds(5000)));
 }
 
 TEST(EventsE2E, BrowserAtTheRootIsSentToThePageAndTheAssetsAreBuiltIn) {
