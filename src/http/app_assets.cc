@@ -26,7 +26,8 @@ Response AppShellResponse(bool dev) {
   const WebAsset* shell = FindWebAsset("app.html");
   Response response;
   response.content_type = "text/html; charset=utf-8";
-  response.body = shell != nullptr ? std::string(shell->body) : std::string("<!doctype html><title>redpacket</title>");
+  response.body = shell != nullptr ? std::string(shell->body)
+                                   : std::string("<!doctype html><title>redpacket</title>");
   // The one thing that differs per server: whether the sign-in offers --dev's user ids.
   constexpr std::string_view kMark = "data-dev=\"0\"";
   if (const auto at = response.body.find(kMark); dev && at != std::string::npos) {
@@ -45,7 +46,8 @@ Response WebAssetResponse(const Request& request, std::string_view name) {
   response.content_type = asset->content_type;
   // no-cache: revalidated on each load (a 304 costs one round trip and no body), so a new
   // binary's page is never mixed with an old cached script.
-  response.headers = std::string(kPageHeaders) + "Cache-Control: no-cache\r\nETag: " + std::string(asset->etag) + "\r\n";
+  response.headers = std::string(kPageHeaders) +
+                     "Cache-Control: no-cache\r\nETag: " + std::string(asset->etag) + "\r\n";
   if (request.if_none_match.find(asset->etag) != std::string::npos) {
     response.status = 304;
     return response;
@@ -63,6 +65,8 @@ Response RedirectResponse(std::string_view location) {
   return response;
 }
 
-bool WantsHtml(const Request& request) { return request.accept.find("text/html") != std::string::npos; }
+bool WantsHtml(const Request& request) {
+  return request.accept.find("text/html") != std::string::npos;
+}
 
 }  // namespace redpacket::http

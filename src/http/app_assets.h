@@ -14,9 +14,9 @@
 namespace redpacket::http {
 
 struct WebAsset {
-  std::string_view name;          // "app.js"
+  std::string_view name;  // "app.js"
   std::string_view content_type;
-  std::string_view etag;          // quoted, e.g. "\"0123456789abcdef\""
+  std::string_view etag;  // quoted, e.g. "\"0123456789abcdef\""
   std::string_view body;
 };
 extern const WebAsset kWebAssets[];  // generated (web_assets_data.cc)

@@ -2,11 +2,11 @@
 // wake-up or a poll tick, and the SSE framing of grab and finished events.
 #include "http/packet_events.h"
 
+#include <fmt/format.h>
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 
 #include <boost/json/serialize.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "http/packet_json.h"
 
@@ -50,20 +50,24 @@ void PacketEvents::Notify(domain::PacketId packet_id) {
   wake_.notify_one();
 }
 
-void PacketEvents::Open(domain::PacketId packet_id, std::int64_t after_seq, std::function<void(Response)> respond) {
+void PacketEvents::Open(domain::PacketId packet_id, std::int64_t after_seq,
+                        std::function<void(Response)> respond) {
   // The place is taken before the packet is read, so concurrent opens cannot pass the limit.
   if (reserved_->fetch_add(1) >= options_.max_streams) {
     reserved_->fetch_sub(1);
     ++refused_;
-    Response response = ErrorResponse(domain::ErrorCode::kUnavailable,
-                                      fmt::format("too many event streams (max {}); retry later", options_.max_streams));
+    Response response = ErrorResponse(
+        domain::ErrorCode::kUnavailable,
+        fmt::format("too many event streams (max {}); retry later", options_.max_streams));
     response.retry_after_s = 5;
     return respond(std::move(response));
   }
   // Released when the subscriber goes, or when the response is dropped before its head left.
-  std::shared_ptr<void> reservation(nullptr, [counter = reserved_](void*) { counter->fetch_sub(1); });
+  std::shared_ptr<void> reservation(nullptr,
+                                    [counter = reserved_](void*) { counter->fetch_sub(1); });
   service_.GetPacket(packet_id, [this, packet_id, after_seq, respond = std::move(respond),
-                                 reservation = std::move(reservation)](domain::Result<store::PacketSnapshot> snapshot) mutable {
+                                 reservation = std::move(reservation)](
+                                    domain::Result<store::PacketSnapshot> snapshot) mutable {
     if (!snapshot) return respond(ErrorResponse(snapshot.error()));
     Response response;
     response.content_type = "text/event-stream";
@@ -122,7 +126,8 @@ void PacketEvents::Run() {
   }
 }
 
-void PacketEvents::Deliver(domain::PacketId packet_id, domain::Result<store::PacketSnapshot> snapshot) {
+void PacketEvents::Deliver(domain::PacketId packet_id,
+                           domain::Result<store::PacketSnapshot> snapshot) {
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
@@ -131,7 +136,8 @@ void PacketEvents::Deliver(domain::PacketId packet_id, domain::Result<store::Pac
     topic->second.in_flight = false;
     const auto now = SteadyClock::now();
     auto& subscribers = topic->second.subscribers;
-    std::erase_if(subscribers, [&](Subscriber& subscriber) { return Send(subscriber, snapshot, now); });
+    std::erase_if(subscribers,
+                  [&](Subscriber& subscriber) { return Send(subscriber, snapshot, now); });
     if (subscribers.empty()) {
       topics_.erase(topic);
     } else if (std::exchange(topic->second.again, false)) {
@@ -142,7 +148,8 @@ void PacketEvents::Deliver(domain::PacketId packet_id, domain::Result<store::Pac
   if (wake) wake_.notify_one();
 }
 
-bool PacketEvents::Send(Subscriber& subscriber, const domain::Result<store::PacketSnapshot>& snapshot,
+bool PacketEvents::Send(Subscriber& subscriber,
+                        const domain::Result<store::PacketSnapshot>& snapshot,
                         SteadyClock::time_point now) {
   if (subscriber.stream->closed()) return true;
   std::string chunk;
@@ -152,12 +159,15 @@ bool PacketEvents::Send(Subscriber& subscriber, const domain::Result<store::Pack
     for (const domain::Grab& grab : snapshot->record.grabs) {
       if (grab.seq <= subscriber.last_seq) continue;
       if (grab.seq != subscriber.last_seq + 1) break;
-      chunk += fmt::format("id: {}\nevent: grab\ndata: {}\n\n", grab.seq, boost::json::serialize(GrabJson(grab)));
+      chunk += fmt::format("id: {}\nevent: grab\ndata: {}\n\n", grab.seq,
+                           boost::json::serialize(GrabJson(grab)));
       subscriber.last_seq = grab.seq;
     }
-    const bool all_sent = subscriber.last_seq >= static_cast<std::int64_t>(snapshot->record.grabs.size());
+    const bool all_sent =
+        subscriber.last_seq >= static_cast<std::int64_t>(snapshot->record.grabs.size());
     if (snapshot->record.status != domain::PacketStatus::kOpen && all_sent) {
-      chunk += fmt::format("event: finished\ndata: {}\n\n", boost::json::serialize(PacketDetailsJson(snapshot.value())));
+      chunk += fmt::format("event: finished\ndata: {}\n\n",
+                           boost::json::serialize(PacketDetailsJson(snapshot.value())));
       subscriber.stream->Write(std::move(chunk));
       subscriber.stream->End();
       return true;

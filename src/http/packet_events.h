@@ -51,7 +51,8 @@ class PacketEvents {
   // Opens a stream of `packet_id` resuming after `after_seq` (0: from the start). `respond` gets
   // an error (503 beyond max_streams, the packet's own 404...) or the streaming response.
   // Any thread; never blocks.
-  void Open(domain::PacketId packet_id, std::int64_t after_seq, std::function<void(Response)> respond);
+  void Open(domain::PacketId packet_id, std::int64_t after_seq,
+            std::function<void(Response)> respond);
 
   std::size_t open_streams() const { return reserved_->load(); }
   std::uint64_t refused_streams() const { return refused_.load(); }
@@ -79,7 +80,8 @@ class PacketEvents {
   const PacketEventsOptions options_;
   service::RedPacketService& service_;
   // Streams opened or being opened; shared with the reservations, which may outlive this.
-  std::shared_ptr<std::atomic<std::size_t>> reserved_ = std::make_shared<std::atomic<std::size_t>>(0);
+  std::shared_ptr<std::atomic<std::size_t>> reserved_ =
+      std::make_shared<std::atomic<std::size_t>>(0);
   std::atomic<std::uint64_t> refused_{0};
 
   std::mutex mutex_;

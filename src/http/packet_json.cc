@@ -14,7 +14,8 @@ json::object PacketJson(const ledger::PacketRecord& packet) {
           {"total_cents", packet.spec.total_cents},
           {"count", packet.spec.count},
           {"greeting", packet.spec.greeting},
-          {"receiver_id", packet.spec.receiver_id ? json::value(*packet.spec.receiver_id) : json::value(nullptr)},
+          {"receiver_id",
+           packet.spec.receiver_id ? json::value(*packet.spec.receiver_id) : json::value(nullptr)},
           {"created_at", domain::FormatTime(packet.created_at)},
           {"expires_at", domain::FormatTime(packet.expires_at)}};
 }
@@ -32,7 +33,8 @@ json::object PacketDetailsJson(const store::PacketSnapshot& snapshot) {
   out["remaining_cents"] = snapshot.remaining_cents;
   out["remaining_count"] = snapshot.remaining_count;
   out["status"] = domain::ToString(packet.status);
-  out["refund_cents"] = packet.refund_cents ? json::value(*packet.refund_cents) : json::value(nullptr);
+  out["refund_cents"] =
+      packet.refund_cents ? json::value(*packet.refund_cents) : json::value(nullptr);
   json::array grabs;
   const domain::Grab* best = nullptr;
   for (const auto& grab : packet.grabs) {
@@ -42,7 +44,8 @@ json::object PacketDetailsJson(const store::PacketSnapshot& snapshot) {
   }
   out["grabs"] = std::move(grabs);
   const bool exhausted = snapshot.remaining_count == 0;
-  out["best_luck_user_id"] = exhausted && best != nullptr ? json::value(best->user_id) : json::value(nullptr);
+  out["best_luck_user_id"] =
+      exhausted && best != nullptr ? json::value(best->user_id) : json::value(nullptr);
   return out;
 }
 

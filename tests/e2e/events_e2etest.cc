@@ -30,9 +30,11 @@ struct Event {
 class EventStream {
  public:
   // `receive_buffer` > 0: SO_RCVBUF before connecting (a slow reader's small window).
-  EventStream(std::uint16_t port, const std::string& path, const Headers& headers, int receive_buffer = 0) {
+  EventStream(std::uint16_t port, const std::string& path, const Headers& headers,
+              int receive_buffer = 0) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (receive_buffer > 0) setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    if (receive_buffer > 0)
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(port);
@@ -43,7 +45,8 @@ class EventStream {
     std::string request = "GET " + path + " HTTP/1.1\r\nHost: e2e\r\nAccept: text/event-stream\r\n";
     for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
     request += "\r\n";
-    if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+    if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
       throw std::runtime_error("send failed");
     }
   }
@@ -89,9 +92,12 @@ class EventStream {
           const std::string field = line.substr(0, colon);
           const std::string value = colon == std::string::npos ? "" : line.substr(colon + 2);
           any = true;
-          if (field == "event") event.type = value;
-          else if (field == "id") event.id = value;
-          else if (field == "data") event.data += value;
+          if (field == "event")
+            event.type = value;
+          else if (field == "id")
+            event.id = value;
+          else if (field == "data")
+            event.data += value;
         }
         if (any) return event;
         continue;
@@ -132,7 +138,9 @@ class EventStream {
 
 Headers As(std::int64_t user) { return {{"X-User-Id", std::to_string(user)}}; }
 
-std::string EventsPath(const std::string& packet_id) { return "/v1/packets/" + packet_id + "/events"; }
+std::string EventsPath(const std::string& packet_id) {
+  return "/v1/packets/" + packet_id + "/events";
+}
 
 // Grabs `packet_id` as `user`; its reply's seq and amount.
 GrabRecord Grab(ApiClient& api, const std::string& packet_id, std::int64_t user) {
@@ -163,11 +171,13 @@ TEST(EventsE2E, GrabsInSeqOrderThenFinishedThenTheEnd) {
   server.Start();
   ApiClient api(server);
   const std::int64_t sender = api.CreateFundedUser("sender", 10000);
-  const std::string packet = api.CreatePacket(sender, R"({"total_cents":1000,"count":5,"greeting":"<b>hi</b>"})");
+  const std::string packet =
+      api.CreatePacket(sender, R"({"total_cents":1000,"count":5,"greeting":"<b>hi</b>"})");
 
   EventStream stream(server.port(), EventsPath(packet), As(99));
   ASSERT_EQ(stream.ReadHead(), 200);
-  EXPECT_NE(stream.head().find("Content-Type: text/event-stream"), std::string::npos) << stream.head();
+  EXPECT_NE(stream.head().find("Content-Type: text/event-stream"), std::string::npos)
+      << stream.head();
   EXPECT_EQ(stream.head().find("Content-Length"), std::string::npos) << stream.head();
   // Nothing yet: no grab.
   EXPECT_FALSE(stream.Next(milliseconds(300)).has_value());
@@ -215,13 +225,15 @@ TEST(EventsE2E, LastEventIdResumesWithoutGapOrRepeat) {
     ASSERT_NO_FATAL_FAILURE(ExpectGrabEvent(first.Next(), grabs[0]));
     ASSERT_NO_FATAL_FAILURE(ExpectGrabEvent(first.Next(), grabs[1]));
   }  // the client drops after seq 2
-  for (std::int64_t user = 12; user < 15; ++user) grabs.push_back(Grab(api, packet, user));  // seq 3..5 meanwhile
+  for (std::int64_t user = 12; user < 15; ++user)
+    grabs.push_back(Grab(api, packet, user));  // seq 3..5 meanwhile
 
   Headers resume = As(50);
   resume["Last-Event-ID"] = "2";
   EventStream second(server.port(), EventsPath(packet), resume);
   ASSERT_EQ(second.ReadHead(), 200);
-  for (std::size_t i = 2; i < 5; ++i) ASSERT_NO_FATAL_FAILURE(ExpectGrabEvent(second.Next(), grabs[i]));
+  for (std::size_t i = 2; i < 5; ++i)
+    ASSERT_NO_FATAL_FAILURE(ExpectGrabEvent(second.Next(), grabs[i]));
   EXPECT_FALSE(second.Next(milliseconds(400)).has_value()) << "an event beyond the grabs made";
   grabs.push_back(Grab(api, packet, 15));
   ASSERT_NO_FATAL_FAILURE(ExpectGrabEvent(second.Next(), grabs[5]));
@@ -244,11 +256,14 @@ TEST(EventsE2E, SameAccessAsThePacketDetails) {
   ServerProcess server({"--token-secret", secret}, /*dev=*/false);
   server.Start();
   const auto token = [&](std::int64_t user, bool admin) {
-    return Headers{{"Authorization", "Bearer " + http::SignToken({user, 4102444800, admin}, secret)}};
+    return Headers{
+        {"Authorization", "Bearer " + http::SignToken({user, 4102444800, admin}, secret)}};
   };
   ApiClient api(server);
-  ASSERT_EQ(api.Post("/v1/users/1/deposit", R"({"amount_cents":1000})", 0, token(1, true)).status, 200);
-  const Reply created = api.Post("/v1/packets", R"({"total_cents":100,"count":2})", 0, token(1, false));
+  ASSERT_EQ(api.Post("/v1/users/1/deposit", R"({"amount_cents":1000})", 0, token(1, true)).status,
+            200);
+  const Reply created =
+      api.Post("/v1/packets", R"({"total_cents":100,"count":2})", 0, token(1, false));
   ASSERT_EQ(created.status, 201) << Describe(created);
   const std::string packet = created.String("packet_id");
 
@@ -264,11 +279,11 @@ TEST(EventsE2E, SameAccessAsThePacketDetails) {
     }
     return events;
   };
-  EXPECT_EQ(status_of(packet, {}), 401);                                                        // no credential
-  EXPECT_EQ(status_of(packet, {{"X-User-Id", "2"}}), 401);                                      // --dev only
-  EXPECT_EQ(status_of(packet, {{"Authorization", "Bearer rp1.2.4102444800.0.00"}}), 401);      // forged
-  EXPECT_EQ(status_of(packet, token(2, false)), 200);                                           // any user
-  EXPECT_EQ(status_of("999999", token(2, false)), 404);                                         // unknown
+  EXPECT_EQ(status_of(packet, {}), 401);                    // no credential
+  EXPECT_EQ(status_of(packet, {{"X-User-Id", "2"}}), 401);  // --dev only
+  EXPECT_EQ(status_of(packet, {{"Authorization", "Bearer rp1.2.4102444800.0.00"}}), 401);  // forged
+  EXPECT_EQ(status_of(packet, token(2, false)), 200);    // any user
+  EXPECT_EQ(status_of("999999", token(2, false)), 404);  // unknown
   EXPECT_EQ(status_of("abc", token(2, false)), 400);
   Headers bad_resume = token(2, false);
   bad_resume["Last-Event-ID"] = "x";
@@ -292,7 +307,8 @@ TEST(EventsE2E, StreamsBeyondTheCapAreRefusedAndAClosedOneFreesItsPlace) {
   EXPECT_EQ(MetricValue(api, "redpacket_event_streams_refused_total"), 1);
 
   first.reset();  // the client leaves: the server notices and frees the place
-  ASSERT_TRUE(WaitUntil([&] { return MetricValue(api, "redpacket_event_streams_open") == 1; }, milliseconds(5000)));
+  ASSERT_TRUE(WaitUntil([&] { return MetricValue(api, "redpacket_event_streams_open") == 1; },
+                        milliseconds(5000)));
   EventStream fourth(server.port(), EventsPath(packet), As(6));
   EXPECT_EQ(fourth.ReadHead(), 200);
   // The streams still open work.
@@ -345,7 +361,9 @@ TEST(EventsE2E, AReaderThatStopsReadingIsDroppedAndGrabsGoOn) {
   for (int seq = 1; seq <= kShares; ++seq) ASSERT_EQ(received[seq - 1].id, std::to_string(seq));
   EXPECT_EQ(received.back().type, "finished");
 
-  ASSERT_TRUE(WaitUntil([&] { return MetricValue(api, "redpacket_event_streams_dropped_total") >= 1; }, milliseconds(5000)));
+  ASSERT_TRUE(
+      WaitUntil([&] { return MetricValue(api, "redpacket_event_streams_dropped_total") >= 1; },
+                milliseconds(5000)));
   // The stuck reader now reads: what was buffered, then the end, without the finished event.
   bool saw_finished = false;
   int events = 0;
@@ -359,7 +377,8 @@ TEST(EventsE2E, AReaderThatStopsReadingIsDroppedAndGrabsGoOn) {
 }
 
 TEST(EventsE2E, AReaderStalledOnOneBigWriteIsDroppedAfterTheIdleTimeout) {
-  ServerProcess server({"--event-stream-buffer-bytes", "4096", "--max-count", "1000", "--idle-timeout-ms", "1000"});
+  ServerProcess server(
+      {"--event-stream-buffer-bytes", "4096", "--max-count", "1000", "--idle-timeout-ms", "1000"});
   server.Start();
   ApiClient api(server);
   const std::int64_t sender = api.CreateFundedUser("sender", 100000);
@@ -375,10 +394,12 @@ TEST(EventsE2E, AReaderStalledOnOneBigWriteIsDroppedAfterTheIdleTimeout) {
   const auto opened = Clock::now();
   EventStream stuck(server.port(), EventsPath(packet), As(2), /*receive_buffer=*/2048);
   ASSERT_EQ(stuck.ReadHead(), 200);
-  ASSERT_TRUE(WaitUntil([&] { return MetricValue(api, "redpacket_event_streams_dropped_total") >= 1; },
-                        milliseconds(10000)));
+  ASSERT_TRUE(
+      WaitUntil([&] { return MetricValue(api, "redpacket_event_streams_dropped_total") >= 1; },
+                milliseconds(10000)));
   EXPECT_GE(Clock::now() - opened, milliseconds(900));
-  EXPECT_TRUE(WaitUntil([&] { return MetricValue(api, "redpacket_event_streams_open") == 0; }, milliseconds(5000)));
+  EXPECT_TRUE(WaitUntil([&] { return MetricValue(api, "redpacket_event_streams_open") == 0; },
+                        milliseconds(5000)));
 }
 
 TEST(EventsE2E, BrowserAtTheRootIsSentToThePageAndTheAssetsAreBuiltIn) {
