@@ -57,6 +57,12 @@ struct Config {
   // Capped further by the open-file limit (RLIMIT_NOFILE) at start. 0: only that.
   std::int64_t max_connections = 100000;
   std::int64_t max_connections_per_ip = 10000;  // 0: no cap
+  // Live event streams (GET /v1/packets/{id}/events): open streams at most (503 beyond), how
+  // often their packets are re-read (grabs through other servers, expiry), and the bytes a
+  // stream may have waiting for a slow reader before it is dropped.
+  std::int64_t event_streams_max = 10000;
+  std::int64_t event_poll_ms = 250;
+  std::int64_t event_stream_buffer_bytes = 64 * 1024;
   std::int64_t shutdown_grace_ms = 10000;
   std::string log_level = "info";
   std::string config_file;

@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
                              "reconcile_min_age_ms", "journal_name", "dev", "threads", "max_count", "max_total_cents",
                              "min_expires_in_s", "max_expires_in_s", "token_secret", "sweep_interval_ms", "journal_gather_us",
                              "idle_timeout_ms", "rate_limit_per_user", "rate_limit_burst", "header_timeout_ms",
-                             "max_connections", "max_connections_per_ip", "shutdown_grace_ms", "log_level"});
+                             "max_connections", "max_connections_per_ip", "event_streams_max", "event_poll_ms",
+                             "event_stream_buffer_bytes", "shutdown_grace_ms", "log_level"});
 
   // The worker has its own Config: its port's default differs from serve's.
   Config worker_config;

@@ -17,6 +17,7 @@
 #include "app/commands.h"
 #include "app/embedded_backend.h"
 #include "http/api.h"
+#include "http/packet_events.h"
 #include "http/server.h"
 
 namespace redpacket::app {
@@ -26,7 +27,12 @@ void PrintDevExample(const Config& config, std::uint16_t port) {
   const std::string base = fmt::format("http://{}:{}", config.host, port);
   std::cout << fmt::format(R"(
 redpacket is running in {1} --dev mode on {0}  (Ctrl-C stops it)
-Try it (X-User-Id names the caller in --dev mode):
+
+Open {0}/app/ in a browser: sign in as any user id (or open {0}/app/?as=2 in
+another tab to be user 2), send a packet, open its link as other users and watch it live;
+{0}/app/ops is the operators' dashboard.
+
+Or with curl (X-User-Id names the caller in --dev mode):
 
   curl -s -X POST {0}/v1/users -d '{{"name":"alice"}}'
   curl -s -X POST {0}/v1/users/1/deposit -d '{{"amount_cents":10000,"request_id":"d-1"}}'
@@ -124,6 +130,12 @@ int RunServe(const Config& config) {
     return 1;
   }
   http::Api api(api_options, *service);
+  http::PacketEventsOptions events_options;
+  events_options.max_streams = static_cast<std::size_t>(config.event_streams_max);
+  events_options.poll_interval = std::chrono::milliseconds(config.event_poll_ms);
+  // Declared before the server: it outlives it (streams end when the server stops).
+  http::PacketEvents events(events_options, *service);
+  api.SetPacketEvents(&events);
   if (clustered) clustered->AddMetrics(api.metrics());
   if (embedded) embedded->AddMetrics(api.metrics());
 
@@ -137,6 +149,7 @@ int RunServe(const Config& config) {
   server_options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
   server_options.max_connections = ConnectionCapWithinFileLimit(config.max_connections);
   server_options.max_connections_per_ip = static_cast<std::size_t>(config.max_connections_per_ip);
+  server_options.stream_buffer_limit = static_cast<std::size_t>(config.event_stream_buffer_bytes);
   http::Server server(server_options, api);
   try {
     server.Start();
@@ -169,6 +182,7 @@ int RunServe(const Config& config) {
     server.Stop(std::chrono::milliseconds(0));
     return 1;
   }
+  events.Start();
   spdlog::info("ready");
   if (config.dev) PrintDevExample(config, server.port());
 
@@ -182,6 +196,7 @@ int RunServe(const Config& config) {
   // destroys the Redis store (it must not outlive the loops' owner nor go while they run), then
   // the backend flushes Kafka and releases the sweeper lease.
   service->StopSweeper();
+  events.Stop();  // ends the streams, so the server's drain does not wait for them
   server.Stop(std::chrono::milliseconds(config.shutdown_grace_ms));
   if (embedded) embedded->Stop();
   service->Stop();

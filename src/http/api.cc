@@ -10,7 +10,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "http/app_assets.h"
 #include "http/openapi.h"
+#include "http/packet_events.h"
+#include "http/packet_json.h"
 #include "http/request_fields.h"
 #include "http/token.h"
 
@@ -109,18 +112,6 @@ bool OwnsAccount(const Call& call, domain::UserId user_id, const Reply& reply) {
 
 std::string Id(domain::PacketId id) { return std::to_string(id); }
 
-json::object PacketJson(const ledger::PacketRecord& packet) {
-  return {{"packet_id", Id(packet.packet_id)},
-          {"sender_id", packet.spec.sender_id},
-          {"kind", domain::ToString(packet.spec.kind)},
-          {"total_cents", packet.spec.total_cents},
-          {"count", packet.spec.count},
-          {"greeting", packet.spec.greeting},
-          {"receiver_id", packet.spec.receiver_id ? json::value(*packet.spec.receiver_id) : json::value(nullptr)},
-          {"created_at", domain::FormatTime(packet.created_at)},
-          {"expires_at", domain::FormatTime(packet.expires_at)}};
-}
-
 // ---- handlers --------------------------------------------------------------------------------
 
 void HandleRoot(Call& call);
@@ -136,6 +127,10 @@ void HandleCreatePacket(Call& call);
 void HandleGrab(Call& call);
 void HandlePacket(Call& call);
 void HandleSeedGrab(Call& call);
+void HandlePacketEvents(Call& call);
+void HandleAppPage(Call& call);
+void HandleAppRedirect(Call& call);
+void HandleAppAsset(Call& call);
 
 struct Route {
   verb method;
@@ -161,7 +156,15 @@ constexpr std::array kRoutes = {
     Route{verb::post, "/v1/packets", "create_packet", Access::kUser, Limit::kPerCaller, HandleCreatePacket},
     Route{verb::post, "/v1/packets/{id}/grab", "grab", Access::kUser, Limit::kPerCaller, HandleGrab},
     Route{verb::get, "/v1/packets/{id}", "packet", Access::kUser, Limit::kPerCaller, HandlePacket},
+    Route{verb::get, "/v1/packets/{id}/events", "packet_events", Access::kUser, Limit::kPerCaller, HandlePacketEvents},
+    Route{verb::get, "/v1/ops/metrics", "ops_metrics", Access::kAdmin, Limit::kExempt, HandleMetrics},
     Route{verb::get, "/grab", "seed_grab", Access::kDevOnly, Limit::kPerCaller, HandleSeedGrab},
+    // The web page (app_assets.h): static, public; what it shows comes from the API above.
+    Route{verb::get, "/app", "app_redirect", Access::kPublic, Limit::kExempt, HandleAppRedirect},
+    Route{verb::get, "/app/", "app_home", Access::kPublic, Limit::kExempt, HandleAppPage},
+    Route{verb::get, "/app/ops", "app_ops", Access::kPublic, Limit::kExempt, HandleAppPage},
+    Route{verb::get, "/app/p/{id}", "app_packet", Access::kPublic, Limit::kExempt, HandleAppPage},
+    Route{verb::get, "/app/static/{id}", "app_static", Access::kPublic, Limit::kExempt, HandleAppAsset},
 };
 constexpr std::size_t kUnmatchedRoute = kRoutes.size();  // metrics label "unmatched"
 
@@ -186,6 +189,8 @@ bool Match(std::string_view pattern, std::string_view path, std::array<std::stri
 Metrics& MetricsOf(Call& call);
 
 void HandleRoot(Call& call) {
+  // A browser opening the address `make run` prints gets the page; every other client JSON.
+  if (WantsHtml(call.request)) return MakeReply(call, MetricsOf(call))(RedirectResponse("/app/"));
   Response response;
   response.body = R"({"message":"Red Packet System is running!"})";
   MakeReply(call, MetricsOf(call))(std::move(response));
@@ -319,9 +324,10 @@ void HandleCreatePacket(Call& call) {
 void GrabAndReply(Call& call, domain::PacketId packet_id, bool seed_format) {
   const domain::UserId user_id = call.caller->user_id;
   call.service().Grab(packet_id, user_id, [reply = MakeReply(call, MetricsOf(call)), packet_id, user_id,
-                                           seed_format](store::GrabResult result) {
+                                           seed_format, events = call.api->events()](store::GrabResult result) {
     Response response;
     if (result.code == ErrorCode::kOk) {
+      if (events != nullptr) events->Notify(packet_id);  // live streams of this packet
       response.body = seed_format
                           ? fmt::format(R"({{"message":"Red packet grabbed successfully","amount":{}.{:02},"amount_cents":{}}})",
                                         result.amount_cents / 100, result.amount_cents % 100, result.amount_cents)
@@ -360,27 +366,30 @@ void HandlePacket(Call& call) {
   if (!packet_id) return;
   call.service().GetPacket(*packet_id, [reply](domain::Result<store::PacketSnapshot> snapshot) {
     if (!snapshot) return reply.Error(snapshot.error());
-    const ledger::PacketRecord& packet = snapshot->record;
-    json::object out = PacketJson(packet);
-    out["remaining_cents"] = snapshot->remaining_cents;
-    out["remaining_count"] = snapshot->remaining_count;
-    out["status"] = domain::ToString(packet.status);
-    out["refund_cents"] = packet.refund_cents ? json::value(*packet.refund_cents) : json::value(nullptr);
-    json::array grabs;
-    const domain::Grab* best = nullptr;
-    for (const auto& grab : packet.grabs) {
-      grabs.push_back(json::object{{"user_id", grab.user_id},
-                                   {"amount_cents", grab.amount_cents},
-                                   {"seq", grab.seq},
-                                   {"grabbed_at", domain::FormatTime(grab.grabbed_at)}});
-      // Best luck: the largest amount, ties to the earliest grab (grabs are in seq order).
-      if (best == nullptr || grab.amount_cents > best->amount_cents) best = &grab;
-    }
-    out["grabs"] = std::move(grabs);
-    const bool exhausted = snapshot->remaining_count == 0;
-    out["best_luck_user_id"] = exhausted && best != nullptr ? json::value(best->user_id) : json::value(nullptr);
-    reply.Json(200, out);
+    reply.Json(200, PacketDetailsJson(*snapshot));
   });
+}
+
+// GET /v1/packets/{id}/events: the access of GET /v1/packets/{id} (any caller, the packet must
+// exist), then the stream (packet_events.h). Last-Event-ID: the last seq the client has.
+void HandlePacketEvents(Call& call) {
+  const Reply reply = MakeReply(call, MetricsOf(call));
+  auto packet_id = PathId(call, 0, kMaxPacketId, "packet id", reply);
+  if (!packet_id) return;
+  std::int64_t after_seq = 0;
+  const std::string& last = call.request.last_event_id;
+  if (!last.empty() && last != "0" && !ParsePositive(last, std::numeric_limits<std::int64_t>::max(), &after_seq)) {
+    return reply.Error(ErrorCode::kBadRequest, "Last-Event-ID must be a grab's seq (a non-negative integer)");
+  }
+  PacketEvents* events = call.api->events();
+  if (events == nullptr) return reply.Error(ErrorCode::kUnavailable, "event streams are off on this server");
+  events->Open(*packet_id, after_seq, [reply](Response response) { reply(std::move(response)); });
+}
+
+void HandleAppPage(Call& call) { MakeReply(call, MetricsOf(call))(AppShellResponse(call.api->dev())); }
+void HandleAppRedirect(Call& call) { MakeReply(call, MetricsOf(call))(RedirectResponse("/app/")); }
+void HandleAppAsset(Call& call) {
+  MakeReply(call, MetricsOf(call))(WebAssetResponse(call.request, call.params[0]));
 }
 
 // ---- caller ----------------------------------------------------------------------------------
@@ -471,8 +480,19 @@ Api::Api(ApiOptions options, service::RedPacketService& service)
 
 Api::~Api() = default;
 
+void Api::SetPacketEvents(PacketEvents* events) {
+  events_ = events;
+  metrics_->AddGauge("redpacket_event_streams_open", "Open event streams (GET /v1/packets/{id}/events)",
+                     [events] { return static_cast<double>(events->open_streams()); });
+  metrics_->AddCounter("redpacket_event_streams_refused_total", "Event streams refused: event_streams_max reached", {},
+                       [events] { return static_cast<double>(events->refused_streams()); });
+}
+
 void Api::WatchServer(const Server& server) {
   const ServerStats* stats = &server.stats();
+  metrics_->AddCounter("redpacket_event_streams_dropped_total",
+                       "Event streams closed because the reader did not keep up (stream_buffer_bytes)", {},
+                       [stats] { return static_cast<double>(stats->streams_dropped.load()); });
   metrics_->AddGauge("redpacket_http_open_connections", "Open client connections",
                      [stats] { return static_cast<double>(stats->open_connections.load()); });
   metrics_->AddGauge("redpacket_http_parse_errors_total", "Malformed or oversized requests",

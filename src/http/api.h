@@ -23,6 +23,8 @@ struct ApiOptions {
   std::int64_t rate_limit_burst = 40;
 };
 
+class PacketEvents;
+
 class Api final : public RequestHandler {
  public:
   Api(ApiOptions options, service::RedPacketService& service);
@@ -31,6 +33,11 @@ class Api final : public RequestHandler {
   Metrics& metrics() { return *metrics_; }
   // Exposes the server's counters as gauges (call once, after the server exists).
   void WatchServer(const Server& server);
+  // The live event streams (GET /v1/packets/{id}/events; 503 without), told of every grab
+  // acknowledged here. Set before the server starts; it must outlive the server.
+  void SetPacketEvents(PacketEvents* events);
+  PacketEvents* events() const { return events_; }
+  bool dev() const { return options_.dev; }
 
   struct Call;  // one request in flight (defined in api.cc)
 
@@ -39,6 +46,7 @@ class Api final : public RequestHandler {
   service::RedPacketService& service_;
   std::unique_ptr<Metrics> metrics_;
   RateLimiter rate_limiter_;
+  PacketEvents* events_ = nullptr;
 };
 
 }  // namespace redpacket::http

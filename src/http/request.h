@@ -16,6 +16,9 @@ struct Request {
   bool has_authorization = false;  // the header was sent, even empty (then it is not valid: 401)
   std::string user_id_header;     // X-User-Id (accepted with --dev only)
   std::string request_id_header;  // X-Request-Id (echoed in logs)
+  std::string accept;             // Accept (a browser asking for HTML at / is sent to /app/)
+  std::string if_none_match;      // If-None-Match (the web page's assets: 304)
+  std::string last_event_id;      // Last-Event-ID (Server-Sent Events resume after it)
   std::string body;
   bool keep_alive = true;
   std::uint64_t peer_key = 0;  // the client's address, as AddressKey() (the rate limit's key without a caller)

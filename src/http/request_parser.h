@@ -32,10 +32,16 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
     if (name == field::authorization) {
       request_.has_authorization = true;
       request_.authorization.assign(value.data(), value.size());
+    } else if (name == field::accept) {
+      request_.accept.assign(value.data(), value.size());
+    } else if (name == field::if_none_match) {
+      request_.if_none_match.assign(value.data(), value.size());
     } else if (name == field::unknown) {
       if (EqualsLower(name_string, "x-user-id")) request_.user_id_header.assign(value.data(), value.size());
       else if (EqualsLower(name_string, "x-request-id"))
         request_.request_id_header.assign(value.data(), value.size());
+      else if (EqualsLower(name_string, "last-event-id"))
+        request_.last_event_id.assign(value.data(), value.size());
     }
   }
   void on_header_impl(error_code&) override { request_.keep_alive = this->keep_alive(); }

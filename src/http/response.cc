@@ -13,6 +13,8 @@ std::string_view StatusLine(int status) {
   switch (status) {
     case 200: return "HTTP/1.1 200 OK\r\n";
     case 201: return "HTTP/1.1 201 Created\r\n";
+    case 302: return "HTTP/1.1 302 Found\r\n";
+    case 304: return "HTTP/1.1 304 Not Modified\r\n";
     case 400: return "HTTP/1.1 400 Bad Request\r\n";
     case 401: return "HTTP/1.1 401 Unauthorized\r\n";
     case 402: return "HTTP/1.1 402 Payment Required\r\n";
@@ -47,10 +49,13 @@ void AppendWire(const Response& response, std::string& out) {
   out.append(kSecurityHeaders);
   out.append("Content-Type: ");
   out.append(response.content_type);
-  out.append("\r\nContent-Length: ");
   char digits[24];
-  auto end = fmt::format_to(digits, "{}", response.body.size());
-  out.append(digits, end);
+  auto end = digits;
+  if (!response.on_stream) {  // a stream's body ends when the connection closes
+    out.append("\r\nContent-Length: ");
+    end = fmt::format_to(digits, "{}", response.body.size());
+    out.append(digits, end);
+  }
   if (response.retry_after_s > 0) {
     out.append("\r\nRetry-After: ");
     end = fmt::format_to(digits, "{}", response.retry_after_s);
@@ -60,7 +65,9 @@ void AppendWire(const Response& response, std::string& out) {
     out.append("\r\nAllow: ");
     out.append(response.allow);
   }
-  out.append(response.close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
+  out.append("\r\n");
+  out.append(response.headers);
+  out.append(response.close ? "Connection: close\r\n\r\n" : "\r\n");
   out.append(response.body);
 }
 

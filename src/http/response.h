@@ -1,12 +1,16 @@
 // An HTTP response as handlers produce it, and its serialization with pre-built header lines.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "domain/status.h"
 
 namespace redpacket::http {
+
+class ResponseStream;  // server.h
 
 struct Response {
   int status = 200;
@@ -15,6 +19,11 @@ struct Response {
   bool close = false;  // send Connection: close and close after writing
   int retry_after_s = 0;  // > 0: a Retry-After header (429)
   std::string allow;  // non-empty: an Allow header (405), e.g. "GET"
+  std::string headers;    // more header lines, each "Name: value\r\n" (ETag, Location, ...)
+  // Set for a long-lived body (Server-Sent Events): the head goes out without Content-Length and
+  // with Connection: close, then this runs (on the connection's I/O thread) with the stream that
+  // writes the rest of the body; the connection reads no further request.
+  std::function<void(std::shared_ptr<ResponseStream>)> on_stream;
 };
 
 // Header lines (each ending in CRLF) that every response carries, whatever writes it. The policy

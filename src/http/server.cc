@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -93,7 +94,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Shutdown: answer what was read, take nothing new, then close.
   void Drain() {
     closing_ = true;
-    if (slots_.empty() && !writing_) Close();
+    if (stream_ || (slots_.empty() && !writing_)) Close();
+  }
+
+  // A streaming response's body, on the I/O thread (ResponseStream posts here).
+  void StreamWrite(std::string chunk) {
+    if (closed_ || !stream_) return;
+    if (stream_pending_.size() > options_.stream_buffer_limit) {
+      // The reader does not keep up (more than the limit still waits behind the write in
+      // flight): drop it rather than buffer without bound. One event larger than the limit (the
+      // details of a big packet) still goes to a reader that keeps up.
+      ++stats_.streams_dropped;
+      return Close();
+    }
+    stream_pending_.append(chunk);
+    FlushStream();
+  }
+  void StreamEnd() {
+    if (closed_ || !stream_) return;
+    stream_ended_ = true;
+    if (!writing_ && stream_pending_.empty()) Close();
   }
 
  private:
@@ -105,6 +125,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool ready = false;
     bool close = false;
     std::string wire;
+    std::function<void(std::shared_ptr<ResponseStream>)> stream_start;  // a streaming response
   };
 
   void Read() {
@@ -131,6 +152,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnRead(boost::system::error_code error, std::size_t n) {
     reading_ = false;
+    if (stream_) {
+      // Streaming: a read only notices the peer leaving; whatever it sends is ignored.
+      if (error) return Close();
+      begin_ = end_ = 0;
+      return Read();
+    }
     if (error) {
       // The peer closed or reset: answer nothing more; close once what is owed is written.
       closing_ = true;
@@ -205,8 +232,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (closed_ || slot < first_slot_) return;
     Slot& entry = slots_[slot - first_slot_];
     entry.close = entry.close || response.close || (closing_ && slot + 1 == first_slot_ + slots_.size());
+    if (response.on_stream) response.close = entry.close = true;  // nothing follows a stream
     response.close = entry.close;
     AppendWire(response, entry.wire);
+    entry.stream_start = std::move(response.on_stream);
     entry.ready = true;
     Flush();
   }
@@ -219,6 +248,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (write_buffer_.empty()) write_buffer_.swap(front.wire);
       else write_buffer_.append(front.wire);
       close_after = front.close;
+      if (front.stream_start) stream_start_ = std::move(front.stream_start);
       slots_.pop_front();
       ++first_slot_;
       if (close_after) break;
@@ -228,7 +258,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     writing_ = true;
-    close_after_write_ = close_after;
+    close_after_write_ = close_after && !stream_start_;
     asio::async_write(socket_, asio::buffer(write_buffer_),
                       [self = shared_from_this()](boost::system::error_code error, std::size_t) {
                         self->OnWrite(error);
@@ -240,9 +270,40 @@ class Connection : public std::enable_shared_from_this<Connection> {
     write_buffer_.clear();
     last_activity_ = SteadyClock::now();
     if (error || close_after_write_) return Close();
+    if (stream_start_) return StartStream();
+    if (stream_) {
+      if (loop_.draining || (stream_ended_ && stream_pending_.empty())) return Close();
+      return FlushStream();
+    }
     Flush();
     if (!writing_ && closing_ && slots_.empty()) return Close();
     ParseAvailable();  // reading may have paused at the pipelining limit
+  }
+
+  // The head of a streaming response has left: hand the stream to its writer and keep reading
+  // (only to notice the peer leaving).
+  void StartStream() {
+    boost::system::error_code ignored;
+    // A small send buffer: a reader that stops reading is noticed after about this many bytes
+    // (the kernel doubles it), not after the several MiB of an auto-tuned loopback buffer.
+    socket_.set_option(asio::socket_base::send_buffer_size(static_cast<int>(options_.stream_buffer_limit)), ignored);
+    stream_ = std::make_shared<ResponseStream>(weak_from_this(), loop_.io);
+    auto start = std::move(stream_start_);
+    stream_start_ = nullptr;
+    start(stream_);
+    begin_ = end_ = 0;  // anything the client sent after its request is ignored
+    Read();
+  }
+
+  void FlushStream() {
+    if (writing_ || closed_ || stream_pending_.empty()) return;
+    write_buffer_.swap(stream_pending_);
+    writing_ = true;
+    close_after_write_ = false;
+    asio::async_write(socket_, asio::buffer(write_buffer_),
+                      [self = shared_from_this()](boost::system::error_code error, std::size_t) {
+                        self->OnWrite(error);
+                      });
   }
 
   // One timer per connection, set to the earlier of the idle deadline and the head deadline.
@@ -274,7 +335,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       closing_ = true;
       if (slots_.empty() && !writing_) return Close();
     }
-    if (now - last_activity_ >= options_.idle_timeout && slots_.empty() && !writing_) return Close();
+    // A stream is idle when nothing left for that long, even with a write pending (a reader
+    // that stopped reading); its writer sends heartbeats more often than this.
+    if (now - last_activity_ >= options_.idle_timeout && (stream_ || (slots_.empty() && !writing_))) {
+      if (stream_ && writing_) ++stats_.streams_dropped;  // a reader that stopped reading
+      return Close();
+    }
     ArmTimer();
   }
 
@@ -285,6 +351,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     timer_.cancel();
+    if (stream_) stream_->MarkClosed();
     --stats_.open_connections;
     loop_.limiter->Release(address_key_);
     loop_.connections.erase(this);  // may drop the last owner: touch nothing after this
@@ -316,7 +383,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closing_ = false;  // read no more requests
   bool close_after_write_ = false;
   bool closed_ = false;
+
+  // A streaming response: its writer (set once its head has left), the bytes it wrote that wait
+  // for the socket, and whether it has ended.
+  std::function<void(std::shared_ptr<ResponseStream>)> stream_start_;
+  std::shared_ptr<ResponseStream> stream_;
+  std::string stream_pending_;
+  bool stream_ended_ = false;
 };
+
+bool ResponseStream::Write(std::string chunk) {
+  if (closed()) return false;
+  auto connection = connection_.lock();
+  if (!connection) return false;
+  asio::post(io_, [connection = std::move(connection), chunk = std::move(chunk)]() mutable {
+    connection->StreamWrite(std::move(chunk));
+  });
+  return true;
+}
+
+void ResponseStream::End() {
+  auto connection = connection_.lock();
+  if (!connection) return;
+  asio::post(io_, [connection = std::move(connection)] { connection->StreamEnd(); });
+}
 
 void Responder::operator()(Response response) const { connection_->Deliver(slot_, std::move(response)); }
 

@@ -36,6 +36,27 @@ class Responder {
   std::uint64_t slot_;
 };
 
+// The rest of a streaming response's body (Response::on_stream), written from any thread. Each
+// Write is queued on the connection's I/O thread; when more than ServerOptions::stream_buffer_limit
+// bytes already wait there behind the write in flight, the connection is closed instead (a slow
+// reader is dropped, never waited for). Thread-safe.
+class ResponseStream {
+ public:
+  ResponseStream(std::weak_ptr<Connection> connection, boost::asio::io_context& io)
+      : connection_(std::move(connection)), io_(io) {}
+  // False once the connection is closed (the peer left, was too slow, or the server stops).
+  bool Write(std::string chunk);
+  // Ends the body: the connection closes once what was written has left.
+  void End();
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  void MarkClosed() { closed_.store(true, std::memory_order_release); }
+
+ private:
+  std::weak_ptr<Connection> connection_;
+  boost::asio::io_context& io_;
+  std::atomic<bool> closed_{false};
+};
+
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
@@ -58,6 +79,9 @@ struct ServerOptions {
   // are counted across all I/O threads.
   std::size_t max_connections = 0;
   std::size_t max_connections_per_ip = 0;
+  // A streaming response (Server-Sent Events): a write finding more than this many bytes still
+  // waiting for the socket closes the connection. Its socket's send buffer is set to this size.
+  std::size_t stream_buffer_limit = 64 * 1024;
 };
 
 struct ServerStats {
@@ -68,6 +92,7 @@ struct ServerStats {
   std::atomic<std::uint64_t> header_timeouts{0};          // heads not complete within the deadline
   std::atomic<std::uint64_t> rejected_server_full{0};     // refused: max_connections reached
   std::atomic<std::uint64_t> rejected_address_full{0};    // refused: max_connections_per_ip reached
+  std::atomic<std::uint64_t> streams_dropped{0};          // streaming responses closed: reader too slow
 };
 
 class Server {
