@@ -81,15 +81,21 @@ void EmbeddedBackend::Start() {
   }
   journal_->ReleaseUpTo(applied_position_.load());
 
-  journal_->Start([this](std::span<const bus::PositionedEvent> durable) {
+  on_durable_ = [this](std::span<const bus::PositionedEvent> durable) {
     std::vector<domain::LedgerEvent> events;
     events.reserve(durable.size());
     for (const auto& positioned : durable) events.push_back(positioned.event);
     pending_.Add(events);
     source_->Push(durable);
-  });
+  };
+  if (!options_.journal_on_loop) journal_->Start(on_durable_);
   worker_->Start();
   started_ = true;
+}
+
+void EmbeddedBackend::AttachLoop(boost::asio::io_context& loop) {
+  if (!options_.journal_on_loop) return;
+  if (!journal_->StartOnLoop(on_durable_, loop)) journal_->Start(on_durable_);
 }
 
 service::ServiceParts EmbeddedBackend::MakeServiceParts() {
