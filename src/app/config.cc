@@ -127,6 +127,12 @@ ConfigBinder::ConfigBinder(CLI::App& command, Config& config, const std::vector<
       {"journal_gather_us", "the journal waits up to this long for a batch to fill before its fsync",
        [&](const std::string& flag) { return command.add_option(flag, config.journal_gather_us)->check(CLI::Range(std::int64_t{0}, std::int64_t{10'000})); },
        [&](const std::string& v) { config.journal_gather_us = ParseNumber<std::int64_t>("journal_gather_us", v); }},
+      {"journal_writer", "loop: the first I/O thread writes and fsyncs the journal through io_uring; thread: a writer and a completion thread",
+       [&](const std::string& flag) { return command.add_option(flag, config.journal_writer)->check(CLI::IsMember({"loop", "thread"})); },
+       [&](const std::string& v) {
+         if (v != "loop" && v != "thread") throw std::invalid_argument("journal_writer must be loop or thread, not " + v);
+         config.journal_writer = v;
+       }},
       {"idle_timeout_ms", "close a connection idle this long",
        [&](const std::string& flag) { return command.add_option(flag, config.idle_timeout_ms)->check(CLI::Range(std::int64_t{100}, std::int64_t{3'600'000})); },
        [&](const std::string& v) { config.idle_timeout_ms = ParseNumber<std::int64_t>("idle_timeout_ms", v); }},

@@ -48,6 +48,9 @@ struct Config {
   std::string token_secret;
   std::int64_t sweep_interval_ms = 1000;
   std::int64_t journal_gather_us = 100;
+  // "thread": a writer thread and a completion thread; "loop": the first I/O thread writes and
+  // fsyncs the journal through io_uring (docs/decisions.md §27: no faster here, so not default).
+  std::string journal_writer = "thread";
   std::int64_t idle_timeout_ms = 60000;
   // Server-side limits (README "Configuration"). The rate limit is per caller: requests a second
   // and burst; 0 turns it off, and --dev turns it off unless rate_limit_per_user is set.

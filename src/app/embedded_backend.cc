@@ -77,10 +77,11 @@ void EmbeddedBackend::Start() {
   }
   journal_->ReleaseUpTo(applied_position_.load());
 
-  journal_->Start([this](std::span<const bus::PositionedEvent> durable) {
+  on_durable_ = [this](std::span<const bus::PositionedEvent> durable) {
     AddPending(durable);
     source_->Push(durable);
-  });
+  };
+  if (!options_.journal_on_loop) journal_->Start(on_durable_);
   worker_->Start();
   started_ = true;
 }
@@ -92,6 +93,11 @@ void EmbeddedBackend::AddPending(std::span<const bus::PositionedEvent> durable) 
     events.push_back({positioned.position, positioned.event.user_id, positioned.event.amount_cents});
   }
   pending_.Add(events);
+}
+
+void EmbeddedBackend::AttachLoop(boost::asio::io_context& loop) {
+  if (!options_.journal_on_loop) return;
+  if (!journal_->StartOnLoop(on_durable_, loop)) journal_->Start(on_durable_);
 }
 
 service::ServiceParts EmbeddedBackend::MakeServiceParts() {

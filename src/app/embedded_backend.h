@@ -26,6 +26,8 @@ struct EmbeddedOptions {
   std::string journal_name;
   std::size_t journal_segment_bytes = 64u << 20;
   std::chrono::microseconds journal_gather{100};
+  // Write the journal from an I/O loop through io_uring (AttachLoop) instead of its own threads.
+  bool journal_on_loop = false;
   // The worker applies the journal in batches at least this far apart (or at once when a batch
   // is full): fewer, larger SQLite transactions leave the disk to the journal's fsyncs, which
   // are what a grab's reply waits for.
@@ -43,8 +45,13 @@ class EmbeddedBackend {
 
   // Blocking: opens the ledger, migrates it, and applies whatever the journal holds beyond it
   // (so the ledger is complete before the service rebuilds the open packets from it), then
-  // starts the journal and the worker. Throws std::runtime_error (startup error).
+  // starts the journal (unless journal_on_loop: then AttachLoop does) and the worker. Throws
+  // std::runtime_error (startup error).
   void Start();
+  // With journal_on_loop: starts the journal on `loop` (the server's first I/O loop), or on
+  // threads of its own where io_uring is unavailable. Call after Start(), before the service
+  // starts. The loop must stop before Stop() and be destroyed after it.
+  void AttachLoop(boost::asio::io_context& loop);
   // The service's parts: SQLite writer and reader, the memory store on the journal.
   service::ServiceParts MakeServiceParts();
   // Blocking: the journal makes durable and acknowledges what is queued, the worker applies
@@ -68,6 +75,7 @@ class EmbeddedBackend {
   std::unique_ptr<ledger::Ledger> worker_ledger_;
   std::unique_ptr<worker::Worker> worker_;
   std::atomic<std::uint64_t> applied_position_{0};
+  bus::Journal::DurableListener on_durable_;
   bool started_ = false;
 };
 

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
                              "mariadb_primary", "mariadb_replica", "mariadb_user", "mariadb_password",
                              "mariadb_database", "max_replica_lag_s", "reconcile_interval_ms",
                              "reconcile_min_age_ms", "journal_name", "dev", "threads", "max_count", "max_total_cents",
-                             "min_expires_in_s", "max_expires_in_s", "token_secret", "sweep_interval_ms", "journal_gather_us",
+                             "min_expires_in_s", "max_expires_in_s", "token_secret", "sweep_interval_ms", "journal_gather_us", "journal_writer",
                              "idle_timeout_ms", "rate_limit_per_user", "rate_limit_burst", "header_timeout_ms",
                              "max_connections", "max_connections_per_ip", "event_streams_max", "event_poll_ms",
                              "event_stream_buffer_bytes", "shutdown_grace_ms", "log_level"});

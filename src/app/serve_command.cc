@@ -120,6 +120,7 @@ int RunServe(const Config& config) {
       embedded_options.data_dir = config.data_dir;
       embedded_options.journal_name = config.journal_name;
       embedded_options.journal_gather = std::chrono::microseconds(config.journal_gather_us);
+      embedded_options.journal_on_loop = config.journal_writer == "loop";
       embedded = std::make_unique<EmbeddedBackend>(embedded_options);
       embedded->Start();
       service = std::make_unique<service::RedPacketService>(service_options,
@@ -159,6 +160,8 @@ int RunServe(const Config& config) {
   }
   api.WatchServer(server);
   *io_contexts = server.io_contexts();
+  // The first I/O thread writes the journal (the one thread of the pinned benchmark: no hop).
+  if (embedded) embedded->AttachLoop(*io_contexts->front());
   if (cluster) {
     spdlog::info(
         "listening on http://{}:{} mode=cluster threads={} dev={} redis={} kafka={} "
@@ -180,6 +183,7 @@ int RunServe(const Config& config) {
   } catch (const std::exception& error) {
     spdlog::critical("startup failed: {}", error.what());
     server.Stop(std::chrono::milliseconds(0));
+    if (embedded) embedded->Stop();  // before the server (and the journal's loop) is destroyed
     return 1;
   }
   events.Start();

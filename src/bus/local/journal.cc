@@ -1,5 +1,6 @@
-// The local journal: Append queues under a mutex, one writer thread turns the queue into one
-// write() + one fdatasync() per batch (group commit) and then runs the batch's completions.
+// The local journal: Append queues under a mutex; a writer thread (Start) or an event loop through
+// io_uring (StartOnLoop) turns the queue into one write + one fdatasync per batch (group commit),
+// and the batch's completions run after it.
 #include "bus/local/journal.h"
 
 #include <fcntl.h>
@@ -15,12 +16,18 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+
 #include "bus/local/journal_format.h"
+#include "bus/local/uring_sync_writer.h"
 
 namespace redpacket::bus {
 namespace {
@@ -55,6 +62,12 @@ Status SyncDirectory(int directory_fd, const std::filesystem::path& directory) {
 
 struct Journal::State {
   explicit State(Options journal_options) : options(std::move(journal_options)) {}
+
+  struct DurableBatch {
+    std::vector<PositionedEvent> events;
+    std::vector<Completion> done;
+    std::vector<Completion> waiters;
+  };
 
   // Tests stop or fail the process here (Options::step_hook); a no-op otherwise.
   Status Step(RotationStep step) const {
@@ -131,6 +144,17 @@ struct Journal::State {
 
   // Writes one batch to the current segment (rotating first if it is full) and fdatasyncs it.
   void WriteAndSync(std::span<const PositionedEvent> batch) {
+    const bool rotating = PrepareBatch(batch);
+    if (rotating) StepOrFatal(RotationStep::kWriteFirstBatch);
+    WriteAt(buffer.data(), buffer.size(), segment_size);
+    if (rotating) StepOrFatal(RotationStep::kSyncFirstBatch);
+    SyncSegment();
+    segment_size += buffer.size();
+  }
+
+  // Rotates if the segment is full, encodes the batch into `buffer` for offset `segment_size`,
+  // and makes sure zeroed space lies under it. True when it rotated (the test hooks' steps).
+  bool PrepareBatch(std::span<const PositionedEvent> batch) {
     const bool rotating = segment_size >= options.segment_bytes;
     if (rotating) {
       // Rotate between batches only: a batch never spans two segments, which is what lets
@@ -151,15 +175,18 @@ struct Journal::State {
       WriteAt(zeros().data(), kZeroChunkBytes, zeroed_until);
       zeroed_until += kZeroChunkBytes;
     }
-    if (rotating) StepOrFatal(RotationStep::kWriteFirstBatch);
-    WriteAt(buffer.data(), buffer.size(), segment_size);
-    if (rotating) StepOrFatal(RotationStep::kSyncFirstBatch);
-    if (::fdatasync(segment_fd) != 0) {
-      // After a failed fsync the kernel may have dropped the dirty pages: retrying could report
-      // success for data that is not on disk.
-      Fatal(Errno("fdatasync failed on the segment in", options.directory));
-    }
-    segment_size += buffer.size();
+    return rotating;
+  }
+
+  void SyncSegment() {
+    if (::fdatasync(segment_fd) != 0) SyncFailed(errno);
+  }
+
+  [[noreturn]] void SyncFailed(int error) {
+    // After a failed fsync the kernel may have dropped the dirty pages: retrying could report
+    // success for data that is not on disk.
+    errno = error;
+    Fatal(Errno("fdatasync failed on the segment in", options.directory));
   }
 
   static constexpr std::size_t kZeroChunkBytes = 4u << 20;
@@ -197,35 +224,10 @@ struct Journal::State {
           writer_exited = true;
           return;
         }
-        last_batch_size = std::min(queued.size(), options.max_batch_events);
-        if (queued.size() <= options.max_batch_events) {
-          batch.swap(queued);  // keeps both vectors' capacity: no allocation in steady state
-          batch_done.swap(queued_done);
-        } else {
-          const auto take = static_cast<std::ptrdiff_t>(options.max_batch_events);
-          batch.assign(std::make_move_iterator(queued.begin()),
-                       std::make_move_iterator(queued.begin() + take));
-          batch_done.assign(std::make_move_iterator(queued_done.begin()),
-                            std::make_move_iterator(queued_done.begin() + take));
-          queued.erase(queued.begin(), queued.begin() + take);
-          queued_done.erase(queued_done.begin(), queued_done.begin() + take);
-        }
+        TakeBatchLocked(batch, batch_done);
       }
       WriteAndSync(batch);
-      const std::uint64_t durable = batch.back().position;
-      durable_position.store(durable, std::memory_order_release);
-      batches_written.fetch_add(1, std::memory_order_relaxed);
-      DurableBatch finished{std::move(batch), std::move(batch_done), {}};
-      {
-        // WhenDurable re-checks durable_position under this mutex, so a waiter is either
-        // collected here or runs at once on its caller: never forgotten.
-        std::lock_guard lock(mutex);
-        const auto end = waiters.upper_bound(durable);
-        for (auto it = waiters.begin(); it != end; ++it) {
-          finished.waiters.push_back(std::move(it->second));
-        }
-        waiters.erase(waiters.begin(), end);
-      }
+      DurableBatch finished = MarkDurable(batch, batch_done);
       // Why a second thread: the completions (replies, the applier's hand-off) run while the
       // next batch's fsync is already under way, instead of delaying it.
       {
@@ -233,9 +235,147 @@ struct Journal::State {
         completed.push_back(std::move(finished));
       }
       completer_wake.notify_one();
-      batch = {};
-      batch_done = {};
     }
+  }
+
+  // Moves up to max_batch_events queued events and their completions into the (empty) batch.
+  // Called under `mutex`.
+  void TakeBatchLocked(std::vector<PositionedEvent>& batch, std::vector<Completion>& batch_done) {
+    last_batch_size = std::min(queued.size(), options.max_batch_events);
+    if (queued.size() <= options.max_batch_events) {
+      batch.swap(queued);  // keeps both vectors' capacity: no allocation in steady state
+      batch_done.swap(queued_done);
+    } else {
+      const auto take = static_cast<std::ptrdiff_t>(options.max_batch_events);
+      batch.assign(std::make_move_iterator(queued.begin()),
+                   std::make_move_iterator(queued.begin() + take));
+      batch_done.assign(std::make_move_iterator(queued_done.begin()),
+                        std::make_move_iterator(queued_done.begin() + take));
+      queued.erase(queued.begin(), queued.begin() + take);
+      queued_done.erase(queued_done.begin(), queued_done.begin() + take);
+    }
+  }
+
+  // The batch is on disk: publishes its position and collects the waiters it satisfies, leaving
+  // `batch` and `batch_done` empty.
+  DurableBatch MarkDurable(std::vector<PositionedEvent>& batch, std::vector<Completion>& batch_done) {
+    const std::uint64_t durable = batch.back().position;
+    durable_position.store(durable, std::memory_order_release);
+    batches_written.fetch_add(1, std::memory_order_relaxed);
+    DurableBatch finished{std::move(batch), std::move(batch_done), {}};
+    batch = {};
+    batch_done = {};
+    // WhenDurable re-checks durable_position under this mutex, so a waiter is either collected
+    // here or runs at once on its caller: never forgotten.
+    std::lock_guard lock(mutex);
+    const auto end = waiters.upper_bound(durable);
+    for (auto it = waiters.begin(); it != end; ++it) finished.waiters.push_back(std::move(it->second));
+    waiters.erase(waiters.begin(), end);
+    return finished;
+  }
+
+  // The listener, then each event's completion, then the WhenDurable waiters.
+  void RunDurable(DurableBatch& finished) {
+    if (on_durable) on_durable(finished.events);
+    for (Completion& done : finished.done) {
+      if (done) done();
+    }
+    for (Completion& done : finished.waiters) {
+      if (done) done();
+    }
+  }
+
+  // --- StartOnLoop: the loop's thread drives io_uring (every step under ring_mutex) ---
+
+  // Posted by Append when the queue fills and nothing is in flight: runs after the loop's
+  // handlers that are ready now, so one round of requests becomes one batch.
+  void LoopFlush() {
+    std::lock_guard ring_lock(ring_mutex);
+    if (loop_stopped) return;
+    {
+      std::lock_guard lock(mutex);
+      flush_posted = false;
+      if (in_flight || queued.empty()) return;
+      in_flight = true;
+      TakeBatchLocked(flight, flight_done);
+    }
+    SubmitFlight();
+  }
+
+  void SubmitFlight() {
+    PrepareBatch(flight);
+    if (Status submitted = uring->Submit(segment_fd, buffer.data(), buffer.size(),
+                                         static_cast<off_t>(segment_size));
+        !submitted.ok()) {
+      Fatal(submitted.error().message);
+    }
+    ring_event->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                           [this](boost::system::error_code error) {
+                             // Aborted at Stop(): the state may be gone, touch nothing.
+                             if (!error) OnRingEvent();
+                           });
+  }
+
+  void OnRingEvent() {
+    std::lock_guard ring_lock(ring_mutex);
+    if (loop_stopped) return;
+    std::optional<UringSyncWriter::Outcome> outcome = uring->Poll();
+    if (!outcome) {
+      ring_event->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                             [this](boost::system::error_code error) {
+                               if (!error) OnRingEvent();
+                             });
+      return;
+    }
+    DurableBatch finished = FinishFlight(*outcome);
+    bool more;
+    {
+      std::lock_guard lock(mutex);
+      more = !queued.empty();
+      in_flight = more;
+      if (more) TakeBatchLocked(flight, flight_done);
+    }
+    // The next batch's fsync runs while this batch's replies are sent.
+    if (more) SubmitFlight();
+    RunDurable(finished);
+  }
+
+  // The batch in flight has finished: it is durable, or the process stops.
+  DurableBatch FinishFlight(const UringSyncWriter::Outcome& outcome) {
+    if (outcome.written < 0) {
+      errno = static_cast<int>(-outcome.written);
+      Fatal(Errno("write failed on the segment in", options.directory));
+    }
+    const auto written = static_cast<std::size_t>(outcome.written);
+    if (written < buffer.size()) {
+      // A short write broke the link, so the fsync did not run: finish both here (rare).
+      WriteAt(buffer.data() + written, buffer.size() - written, segment_size + written);
+      SyncSegment();
+    } else if (outcome.synced < 0) {
+      SyncFailed(-outcome.synced);
+    }
+    segment_size += buffer.size();
+    return MarkDurable(flight, flight_done);
+  }
+
+  // Stop(): the loop's handlers do nothing from now on; the batch in flight is awaited and its
+  // completions run here. What is still queued is drained by RunWriter on the caller's thread.
+  void StopLoop() {
+    std::lock_guard ring_lock(ring_mutex);
+    loop_stopped = true;
+    if (uring->in_flight()) {
+      const std::optional<UringSyncWriter::Outcome> outcome = uring->Wait();
+      DurableBatch finished = FinishFlight(*outcome);
+      {
+        std::lock_guard lock(mutex);
+        in_flight = false;
+      }
+      RunDurable(finished);
+    }
+    // Cancels the wait (its handler sees operation_aborted) and lets go of the descriptor, which
+    // the ring owns; the loop's io_context may be destroyed after this.
+    ring_event->release();
+    ring_event.reset();
   }
 
   // The completer thread's loop: durable batches in order — the listener, then each event's
@@ -248,13 +388,7 @@ struct Journal::State {
       DurableBatch finished = std::move(completed.front());
       completed.pop_front();
       lock.unlock();
-      if (on_durable) on_durable(finished.events);
-      for (Completion& done : finished.done) {
-        if (done) done();
-      }
-      for (Completion& done : finished.waiters) {
-        if (done) done();
-      }
+      RunDurable(finished);
       lock.lock();
     }
   }
@@ -278,11 +412,6 @@ struct Journal::State {
   std::thread writer;
   std::thread completer;
 
-  struct DurableBatch {
-    std::vector<PositionedEvent> events;
-    std::vector<Completion> done;
-    std::vector<Completion> waiters;
-  };
   std::mutex completer_mutex;
   std::condition_variable completer_wake;
   std::deque<DurableBatch> completed;  // durable, completions not run yet; in order
@@ -303,6 +432,18 @@ struct Journal::State {
   bool started = false;
   bool stopping = false;
   bool writer_exited = false;
+
+  // StartOnLoop only. Lock order: ring_mutex, then mutex (Append takes only mutex).
+  boost::asio::io_context* loop = nullptr;  // set once before the loop runs our handlers
+  std::unique_ptr<UringSyncWriter> uring;
+  std::optional<boost::asio::posix::stream_descriptor> ring_event;  // the ring's eventfd
+  std::mutex ring_mutex;  // the loop's handlers vs Stop(); guards uring, ring_event, flight
+  bool loop_stopped = false;  // under ring_mutex
+  std::vector<PositionedEvent> flight;  // the batch in flight
+  std::vector<Completion> flight_done;
+  bool on_loop = false;       // under `mutex`
+  bool flush_posted = false;  // under `mutex`: a LoopFlush is queued on the loop
+  bool in_flight = false;     // under `mutex`: a batch is in the ring
 
   std::atomic<std::uint64_t> last_position{0};  // stored under `mutex`
   std::atomic<std::uint64_t> durable_position{0};
@@ -439,10 +580,39 @@ void Journal::Start(DurableListener on_durable) {
   });
 }
 
+bool Journal::StartOnLoop(DurableListener on_durable, boost::asio::io_context& loop) {
+  State& state = *state_;
+  auto uring = UringSyncWriter::Create();
+  if (!uring.ok()) {
+    spdlog::warn("journal: io_uring is unavailable ({}); using a writer thread",
+                 uring.error().message);
+    return false;
+  }
+  bool flush_now = false;
+  {
+    std::lock_guard ring_lock(state.ring_mutex);
+    std::lock_guard lock(state.mutex);
+    if (!state.recovered || state.started || state.stopping) {
+      Fatal("StartOnLoop() must be called once, after Recover() and before Stop()");
+    }
+    state.started = true;
+    state.on_loop = true;
+    state.on_durable = std::move(on_durable);
+    state.loop = &loop;
+    state.uring = std::move(*uring);
+    state.ring_event.emplace(loop, state.uring->event_fd());
+    flush_now = !state.queued.empty();  // appended between Recover() and now
+    state.flush_posted = flush_now;
+  }
+  if (flush_now) boost::asio::post(loop, [&state] { state.LoopFlush(); });
+  return true;
+}
+
 std::uint64_t Journal::Append(const domain::LedgerEvent& event, Completion done) {
   State& state = *state_;
   std::uint64_t position = 0;
   bool notify = false;
+  bool post = false;
   {
     std::lock_guard lock(state.mutex);
     // Before Recover() positions would restart at 1; after the writer exited nothing would
@@ -452,12 +622,20 @@ std::uint64_t Journal::Append(const domain::LedgerEvent& event, Completion done)
     state.last_position.store(position, std::memory_order_release);
     state.queued.push_back(PositionedEvent{position, event});
     state.queued_done.push_back(std::move(done));
-    // Wake the writer only when it may be waiting for this: an empty queue just filled, or the
-    // batch it gathers is full. Otherwise it is writing and will find the event on its own.
-    notify = state.queued.size() == 1 ||
-             (state.gathering && state.queued.size() >= state.last_batch_size);
+    if (state.on_loop && !state.stopping) {
+      // One flush per round of the loop: none while one is queued or a batch is in flight (its
+      // completion takes what queued meanwhile).
+      post = !state.flush_posted && !state.in_flight;
+      state.flush_posted = state.flush_posted || post;
+    } else {
+      // Wake the writer only when it may be waiting for this: an empty queue just filled, or the
+      // batch it gathers is full. Otherwise it is writing and will find the event on its own.
+      notify = state.queued.size() == 1 ||
+               (state.gathering && state.queued.size() >= state.last_batch_size);
+    }
   }
   if (notify) state.wake.notify_one();
+  if (post) boost::asio::post(*state.loop, [&state] { state.LoopFlush(); });
   return position;
 }
 
@@ -535,11 +713,12 @@ void Journal::Stop() {
     Fatal("Stop() called on a journal thread (from a completion)");
   }
   std::call_once(state.stop_once, [&state] {
+    if (state.uring) state.StopLoop();
     bool drain_here = false;
     {
       std::lock_guard lock(state.mutex);
       state.stopping = true;
-      drain_here = state.recovered && !state.started;
+      drain_here = state.recovered && (!state.started || state.on_loop);
     }
     state.wake.notify_all();
     if (state.writer.joinable()) {

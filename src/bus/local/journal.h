@@ -1,7 +1,9 @@
 // A local append-only journal with group commit: the embedded twin of Kafka. Grabs and refunds
 // are appended here and acknowledged once fsync'ed; the ledger applies them later, exactly once.
-// Thread-safe: Append/WhenDurable from any thread; completions run on the journal's completion
-// thread, in position order, while the writer thread already syncs the next batch.
+// Thread-safe: Append/WhenDurable from any thread. Two ways to run: Start() (a writer thread and a
+// completion thread: completions run on the latter, in position order, while the writer already
+// syncs the next batch) or StartOnLoop() (no thread of its own: an event loop's thread submits
+// each batch's write + fdatasync through io_uring and runs the completions when they finish).
 #pragma once
 
 #include <chrono>
@@ -14,6 +16,10 @@
 
 #include "domain/packet.h"
 #include "domain/status.h"
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace redpacket::bus {
 
@@ -69,6 +75,14 @@ class Journal {
 
   // Starts the writer and completion threads.
   void Start(DurableListener on_durable);
+  // Starts without threads: `loop`'s thread takes what is queued after each round of its handlers,
+  // writes it and fdatasyncs it with one io_uring submission (at most one batch in flight; what
+  // comes meanwhile forms the next), and runs the batch's listener, completions and waiters on
+  // the loop's thread when the fsync has finished. Returns false, having started nothing, where
+  // io_uring is unavailable (then call Start()). The loop must not run the journal's handlers
+  // after the journal is destroyed: Stop() the journal before the loop is destroyed, and stop the
+  // loop (or keep the journal) until then.
+  bool StartOnLoop(DurableListener on_durable, boost::asio::io_context& loop);
 
   // Non-blocking. Assigns the next position and queues the event; the writer thread writes queued
   // events in one batch, fdatasyncs once; the completion thread then runs each `done` in order. Returns
@@ -90,7 +104,8 @@ class Journal {
   // leaves the newest segments, never a gap. Call from one thread at a time.
   void ReleaseUpTo(std::uint64_t applied_position);
 
-  // Blocking: writes and fsyncs everything queued, runs the completions, joins both threads.
+  // Blocking: writes and fsyncs everything queued, runs the completions (on the caller's thread
+  // for what the loop had not finished, with StartOnLoop), joins the threads.
   void Stop();
 
   // Reads every event with position > after_position without changing any file (for audit).
