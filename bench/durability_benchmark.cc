@@ -7,18 +7,14 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_support.h"
 #include "bus/local/journal.h"
 #include "ledger/sqlite/sqlite_ledger.h"
 
 namespace redpacket {
 namespace {
 
-std::filesystem::path TempDir(const char* name) {
-  auto dir = std::filesystem::temp_directory_path() / name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+using bench::TempDir;
 
 domain::LedgerEvent Grab(domain::PacketId packet, std::int64_t seq, domain::Cents amount) {
   domain::LedgerEvent event;

@@ -7,17 +7,13 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_support.h"
 #include "ledger/sqlite/sqlite_ledger.h"
 
 namespace redpacket {
 namespace {
 
-std::filesystem::path TempDir(const char* name) {
-  auto dir = std::filesystem::temp_directory_path() / name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+using bench::TempDir;
 
 ledger::CreatePacketWrite Create(std::int64_t n) {
   ledger::CreatePacketWrite write;
