@@ -67,7 +67,7 @@ class ReadOnlySink final : public bus::EventSink {
   void WhenDurable(std::uint64_t, Completion done) override { done(); }
 };
 
-audit::AuditReport AuditCluster(const Config& config) {
+audit::AuditReport AuditCluster(const Config& config, std::chrono::seconds pending_deadline) {
   const ClusterOptions options = ClusterOptionsFrom(config);
   auto ledger = ledger::OpenMariaDbLedger(options.primary);
   boost::asio::io_context io;
@@ -80,7 +80,7 @@ audit::AuditReport AuditCluster(const Config& config) {
   {
     auto store = std::make_unique<store::redis::RedisStore>(contexts, options.redis_seeds, sink);
     try {
-      report = audit::RunClusterAudit(*ledger, *store);
+      report = audit::RunClusterAudit(*ledger, *store, {pending_deadline, domain::Clock::now()});
     } catch (...) {
       failure = std::current_exception();
     }
@@ -95,11 +95,12 @@ audit::AuditReport AuditCluster(const Config& config) {
 
 }  // namespace
 
-int RunAudit(const Config& config) {
+int RunAudit(const Config& config, std::chrono::seconds pending_deadline) {
   SetUpLogging(config.log_level);
   audit::AuditReport report;
   try {
-    report = config.mode == "cluster" ? AuditCluster(config) : audit::RunAudit(config.data_dir);
+    report = config.mode == "cluster" ? AuditCluster(config, pending_deadline)
+                                      : audit::RunAudit(config.data_dir);
   } catch (const std::exception& error) {
     std::cerr << "audit: " << error.what() << "\n";
     return 2;

@@ -1,6 +1,8 @@
 // The subcommands of the `redpacket` binary (serve_command.cc, worker_command.cc, commands.cc). Each returns the process exit code.
 #pragma once
 
+#include <chrono>
+
 #include "app/config.h"
 
 namespace redpacket::app {
@@ -8,7 +10,7 @@ namespace redpacket::app {
 int RunServe(const Config& config);
 int RunWorker(const Config& config);
 int RunMigrate(const Config& config);
-int RunAudit(const Config& config);
+int RunAudit(const Config& config, std::chrono::seconds pending_deadline);
 int RunToken(const Config& config, std::int64_t user_id, std::int64_t ttl_s, bool admin);
 struct SeedOptions {
   std::string host = "127.0.0.1";

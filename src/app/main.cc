@@ -49,6 +49,12 @@ int main(int argc, char** argv) {
   ConfigBinder audit_binder(*audit, config,
                             {"mode", "data_dir", "redis_nodes", "mariadb_primary", "mariadb_user",
                              "mariadb_password", "mariadb_database", "log_level"});
+  std::int64_t audit_pending_deadline_s = 60;
+  audit->add_option("--pending-deadline-s", audit_pending_deadline_s,
+                    "cluster: a grab or refund Redis decided this long ago that the ledger lacks "
+                    "is a violation, not pending")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{30 * 86400}));
 
   std::int64_t token_user = 0;
   std::int64_t token_ttl_s = 86400;
@@ -86,7 +92,7 @@ int main(int argc, char** argv) {
     }
     if (audit->parsed()) {
       audit_binder.ApplyConfigFile();
-      return redpacket::app::RunAudit(config);
+      return redpacket::app::RunAudit(config, std::chrono::seconds(audit_pending_deadline_s));
     }
     if (token->parsed()) {
       token_binder.ApplyConfigFile();

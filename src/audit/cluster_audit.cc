@@ -28,11 +28,13 @@ std::optional<store::PacketSnapshot> SnapshotOf(store::PacketStore& store, domai
 
 }  // namespace
 
-AuditReport RunClusterAudit(ledger::LedgerReader& ledger, store::PacketStore& store) {
+AuditReport RunClusterAudit(ledger::LedgerReader& ledger, store::PacketStore& store,
+                            const ClusterAuditOptions& options) {
   auto facts = ledger.ReadAuditFacts();
   if (!facts) throw std::runtime_error("cannot read the ledger: " + facts.error().message);
   std::vector<domain::LedgerEvent> pending;
   std::vector<std::string> mismatches;
+  std::vector<std::string> overdue;  // decided by Redis past the deadline, still not applied
   std::size_t held = 0;
   for (const auto& packet : facts->packets) {
     std::optional<store::PacketSnapshot> snapshot = SnapshotOf(store, packet.packet_id);
@@ -45,6 +47,14 @@ AuditReport RunClusterAudit(ledger::LedgerReader& ledger, store::PacketStore& st
       if (it == in_ledger.end()) {
         pending.push_back({domain::LedgerEvent::Type::kGrab, packet.packet_id, grab.user_id,
                            grab.amount_cents, grab.seq, domain::ToUnixMillis(grab.grabbed_at)});
+        const auto age = options.now - grab.grabbed_at;
+        if (age > options.pending_deadline) {
+          overdue.push_back(fmt::format(
+              "packet {}: Redis decided the grab of user {} (seq {}, {} cents) {} s ago; the "
+              "ledger still lacks it",
+              packet.packet_id, grab.user_id, grab.seq, grab.amount_cents,
+              std::chrono::duration_cast<std::chrono::seconds>(age).count()));
+        }
       } else if (it->second->seq != grab.seq || it->second->amount_cents != grab.amount_cents) {
         mismatches.push_back(fmt::format(
             "packet {}: user {} has seq {} / {} cents in the ledger but seq {} / {} in Redis",
@@ -61,9 +71,24 @@ AuditReport RunClusterAudit(ledger::LedgerReader& ledger, store::PacketStore& st
       pending.push_back({domain::LedgerEvent::Type::kRefund, packet.packet_id, packet.sender_id,
                          *snapshot->record.refund_cents, 0, 0});
     }
+    // Expired in Redis (closed or not yet swept), not refunded in the ledger, long after expiry:
+    // the refund is overdue.
+    const auto status = snapshot->record.status;
+    const bool unsettled = status == domain::PacketStatus::kExpired ||
+                           status == domain::PacketStatus::kRefunded;
+    const auto since_expiry = options.now - snapshot->record.expires_at;
+    if (unsettled && !packet.refund_cents && since_expiry > options.pending_deadline) {
+      overdue.push_back(fmt::format(
+          "packet {}: expired {} s ago in Redis; the ledger has no refund", packet.packet_id,
+          std::chrono::duration_cast<std::chrono::seconds>(since_expiry).count()));
+    }
   }
   AuditReport report = CheckFacts(*facts, pending, "Redis");
   for (auto& mismatch : mismatches) report.violations.push_back(std::move(mismatch));
+  for (auto& text : overdue) report.violations.push_back(std::move(text));
+  report.checked.push_back(fmt::format(
+      "events Redis decided more than {} s ago: each in the ledger ({} not)",
+      options.pending_deadline.count(), overdue.size()));
   report.checked.push_back(fmt::format(
       "{} packets still in Redis compared grab by grab with the ledger ({} events not applied yet)",
       held, pending.size()));
