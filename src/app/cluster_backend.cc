@@ -21,8 +21,10 @@ constexpr std::chrono::seconds kHealthInterval{2};
 // std::runtime_error "cannot reach Redis at <nodes>: ..." when it cannot.
 std::unique_ptr<store::redis::RedisStore> ConnectRedisStore(
     const std::vector<boost::asio::io_context*>& io_contexts,
-    std::vector<net::redis::Endpoint> seeds, const std::string& nodes, bus::EventSink& sink) {
-  auto store = std::make_unique<store::redis::RedisStore>(io_contexts, std::move(seeds), sink);
+    std::vector<net::redis::Endpoint> seeds, const std::string& nodes,
+    store::redis::RedisStoreOptions options) {
+  auto store =
+      std::make_unique<store::redis::RedisStore>(io_contexts, std::move(seeds), std::move(options));
   // Shared: after a timeout the store (and this frame) is gone when the answer comes.
   auto connected = std::make_shared<std::promise<domain::Status>>();
   auto answer = connected->get_future();
@@ -48,6 +50,7 @@ void ClusterBackend::Start() {
   // Fail fast with the address that is wrong: the primary first (every write), then Kafka.
   ledger::OpenMariaDbLedger(options_.primary);
   sink_ = bus::KafkaSink::Connect(options_.kafka, kConnectWait);
+  relay_ = std::make_unique<relay::OutboxRelay>(*sink_, options_.relay);
   lease_ = std::make_unique<lease::RedisLease>(options_.redis_seeds, "sweeper");
   if (options_.replica) {
     health_replica_ = std::make_unique<ledger::ReplicaLagProbe>(*options_.replica);
@@ -83,9 +86,15 @@ service::ServiceParts ClusterBackend::MakeServiceParts(
       ledger::OpenMariaDbLedger(options_.primary), std::move(replica), std::move(lag),
       std::move(open_replica), options_.read_routing, read_stats_);
   parts.store_factory = [this, io_contexts] {
-    auto store =
-        ConnectRedisStore(*io_contexts, options_.redis_seeds, options_.redis_nodes, *sink_);
+    store::redis::RedisStoreOptions store_options;
+    // Decided and replicated: published at once (the relay's fast path).
+    store_options.on_recorded = [relay = relay_.get()](store::OutboxEntry entry) {
+      relay->Hand(std::move(entry));
+    };
+    auto store = ConnectRedisStore(*io_contexts, options_.redis_seeds, options_.redis_nodes,
+                                   std::move(store_options));
     redis_store_ = store.get();
+    relay_->Start(*store);
     return std::unique_ptr<store::PacketStore>(std::move(store));
   };
   parts.store_keeps_packets = true;
@@ -116,7 +125,7 @@ std::optional<std::uint64_t> ClusterBackend::HoldLease() {
 }
 
 // A sweep fenced by the token: a holder that stalled past its lease and woke up after another
-// server took over is refused by Redis, batch by batch.
+// server took over is refused by Redis, batch by batch. Packets it found lost go to the loader.
 std::optional<store::SweepStats> ClusterBackend::Sweep(domain::TimePoint now) {
   const std::optional<std::uint64_t> token = HoldLease();
   if (!token || redis_store_ == nullptr) return std::nullopt;
@@ -125,35 +134,66 @@ std::optional<store::SweepStats> ClusterBackend::Sweep(domain::TimePoint now) {
     spdlog::warn("sweeper: {}", swept.error().message);
     return std::nullopt;
   }
+  if (!swept->lost.empty()) {
+    spdlog::warn("sweeper: {} expired packets have lost their keys; the loader restores them",
+                 swept->lost.size());
+    if (EnsureSweeperParts()) loader_->Lost(swept->lost);
+  }
   return *swept;
 }
 
-void ClusterBackend::AfterSweep(store::PacketStore& store) {
-  const auto now = std::chrono::steady_clock::now();
-  if (now < next_reconcile_) return;
-  next_reconcile_ = now + options_.reconcile_interval;
+bool ClusterBackend::EnsureSweeperParts() {
   try {
-    if (!reconcile_ledger_) reconcile_ledger_ = ledger::OpenMariaDbLedger(options_.primary);
+    if (!sweeper_ledger_) sweeper_ledger_ = ledger::OpenMariaDbLedger(options_.primary);
   } catch (const std::exception& error) {
-    spdlog::warn("reconciler: {}", error.what());
-    return;
+    spdlog::warn("sweeper: {}", error.what());
+    return false;
+  }
+  if (!loader_) {
+    loader_ = std::make_unique<loader::PacketLoader>(*redis_store_, *redis_store_, *redis_store_,
+                                                     *sweeper_ledger_, *sink_, options_.loader);
   }
   if (!reconciler_) {
-    reconciler_ = std::make_unique<reconciler::Reconciler>(store, *reconcile_ledger_, *sink_,
+    reconciler_ = std::make_unique<reconciler::Reconciler>(*redis_store_, *sweeper_ledger_,
                                                            options_.reconcile);
   }
-  auto stats = reconciler_->RunOnce(domain::Clock::now());
-  if (!stats) {
+  return true;
+}
+
+// After each sweep of the lease holder: the relay's recovery (what no fast path published), the
+// loader (creations left unloaded, lost packets), and now and then the check.
+void ClusterBackend::AfterSweep(store::PacketStore& /*store*/) {
+  if (redis_store_ == nullptr) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= next_recovery_) {
+    next_recovery_ = now + options_.recovery_interval;
+    auto recovered = relay_->RecoverOnce();
+    if (!recovered) spdlog::warn("relay recovery: {}", recovered.error().message);
+  }
+  if (!EnsureSweeperParts()) return;
+  auto loaded = loader_->RunOnce();
+  if (!loaded) {
     // A lost connection fails this pass; the ledger reconnects on the next call.
-    spdlog::warn("reconciler: {}", stats.error().message);
+    spdlog::warn("loader: {}", loaded.error().message);
+  } else {
+    packets_restored_ += loaded->restored;
+    packets_loaded_ += loaded->loaded;
+    packets_waiting_restore_ = loaded->waiting;
+  }
+  if (now < next_reconcile_) return;
+  next_reconcile_ = now + options_.reconcile_interval;
+  auto checked = reconciler_->RunOnce();
+  if (!checked) {
+    spdlog::warn("check: {}", checked.error().message);
     return;
   }
-  grabs_reemitted_ += stats->grabs_reemitted;
-  packets_reloaded_ += stats->packets_reloaded;
-  if (stats->grabs_reemitted || stats->packets_reloaded || stats->failures) {
+  packets_lost_seen_ = checked->packets_lost;
+  grabs_behind_ = static_cast<std::uint64_t>(checked->grabs_behind);
+  if (checked->packets_lost || checked->failures) {
     spdlog::info(
-        "reconciler: {} packets checked, {} grabs re-emitted, {} packets reloaded, {} failures",
-        stats->packets_checked, stats->grabs_reemitted, stats->packets_reloaded, stats->failures);
+        "check: {} unfinished packets, {} lost, {} with {} grabs not yet applied, {} failures",
+        checked->packets_checked, checked->packets_lost, checked->packets_behind,
+        checked->grabs_behind, checked->failures);
   }
 }
 
@@ -204,6 +244,10 @@ std::map<std::string, std::string> ClusterBackend::Checks() const {
   return checks_;
 }
 
+void ClusterBackend::StopRelay() {
+  if (relay_) relay_->Stop();
+}
+
 void ClusterBackend::Stop() {
   if (!started_) return;
   started_ = false;
@@ -219,12 +263,14 @@ void ClusterBackend::Stop() {
     }
   }
   lease_.reset();
+  relay_->Stop();
+  // Settles every publish (the relay's callbacks run now); the relay goes with the backend.
   sink_->Close();
 }
 
 void ClusterBackend::AddMetrics(http::Metrics& metrics) {
   metrics.AddGauge("redpacket_kafka_pending_events",
-                   "Events sent to Kafka and not yet acknowledged",
+                   "Events sent to Kafka by the relay and not yet acknowledged",
                    [this] { return sink_ ? static_cast<double>(sink_->pending()) : 0.0; });
   metrics.AddGauge("redpacket_mariadb_replica_lag_seconds",
                    "Seconds the MariaDB replica is behind its primary (-1: unknown or down)",
@@ -237,12 +283,42 @@ void ClusterBackend::AddMetrics(http::Metrics& metrics) {
   metrics.AddGauge("redpacket_sweeper_lease_token",
                    "Fencing token of the sweeper lease this server holds (0: none)",
                    [this] { return static_cast<double>(lease_token_.load()); });
-  metrics.AddGauge("redpacket_reconciler_grabs_reemitted_total",
-                   "Grabs found in Redis but not in the ledger, re-emitted to Kafka",
-                   [this] { return static_cast<double>(grabs_reemitted_.load()); });
-  metrics.AddGauge("redpacket_reconciler_packets_reloaded_total",
-                   "Packets in the ledger that Redis had lost, loaded again",
-                   [this] { return static_cast<double>(packets_reloaded_.load()); });
+  auto relay_stat = [this](auto read) {
+    return [this, read] { return static_cast<double>(read(relay_->stats())); };
+  };
+  metrics.AddGauge("redpacket_relay_handed_total",
+                   "Grab and refund events handed to the relay once recorded and replicated",
+                   relay_stat([](const relay::RelayStats& s) { return s.handed; }));
+  metrics.AddGauge("redpacket_relay_acknowledged_total",
+                   "Outbox events published and acknowledged by Kafka (both paths)",
+                   relay_stat([](const relay::RelayStats& s) { return s.acknowledged; }));
+  metrics.AddGauge("redpacket_relay_failed_total",
+                   "Outbox events Kafka did not acknowledge (left in the outbox, published later)",
+                   relay_stat([](const relay::RelayStats& s) { return s.failed; }));
+  metrics.AddGauge("redpacket_relay_dropped_total",
+                   "Events handed while too many were in flight (left in the outbox)",
+                   relay_stat([](const relay::RelayStats& s) { return s.dropped; }));
+  metrics.AddGauge("redpacket_relay_recovered_total",
+                   "Outbox entries claimed by the recovery (older than outbox_claim_age_ms)",
+                   relay_stat([](const relay::RelayStats& s) { return s.recovered; }));
+  metrics.AddGauge("redpacket_relay_in_flight_events",
+                   "Outbox events published and not yet acknowledged",
+                   relay_stat([](const relay::RelayStats& s) { return s.in_flight; }));
+  metrics.AddGauge("redpacket_loader_packets_restored_total",
+                   "Lost packets restored from the ledger by this server's loader",
+                   [this] { return static_cast<double>(packets_restored_.load()); });
+  metrics.AddGauge("redpacket_loader_packets_loaded_total",
+                   "Packet loads finished for a creator that did not",
+                   [this] { return static_cast<double>(packets_loaded_.load()); });
+  metrics.AddGauge("redpacket_loader_packets_waiting",
+                   "Lost packets reserved, waiting for the ledger to hold every event",
+                   [this] { return static_cast<double>(packets_waiting_restore_.load()); });
+  metrics.AddGauge("redpacket_check_packets_lost",
+                   "Unfinished packets the store had lost, at the check's last pass",
+                   [this] { return static_cast<double>(packets_lost_seen_.load()); });
+  metrics.AddGauge("redpacket_check_grabs_not_applied",
+                   "Grabs Redis holds that the ledger has not applied, at the check's last pass",
+                   [this] { return static_cast<double>(grabs_behind_.load()); });
   for (const char* dependency : {"kafka", "mariadb_primary", "mariadb_replica"}) {
     metrics.AddGauge(std::string("redpacket_dependency_") + dependency + "_up",
                      fmt::format("1 when {} answered the last health check", dependency),

@@ -66,7 +66,7 @@ ClusterOptions ClusterOptionsFrom(const Config& config) {
   options.replica = MariaDbReplicaFrom(config);
   options.read_routing.max_lag = std::chrono::seconds(config.max_replica_lag_s);
   options.reconcile_interval = std::chrono::milliseconds(config.reconcile_interval_ms);
-  options.reconcile.min_age = std::chrono::milliseconds(config.reconcile_min_age_ms);
+  options.relay.claim_min_age = std::chrono::milliseconds(config.outbox_claim_age_ms);
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
   options.server_name = fmt::format("{}:{}:{}", host, config.port, ::getpid());

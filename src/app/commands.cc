@@ -1,16 +1,16 @@
 // The small subcommands: migrate, audit, token, seed (serve and worker have files of their own).
 #include "app/commands.h"
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <filesystem>
-#include <iostream>
-#include <thread>
-
-#include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <iostream>
+#include <thread>
 
 #include "app/cluster_config.h"
 #include "audit/audit.h"
@@ -25,7 +25,8 @@ namespace redpacket::app {
 void SetUpLogging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("redpacket");
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ level=%l thread=%t %v", spdlog::pattern_time_type::utc);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ level=%l thread=%t %v",
+                      spdlog::pattern_time_type::utc);
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
@@ -58,27 +59,18 @@ int RunMigrate(const Config& config) {
 
 namespace {
 
-// The audit reads; it never grabs nor sweeps, so nothing is ever published.
-class ReadOnlySink final : public bus::EventSink {
- public:
-  std::uint64_t Append(const domain::LedgerEvent&, Completion) override {
-    throw std::logic_error("the audit publishes nothing");
-  }
-  void WhenDurable(std::uint64_t, Completion done) override { done(); }
-};
-
 audit::AuditReport AuditCluster(const Config& config, std::chrono::seconds pending_deadline) {
   const ClusterOptions options = ClusterOptionsFrom(config);
   auto ledger = ledger::OpenMariaDbLedger(options.primary);
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
   std::thread loop([&io] { io.run(); });
-  ReadOnlySink sink;
   std::vector<boost::asio::io_context*> contexts{&io};
   audit::AuditReport report;
   std::exception_ptr failure;
   {
-    auto store = std::make_unique<store::redis::RedisStore>(contexts, options.redis_seeds, sink);
+    // No listener for recorded events: the audit reads, it never grabs nor sweeps.
+    auto store = std::make_unique<store::redis::RedisStore>(contexts, options.redis_seeds);
     try {
       report = audit::RunClusterAudit(*ledger, *store, {pending_deadline, domain::Clock::now()});
     } catch (...) {
@@ -107,7 +99,9 @@ int RunAudit(const Config& config, std::chrono::seconds pending_deadline) {
   }
   for (const auto& line : report.checked) std::cout << "checked: " << line << "\n";
   for (const auto& line : report.violations) std::cout << "VIOLATION: " << line << "\n";
-  std::cout << (report.ok() ? "audit OK\n" : fmt::format("audit FAILED: {} violations\n", report.violations.size()));
+  std::cout << (report.ok()
+                    ? "audit OK\n"
+                    : fmt::format("audit FAILED: {} violations\n", report.violations.size()));
   return report.ok() ? 0 : 1;
 }
 
@@ -116,7 +110,9 @@ int RunToken(const Config& config, std::int64_t user_id, std::int64_t ttl_s, boo
   claims.user_id = user_id;
   claims.admin = admin;
   claims.expires_unix_s =
-      std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch()).count() + ttl_s;
+      std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch())
+          .count() +
+      ttl_s;
   std::cout << http::SignToken(claims, EffectiveTokenSecrets(config).front()) << "\n";
   return 0;
 }
@@ -125,7 +121,9 @@ int RunSeed(const Config& config, const SeedOptions& options) {
   SetUpLogging("warn");
   namespace json = boost::json;
   const std::string secret = EffectiveTokenSecrets(config).front();
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch()).count();
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch())
+          .count();
   auto bearer = [&](domain::UserId user, bool admin) {
     return std::map<std::string, std::string>{
         {"Authorization", "Bearer " + http::SignToken({user, now + 3600, admin}, secret)}};
@@ -136,32 +134,37 @@ int RunSeed(const Config& config, const SeedOptions& options) {
   for (int i = 0; i < options.users; ++i) {
     auto response = client.Post("/v1/users", fmt::format(R"({{"name":"user{}"}})", i + 1), admin);
     if (response.status != 201) {
-      std::cerr << "seed: creating a user failed: " << response.status << " " << response.body << "\n";
+      std::cerr << "seed: creating a user failed: " << response.status << " " << response.body
+                << "\n";
       return 1;
     }
     const auto user_id = json::parse(response.body).at("user_id").as_int64();
     users.push_back(user_id);
-    response = client.Post(fmt::format("/v1/users/{}/deposit", user_id),
-                           fmt::format(R"({{"amount_cents":100000,"request_id":"seed-{}"}})", user_id), admin);
+    response = client.Post(
+        fmt::format("/v1/users/{}/deposit", user_id),
+        fmt::format(R"({{"amount_cents":100000,"request_id":"seed-{}"}})", user_id), admin);
     if (response.status != 200) {
       std::cerr << "seed: deposit failed: " << response.status << " " << response.body << "\n";
       return 1;
     }
   }
-  std::cout << fmt::format("seed: {} users ({}..{}), 1000.00 CNY each\n", users.size(), users.front(), users.back());
+  std::cout << fmt::format("seed: {} users ({}..{}), 1000.00 CNY each\n", users.size(),
+                           users.front(), users.back());
   for (int i = 0; i < options.packets; ++i) {
     const domain::UserId sender = users[static_cast<std::size_t>(i) % users.size()];
-    auto response = client.Post("/v1/packets",
-                                // Within the default limits; an equal packet's total divides by its count.
-                                fmt::format(R"({{"total_cents":{},"count":{},"kind":"{}","greeting":"恭喜发财 #{}"}})",
-                                            1000 * (1 + i % 10), i % 2 ? 10 : 5 + i % 6, i % 2 ? "equal" : "lucky", i + 1),
-                                bearer(sender, false));
+    auto response = client.Post(
+        "/v1/packets",
+        // Within the default limits; an equal packet's total divides by its count.
+        fmt::format(R"({{"total_cents":{},"count":{},"kind":"{}","greeting":"恭喜发财 #{}"}})",
+                    1000 * (1 + i % 10), i % 2 ? 10 : 5 + i % 6, i % 2 ? "equal" : "lucky", i + 1),
+        bearer(sender, false));
     if (response.status != 201) {
-      std::cerr << "seed: creating a packet failed: " << response.status << " " << response.body << "\n";
+      std::cerr << "seed: creating a packet failed: " << response.status << " " << response.body
+                << "\n";
       return 1;
     }
-    std::cout << "seed: packet " << json::parse(response.body).at("packet_id").as_string().c_str() << " from user "
-              << sender << "\n";
+    std::cout << "seed: packet " << json::parse(response.body).at("packet_id").as_string().c_str()
+              << " from user " << sender << "\n";
   }
   return 0;
 }

@@ -3,12 +3,11 @@
 // precedence, over the defaults below.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "domain/packet.h"
 
@@ -33,10 +32,10 @@ struct Config {
   std::string mariadb_database = "redpacket";
   // Reads go to the primary while the replica is this far behind (or down).
   std::int64_t max_replica_lag_s = 5;
-  // The reconciler runs this often (on the server holding the sweeper lease) and re-emits
-  // grabs that Redis has and the ledger lacks once they are this old.
+  // On the server holding the sweeper lease: the check comparing Redis with the ledger runs this
+  // often (it reports); the relay's recovery publishes outbox entries older than the claim age.
   std::int64_t reconcile_interval_ms = 10000;
-  std::int64_t reconcile_min_age_ms = 30000;
+  std::int64_t outbox_claim_age_ms = 5000;
   // `redpacket worker`: events per ledger transaction.
   std::int64_t worker_batch = 1000;
   // The journal is data_dir/journal, or data_dir/journal-<name>: API servers sharing a data_dir

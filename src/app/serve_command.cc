@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cctype>
@@ -70,8 +70,9 @@ std::size_t ConnectionCapWithinFileLimit(std::int64_t configured) {
   if (configured > 0 && configured <= within) return static_cast<std::size_t>(configured);
   if (configured > 0) {
     // Info, not a warning: the default (100000) is above many hosts' limit, and this is expected.
-    spdlog::info("max_connections {} lowered to {} to fit the open-file limit {} (`ulimit -n` raises it)",
-                 configured, within, files);
+    spdlog::info(
+        "max_connections {} lowered to {} to fit the open-file limit {} (`ulimit -n` raises it)",
+        configured, within, files);
   }
   return static_cast<std::size_t>(within);
 }
@@ -203,6 +204,7 @@ int RunServe(const Config& config) {
   events.Stop();  // ends the streams, so the server's drain does not wait for them
   server.Stop(std::chrono::milliseconds(config.shutdown_grace_ms));
   if (embedded) embedded->Stop();
+  if (clustered) clustered->StopRelay();  // it removes from the store's outbox: before the store
   service->Stop();
   if (clustered) clustered->Stop();
   spdlog::info("stopped cleanly");

@@ -40,6 +40,15 @@ class EventSink {
   virtual void WhenDurable(std::uint64_t position, Completion done) = 0;
 };
 
+// Where the bus's streams end now: for each partition, the offset the next event will get (a
+// consumer that has applied up to offset - 1 has everything published so far). Cluster mode's
+// loader waits for the ledger to reach these before it restores a lost packet. Blocking.
+class BusPositions {
+ public:
+  virtual ~BusPositions() = default;
+  virtual domain::Result<PartitionOffsets> EndOffsets(std::chrono::milliseconds timeout) = 0;
+};
+
 // One message read from the bus: its place, and the event or why it could not be decoded.
 struct ConsumedMessage {
   std::int32_t partition = 0;

@@ -2,13 +2,13 @@
 // resolve the caller, call the service, and turn its result into JSON.
 #include "http/api.h"
 
-#include <algorithm>
-#include <array>
-#include <optional>
-
-#include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/json.hpp>
+#include <optional>
 
 #include "http/app_assets.h"
 #include "http/openapi.h"
@@ -78,7 +78,9 @@ struct Reply {
     respond(std::move(response));
   }
   void Error(const domain::Error& error) const { (*this)(ErrorResponse(error)); }
-  void Error(ErrorCode code, std::string_view message) const { (*this)(ErrorResponse(code, message)); }
+  void Error(ErrorCode code, std::string_view message) const {
+    (*this)(ErrorResponse(code, message));
+  }
   void Json(int status, const json::value& value) const {
     Response response;
     response.status = status;
@@ -88,13 +90,15 @@ struct Reply {
 };
 
 Reply MakeReply(Call& call, Metrics& metrics) {
-  return Reply{call.api, &metrics, call.route, call.respond, call.started, call.request.request_id_header};
+  return Reply{call.api,     &metrics,     call.route,
+               call.respond, call.started, call.request.request_id_header};
 }
 
-// ---- parsing helpers (the field rules themselves are in request_fields.h) ------------------------
+// ---- parsing helpers (the field rules themselves are in request_fields.h)
+// ------------------------
 
-std::optional<std::int64_t> PathId(const Call& call, std::size_t index, std::int64_t max, std::string_view what,
-                                   const Reply& reply) {
+std::optional<std::int64_t> PathId(const Call& call, std::size_t index, std::int64_t max,
+                                   std::string_view what, const Reply& reply) {
   std::int64_t id = 0;
   if (!ParsePositive(call.params[index], max, &id)) {
     reply.Error(ErrorCode::kBadRequest, fmt::format("{} must be a positive integer", what));
@@ -149,26 +153,36 @@ constexpr std::array kRoutes = {
     Route{verb::get, "/readyz", "readyz", Access::kPublic, Limit::kExempt, HandleReady},
     Route{verb::get, "/metrics", "metrics", Access::kPublic, Limit::kExempt, HandleMetrics},
     Route{verb::get, "/openapi.json", "openapi", Access::kPublic, Limit::kExempt, HandleOpenApi},
-    Route{verb::post, "/v1/users", "create_user", Access::kAdmin, Limit::kPerCaller, HandleCreateUser},
-    Route{verb::post, "/v1/users/{id}/deposit", "deposit", Access::kAdmin, Limit::kPerCaller, HandleDeposit},
-    Route{verb::get, "/v1/users/{id}/balance", "balance", Access::kUser, Limit::kPerCaller, HandleBalance},
-    Route{verb::get, "/v1/users/{id}/history", "history", Access::kUser, Limit::kPerCaller, HandleHistory},
-    Route{verb::post, "/v1/packets", "create_packet", Access::kUser, Limit::kPerCaller, HandleCreatePacket},
-    Route{verb::post, "/v1/packets/{id}/grab", "grab", Access::kUser, Limit::kPerCaller, HandleGrab},
+    Route{verb::post, "/v1/users", "create_user", Access::kAdmin, Limit::kPerCaller,
+          HandleCreateUser},
+    Route{verb::post, "/v1/users/{id}/deposit", "deposit", Access::kAdmin, Limit::kPerCaller,
+          HandleDeposit},
+    Route{verb::get, "/v1/users/{id}/balance", "balance", Access::kUser, Limit::kPerCaller,
+          HandleBalance},
+    Route{verb::get, "/v1/users/{id}/history", "history", Access::kUser, Limit::kPerCaller,
+          HandleHistory},
+    Route{verb::post, "/v1/packets", "create_packet", Access::kUser, Limit::kPerCaller,
+          HandleCreatePacket},
+    Route{verb::post, "/v1/packets/{id}/grab", "grab", Access::kUser, Limit::kPerCaller,
+          HandleGrab},
     Route{verb::get, "/v1/packets/{id}", "packet", Access::kUser, Limit::kPerCaller, HandlePacket},
-    Route{verb::get, "/v1/packets/{id}/events", "packet_events", Access::kUser, Limit::kPerCaller, HandlePacketEvents},
-    Route{verb::get, "/v1/ops/metrics", "ops_metrics", Access::kAdmin, Limit::kExempt, HandleMetrics},
+    Route{verb::get, "/v1/packets/{id}/events", "packet_events", Access::kUser, Limit::kPerCaller,
+          HandlePacketEvents},
+    Route{verb::get, "/v1/ops/metrics", "ops_metrics", Access::kAdmin, Limit::kExempt,
+          HandleMetrics},
     Route{verb::get, "/grab", "seed_grab", Access::kDevOnly, Limit::kPerCaller, HandleSeedGrab},
     // The web page (app_assets.h): static, public; what it shows comes from the API above.
     Route{verb::get, "/app", "app_redirect", Access::kPublic, Limit::kExempt, HandleAppRedirect},
     Route{verb::get, "/app/", "app_home", Access::kPublic, Limit::kExempt, HandleAppPage},
     Route{verb::get, "/app/ops", "app_ops", Access::kPublic, Limit::kExempt, HandleAppPage},
     Route{verb::get, "/app/p/{id}", "app_packet", Access::kPublic, Limit::kExempt, HandleAppPage},
-    Route{verb::get, "/app/static/{id}", "app_static", Access::kPublic, Limit::kExempt, HandleAppAsset},
+    Route{verb::get, "/app/static/{id}", "app_static", Access::kPublic, Limit::kExempt,
+          HandleAppAsset},
 };
 constexpr std::size_t kUnmatchedRoute = kRoutes.size();  // metrics label "unmatched"
 
-bool Match(std::string_view pattern, std::string_view path, std::array<std::string_view, 2>& params) {
+bool Match(std::string_view pattern, std::string_view path,
+           std::array<std::string_view, 2>& params) {
   std::size_t param = 0;
   while (!pattern.empty() && !path.empty()) {
     if (pattern.starts_with("{id}")) {
@@ -215,11 +229,13 @@ void HandleReady(Call& call) {
     bool ready = true;
     for (const auto& [name, state] : checks) {
       body_checks[name] = state;
-      // A replica that is down or behind only sends reads to the primary: still ready.
-      if (state != "ok" && name != "mariadb_replica") ready = false;
+      // Still ready without a dependency that no request waits for: a replica that is down or
+      // behind only sends reads to the primary, and a broker that is away only delays
+      // publication (grabs and refunds wait in the outbox; the relay delivers them later).
+      if (state != "ok" && name != "mariadb_replica" && name != "kafka") ready = false;
     }
-    reply.Json(ready ? 200 : 503,
-               json::object{{"status", ready ? "ready" : "not_ready"}, {"checks", std::move(body_checks)}});
+    reply.Json(ready ? 200 : 503, json::object{{"status", ready ? "ready" : "not_ready"},
+                                               {"checks", std::move(body_checks)}});
   });
 }
 
@@ -243,7 +259,9 @@ void HandleCreateUser(Call& call) {
   call.service().CreateUser(fields->name, [reply](domain::Result<ledger::UserRecord> user) {
     if (!user) return reply.Error(user.error());
     spdlog::info("user created user_id={} request_id={}", user->user_id, reply.request_id);
-    reply.Json(201, json::object{{"user_id", user->user_id}, {"name", user->name}, {"balance_cents", user->balance_cents}});
+    reply.Json(201, json::object{{"user_id", user->user_id},
+                                 {"name", user->name},
+                                 {"balance_cents", user->balance_cents}});
   });
 }
 
@@ -253,11 +271,15 @@ void HandleDeposit(Call& call) {
   if (!user_id) return;
   auto fields = ParseDeposit(call.request.body);
   if (!fields) return reply.Error(fields.error());
-  call.service().Deposit(*user_id, fields->amount_cents, fields->request_id, [reply, user_id = *user_id, amount = fields->amount_cents](domain::Result<domain::Cents> balance) {
-    if (!balance) return reply.Error(balance.error());
-    spdlog::info("deposit user_id={} amount_cents={} request_id={}", user_id, amount, reply.request_id);
-    reply.Json(200, json::object{{"user_id", user_id}, {"balance_cents", *balance}});
-  });
+  call.service().Deposit(
+      *user_id, fields->amount_cents, fields->request_id,
+      [reply, user_id = *user_id,
+       amount = fields->amount_cents](domain::Result<domain::Cents> balance) {
+        if (!balance) return reply.Error(balance.error());
+        spdlog::info("deposit user_id={} amount_cents={} request_id={}", user_id, amount,
+                     reply.request_id);
+        reply.Json(200, json::object{{"user_id", user_id}, {"balance_cents", *balance}});
+      });
 }
 
 void HandleBalance(Call& call) {
@@ -279,31 +301,34 @@ void HandleHistory(Call& call) {
   auto query = ParseHistoryQuery(call.request.query());
   if (!query) return reply.Error(query.error());
   const ledger::HistoryKind kind = query->kind;
-  call.service().History(*user_id, kind, static_cast<int>(query->limit), query->cursor, [reply, kind](domain::Result<ledger::HistoryPage> page) {
-    if (!page) return reply.Error(page.error());
-    json::array items;
-    for (const auto& item : page->items) {
-      if (kind == ledger::HistoryKind::kReceived) {
-        items.push_back(json::object{{"packet_id", Id(item.packet_id)},
-                                     {"sender_id", item.sender_id},
-                                     {"amount_cents", item.amount_cents},
-                                     {"seq", item.seq},
-                                     {"grabbed_at", domain::FormatTime(item.at)}});
-      } else {
-        items.push_back(json::object{{"packet_id", Id(item.packet_id)},
-                                     {"kind", domain::ToString(item.kind)},
-                                     {"greeting", item.greeting},
-                                     {"total_cents", item.total_cents},
-                                     {"count", item.count},
-                                     {"status", domain::ToString(item.status)},
-                                     {"created_at", domain::FormatTime(item.at)},
-                                     {"expires_at", domain::FormatTime(item.expires_at)}});
-      }
-    }
-    json::object out{{"items", std::move(items)}};
-    out["next_cursor"] = page->next_cursor ? json::value(*page->next_cursor) : json::value(nullptr);
-    reply.Json(200, out);
-  });
+  call.service().History(
+      *user_id, kind, static_cast<int>(query->limit), query->cursor,
+      [reply, kind](domain::Result<ledger::HistoryPage> page) {
+        if (!page) return reply.Error(page.error());
+        json::array items;
+        for (const auto& item : page->items) {
+          if (kind == ledger::HistoryKind::kReceived) {
+            items.push_back(json::object{{"packet_id", Id(item.packet_id)},
+                                         {"sender_id", item.sender_id},
+                                         {"amount_cents", item.amount_cents},
+                                         {"seq", item.seq},
+                                         {"grabbed_at", domain::FormatTime(item.at)}});
+          } else {
+            items.push_back(json::object{{"packet_id", Id(item.packet_id)},
+                                         {"kind", domain::ToString(item.kind)},
+                                         {"greeting", item.greeting},
+                                         {"total_cents", item.total_cents},
+                                         {"count", item.count},
+                                         {"status", domain::ToString(item.status)},
+                                         {"created_at", domain::FormatTime(item.at)},
+                                         {"expires_at", domain::FormatTime(item.expires_at)}});
+          }
+        }
+        json::object out{{"items", std::move(items)}};
+        out["next_cursor"] =
+            page->next_cursor ? json::value(*page->next_cursor) : json::value(nullptr);
+        reply.Json(200, out);
+      });
 }
 
 void HandleCreatePacket(Call& call) {
@@ -311,43 +336,57 @@ void HandleCreatePacket(Call& call) {
   auto fields = ParseCreatePacket(call.request.body, call.service().limits());
   if (!fields) return reply.Error(fields.error());
   fields->spec.sender_id = call.caller->user_id;
-  call.service().CreatePacket(std::move(fields->spec), fields->request_id, [reply](domain::Result<ledger::PacketRecord> packet) {
-    if (!packet) return reply.Error(packet.error());
-    spdlog::info("packet created packet_id={} sender_id={} total_cents={} count={} request_id={}",
-                 packet->packet_id, packet->spec.sender_id, packet->spec.total_cents, packet->spec.count,
-                 reply.request_id);
-    reply.Json(201, PacketJson(*packet));
-  });
+  call.service().CreatePacket(
+      std::move(fields->spec), fields->request_id,
+      [reply](domain::Result<ledger::PacketRecord> packet) {
+        if (!packet) return reply.Error(packet.error());
+        spdlog::info(
+            "packet created packet_id={} sender_id={} total_cents={} count={} request_id={}",
+            packet->packet_id, packet->spec.sender_id, packet->spec.total_cents, packet->spec.count,
+            reply.request_id);
+        reply.Json(201, PacketJson(*packet));
+      });
 }
 
 // The hot path: the reply is formatted by hand, no JSON tree.
 void GrabAndReply(Call& call, domain::PacketId packet_id, bool seed_format) {
   const domain::UserId user_id = call.caller->user_id;
-  call.service().Grab(packet_id, user_id, [reply = MakeReply(call, MetricsOf(call)), packet_id, user_id,
-                                           seed_format, events = call.api->events()](store::GrabResult result) {
-    Response response;
-    if (result.code == ErrorCode::kOk) {
-      if (events != nullptr) events->Notify(packet_id);  // live streams of this packet
-      response.body = seed_format
-                          ? fmt::format(R"({{"message":"Red packet grabbed successfully","amount":{}.{:02},"amount_cents":{}}})",
-                                        result.amount_cents / 100, result.amount_cents % 100, result.amount_cents)
-                          : fmt::format(R"({{"packet_id":"{}","user_id":{},"amount_cents":{},"seq":{},"remaining_count":{}}})",
-                                        packet_id, user_id, result.amount_cents, result.seq, result.remaining_count);
-    } else if (result.code == ErrorCode::kConflict) {
-      response.status = 409;
-      response.body = fmt::format(R"({{"error":"conflict","message":"{}","packet_id":"{}","amount_cents":{},"seq":{}}})",
-                                  result.message, packet_id, result.amount_cents, result.seq);
-    } else {
-      response = ErrorResponse(result.code, result.message.empty() ? "no such packet" : result.message);
-    }
-    reply(std::move(response));
-  });
+  call.service().Grab(
+      packet_id, user_id,
+      [reply = MakeReply(call, MetricsOf(call)), packet_id, user_id, seed_format,
+       events = call.api->events()](store::GrabResult result) {
+        Response response;
+        if (result.code == ErrorCode::kOk) {
+          if (events != nullptr) events->Notify(packet_id);  // live streams of this packet
+          response.body =
+              seed_format
+                  ? fmt::format(
+                        R"({{"message":"Red packet grabbed successfully","amount":{}.{:02},"amount_cents":{}}})",
+                        result.amount_cents / 100, result.amount_cents % 100, result.amount_cents)
+                  : fmt::format(
+                        R"({{"packet_id":"{}","user_id":{},"amount_cents":{},"seq":{},"remaining_count":{}}})",
+                        packet_id, user_id, result.amount_cents, result.seq,
+                        result.remaining_count);
+        } else if (result.code == ErrorCode::kConflict) {
+          response.status = 409;
+          response.body = fmt::format(
+              R"({{"error":"conflict","message":"{}","packet_id":"{}","amount_cents":{},"seq":{}}})",
+              result.message, packet_id, result.amount_cents, result.seq);
+        } else {
+          response = ErrorResponse(result.code,
+                                   result.message.empty() ? "no such packet" : result.message);
+          // A grab's 503 is always worth retrying (repeating a grab never takes a second share).
+          if (result.code == ErrorCode::kUnavailable) response.retry_after_s = 1;
+        }
+        reply(std::move(response));
+      });
 }
 
 void HandleGrab(Call& call) {
   std::int64_t packet_id = 0;
   if (!ParsePositive(call.params[0], kMaxPacketId, &packet_id)) {
-    return MakeReply(call, MetricsOf(call)).Error(ErrorCode::kBadRequest, "packet id must be a positive integer");
+    return MakeReply(call, MetricsOf(call))
+        .Error(ErrorCode::kBadRequest, "packet id must be a positive integer");
   }
   GrabAndReply(call, packet_id, false);
 }
@@ -378,15 +417,20 @@ void HandlePacketEvents(Call& call) {
   if (!packet_id) return;
   std::int64_t after_seq = 0;
   const std::string& last = call.request.last_event_id;
-  if (!last.empty() && last != "0" && !ParsePositive(last, std::numeric_limits<std::int64_t>::max(), &after_seq)) {
-    return reply.Error(ErrorCode::kBadRequest, "Last-Event-ID must be a grab's seq (a non-negative integer)");
+  if (!last.empty() && last != "0" &&
+      !ParsePositive(last, std::numeric_limits<std::int64_t>::max(), &after_seq)) {
+    return reply.Error(ErrorCode::kBadRequest,
+                       "Last-Event-ID must be a grab's seq (a non-negative integer)");
   }
   PacketEvents* events = call.api->events();
-  if (events == nullptr) return reply.Error(ErrorCode::kUnavailable, "event streams are off on this server");
+  if (events == nullptr)
+    return reply.Error(ErrorCode::kUnavailable, "event streams are off on this server");
   events->Open(*packet_id, after_seq, [reply](Response response) { reply(std::move(response)); });
 }
 
-void HandleAppPage(Call& call) { MakeReply(call, MetricsOf(call))(AppShellResponse(call.api->dev())); }
+void HandleAppPage(Call& call) {
+  MakeReply(call, MetricsOf(call))(AppShellResponse(call.api->dev()));
+}
 void HandleAppRedirect(Call& call) { MakeReply(call, MetricsOf(call))(RedirectResponse("/app/")); }
 void HandleAppAsset(Call& call) {
   MakeReply(call, MetricsOf(call))(WebAssetResponse(call.request, call.params[0]));
@@ -402,12 +446,16 @@ std::optional<std::string_view> ResolveCaller(Call& call, const ApiOptions& opti
   // X-User-Id (--dev) or by no caller at all.
   if (call.request.has_authorization) {
     constexpr std::string_view kBearer = "Bearer ";
-    if (authorization.size() <= kBearer.size() || !std::string_view(authorization).starts_with(kBearer)) {
+    if (authorization.size() <= kBearer.size() ||
+        !std::string_view(authorization).starts_with(kBearer)) {
       return "Authorization must be 'Bearer <token>'";
     }
     TokenClaims claims;
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch()).count();
-    switch (VerifyToken(std::string_view(authorization).substr(kBearer.size()), options.token_secrets, now, &claims)) {
+    const auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch())
+            .count();
+    switch (VerifyToken(std::string_view(authorization).substr(kBearer.size()),
+                        options.token_secrets, now, &claims)) {
       case TokenCheck::kValid:
         call.caller = Caller{claims.user_id, claims.admin};
         return std::nullopt;
@@ -438,7 +486,8 @@ bool Admit(const Call& call, RateLimiter& limiter, const Reply& reply) {
   const std::int64_t retry_after_s = limiter.Acquire(key, call.started);
   if (retry_after_s == 0) return true;
   Response response = ErrorResponse(
-      ErrorCode::kRateLimited, fmt::format("too many requests from this caller; retry in {} s", retry_after_s));
+      ErrorCode::kRateLimited,
+      fmt::format("too many requests from this caller; retry in {} s", retry_after_s));
   response.retry_after_s = static_cast<int>(retry_after_s);
   reply(std::move(response));
   return false;
@@ -460,21 +509,29 @@ Api::Api(ApiOptions options, service::RedPacketService& service)
       service_(service),
       metrics_(std::make_unique<Metrics>(RouteNames())),
       rate_limiter_({options_.rate_limit_per_s, options_.rate_limit_burst}) {
-  auto stat = [&service](auto field) { return [&service, field] { return static_cast<double>(service.stats().*field); }; };
-  metrics_->AddGauge("redpacket_ledger_queue_depth", "Creates, deposits and new users waiting for the next ledger batch",
+  auto stat = [&service](auto field) {
+    return [&service, field] { return static_cast<double>(service.stats().*field); };
+  };
+  metrics_->AddGauge("redpacket_ledger_queue_depth",
+                     "Creates, deposits and new users waiting for the next ledger batch",
                      stat(&service::ServiceStats::ledger_queue_depth));
   metrics_->AddCounter("redpacket_ledger_write_batches_total",
-                       "Ledger transactions of creates, deposits and new users (one commit each); writes per commit = "
+                       "Ledger transactions of creates, deposits and new users (one commit each); "
+                       "writes per commit = "
                        "redpacket_ledger_writes_total / this",
                        {}, stat(&service::ServiceStats::write_batches));
-  metrics_->AddCounter("redpacket_ledger_writes_total", "Creates, deposits and new users answered by the ledger writer",
-                       {}, stat(&service::ServiceStats::writes));
+  metrics_->AddCounter("redpacket_ledger_writes_total",
+                       "Creates, deposits and new users answered by the ledger writer", {},
+                       stat(&service::ServiceStats::writes));
   metrics_->AddGauge("redpacket_packets_in_memory", "Open packets held by the hot-path store",
                      stat(&service::ServiceStats::packets_in_memory));
-  metrics_->AddGauge("redpacket_packets_expired_total", "Packets this server's sweeper closed at expiry",
+  metrics_->AddGauge("redpacket_packets_expired_total",
+                     "Packets this server's sweeper closed at expiry",
                      stat(&service::ServiceStats::packets_expired));
-  metrics_->AddGauge("redpacket_ready", "1 once recovery is done", [&service] { return service.ready() ? 1.0 : 0.0; });
-  metrics_->AddGauge("redpacket_rate_limit_buckets", "Callers with a token bucket of the rate limit (idle ones are dropped)",
+  metrics_->AddGauge("redpacket_ready", "1 once recovery is done",
+                     [&service] { return service.ready() ? 1.0 : 0.0; });
+  metrics_->AddGauge("redpacket_rate_limit_buckets",
+                     "Callers with a token bucket of the rate limit (idle ones are dropped)",
                      [this] { return static_cast<double>(rate_limiter_.bucket_count()); });
 }
 
@@ -482,29 +539,36 @@ Api::~Api() = default;
 
 void Api::SetPacketEvents(PacketEvents* events) {
   events_ = events;
-  metrics_->AddGauge("redpacket_event_streams_open", "Open event streams (GET /v1/packets/{id}/events)",
+  metrics_->AddGauge("redpacket_event_streams_open",
+                     "Open event streams (GET /v1/packets/{id}/events)",
                      [events] { return static_cast<double>(events->open_streams()); });
-  metrics_->AddCounter("redpacket_event_streams_refused_total", "Event streams refused: event_streams_max reached", {},
+  metrics_->AddCounter("redpacket_event_streams_refused_total",
+                       "Event streams refused: event_streams_max reached", {},
                        [events] { return static_cast<double>(events->refused_streams()); });
 }
 
 void Api::WatchServer(const Server& server) {
   const ServerStats* stats = &server.stats();
-  metrics_->AddCounter("redpacket_event_streams_dropped_total",
-                       "Event streams closed because the reader did not keep up (stream_buffer_bytes)", {},
-                       [stats] { return static_cast<double>(stats->streams_dropped.load()); });
+  metrics_->AddCounter(
+      "redpacket_event_streams_dropped_total",
+      "Event streams closed because the reader did not keep up (stream_buffer_bytes)", {},
+      [stats] { return static_cast<double>(stats->streams_dropped.load()); });
   metrics_->AddGauge("redpacket_http_open_connections", "Open client connections",
                      [stats] { return static_cast<double>(stats->open_connections.load()); });
   metrics_->AddGauge("redpacket_http_parse_errors_total", "Malformed or oversized requests",
                      [stats] { return static_cast<double>(stats->parse_errors.load()); });
-  metrics_->AddCounter("redpacket_http_header_timeouts_total",
-                       "Connections closed because a request head was not complete within header_timeout_ms", {},
-                       [stats] { return static_cast<double>(stats->header_timeouts.load()); });
-  constexpr const char* kRejectedHelp = "New connections closed at once because a connection cap was reached";
-  metrics_->AddCounter("redpacket_connections_rejected_total", kRejectedHelp, {{"reason", "max_connections"}},
+  metrics_->AddCounter(
+      "redpacket_http_header_timeouts_total",
+      "Connections closed because a request head was not complete within header_timeout_ms", {},
+      [stats] { return static_cast<double>(stats->header_timeouts.load()); });
+  constexpr const char* kRejectedHelp =
+      "New connections closed at once because a connection cap was reached";
+  metrics_->AddCounter("redpacket_connections_rejected_total", kRejectedHelp,
+                       {{"reason", "max_connections"}},
                        [stats] { return static_cast<double>(stats->rejected_server_full.load()); });
-  metrics_->AddCounter("redpacket_connections_rejected_total", kRejectedHelp, {{"reason", "max_connections_per_ip"}},
-                       [stats] { return static_cast<double>(stats->rejected_address_full.load()); });
+  metrics_->AddCounter(
+      "redpacket_connections_rejected_total", kRejectedHelp, {{"reason", "max_connections_per_ip"}},
+      [stats] { return static_cast<double>(stats->rejected_address_full.load()); });
 }
 
 namespace {
@@ -512,7 +576,8 @@ Metrics& MetricsOf(Call& call) { return call.api->metrics(); }
 }  // namespace
 
 void Api::Handle(Request request, Responder respond) {
-  Call call{this, kUnmatchedRoute, std::move(request), std::move(respond), SteadyClock::now(), {}, std::nullopt};
+  Call call{this, kUnmatchedRoute, std::move(request), std::move(respond), SteadyClock::now(),
+            {},   std::nullopt};
   const std::string_view path = call.request.path();
   const Route* route = nullptr;
   std::string allow;  // the methods of the routes of this path (the Allow header of a 405)
@@ -531,10 +596,12 @@ void Api::Handle(Request request, Responder respond) {
     break;
   }
   const Reply reply = MakeReply(call, *metrics_);
-  if (route == nullptr && allow.empty()) return reply.Error(ErrorCode::kNotFound, "no such endpoint");
+  if (route == nullptr && allow.empty())
+    return reply.Error(ErrorCode::kNotFound, "no such endpoint");
   if (route == nullptr) {
     // A known path asked with another method: 405 naming the methods it has (RFC 9110 15.5.6).
-    Response response = ErrorResponse(ErrorCode::kMethodNotAllowed, "method not allowed on this path; allowed: " + allow);
+    Response response = ErrorResponse(ErrorCode::kMethodNotAllowed,
+                                      "method not allowed on this path; allowed: " + allow);
     response.allow = std::move(allow);
     return reply(std::move(response));
   }
@@ -552,8 +619,10 @@ void Api::Handle(Request request, Responder respond) {
       return reply.Error(ErrorCode::kUnauthenticated, "an Authorization: Bearer token is required");
     }
     if (route->access == Access::kAdmin && !options_.dev) {
-      if (!call.caller) return reply.Error(ErrorCode::kUnauthenticated, "an admin token is required");
-      if (!call.caller->admin) return reply.Error(ErrorCode::kForbidden, "this endpoint needs an admin token");
+      if (!call.caller)
+        return reply.Error(ErrorCode::kUnauthenticated, "an admin token is required");
+      if (!call.caller->admin)
+        return reply.Error(ErrorCode::kForbidden, "this endpoint needs an admin token");
     }
   }
   route->handler(call);

@@ -41,6 +41,9 @@ struct PacketRecord {
   std::vector<Cents> shares;          // shares[seq - 1] is what the seq-th grab takes
   std::vector<domain::Grab> grabs;    // applied grabs, ordered by seq
   std::optional<Cents> refund_cents;  // set once refunded
+  // CreatePacket only: this answer repeats an earlier request's (same request_id), nothing was
+  // debited now; the caller must not load the packet again (it may have been grabbed since).
+  bool repeated = false;
 };
 
 enum class HistoryKind { kSent, kReceived };
@@ -88,9 +91,14 @@ struct CreatePacketWrite {
   TimePoint expires_at;
   std::string request_id;
 };
-using Write = std::variant<CreateUserWrite, DepositWrite, CreatePacketWrite>;
+// The packet is in the hot-path store: its load intent is done (LedgerWriter::CompleteLoad).
+struct CompleteLoadWrite {
+  PacketId packet_id = 0;
+};
+using Write = std::variant<CreateUserWrite, DepositWrite, CreatePacketWrite, CompleteLoadWrite>;
 // The answer to each Write, of the alternative with the same index.
-using WriteResult = std::variant<Result<UserRecord>, Result<Cents>, Result<PacketRecord>>;
+using WriteResult =
+    std::variant<Result<UserRecord>, Result<Cents>, Result<PacketRecord>, Result<bool>>;
 
 // A balance read together with the applied offsets of the same snapshot: the embedded server
 // adds the credits beyond those offsets (pending) without stopping the applier.
@@ -173,7 +181,8 @@ class LedgerWriter {
   // A non-empty request_id makes it idempotent per (user, request_id): a repeat with the same
   // amount returns the balance the first call returned and credits nothing; a repeat with
   // another amount is kIdempotencyConflict.
-  virtual Result<Cents> Deposit(UserId user_id, Cents amount_cents, std::string_view request_id) = 0;
+  virtual Result<Cents> Deposit(UserId user_id, Cents amount_cents,
+                                std::string_view request_id) = 0;
 
   // In one transaction: debits the sender by spec.total_cents (402 insufficient_funds when the
   // balance is short; nothing is written then), assigns the next packet id and stores the packet
@@ -204,6 +213,26 @@ class LedgerWriter {
 
   // What ApplyEvents recorded so far (empty on a new ledger).
   virtual Result<domain::PartitionOffsets> AppliedOffsets() = 0;
+
+  // Load intents (cluster mode, where the hot-path store lives apart from the ledger): a packet
+  // whose debit is committed must end up loaded in the store. CreatePacket records an intent in
+  // its own transaction; the creator completes it once the store has the packet; a packet found
+  // lost gets one again (RequestLoad); any server's loader completes what is pending. No timing
+  // decides anything: an intent is done when it is completed. A ledger whose store is rebuilt
+  // from it at start (embedded) keeps none: these do nothing and nothing is pending.
+  virtual Status RequestLoad(PacketId packet_id) {
+    (void)packet_id;
+    return {};
+  }
+  virtual Status CompleteLoad(PacketId packet_id) {
+    (void)packet_id;
+    return {};
+  }
+  // Up to `limit` pending intents, oldest packet first.
+  virtual Result<std::vector<PacketId>> PendingLoads(std::size_t limit) {
+    (void)limit;
+    return std::vector<PacketId>{};
+  }
 };
 
 // Both sides on one connection (SQLite's file, MariaDB's primary).
@@ -218,6 +247,10 @@ inline std::vector<WriteResult> LedgerWriter::WriteBatch(std::span<const Write> 
     } else if (const auto* deposit = std::get_if<DepositWrite>(&write)) {
       results.emplace_back(std::in_place_index<1>,
                            Deposit(deposit->user_id, deposit->amount_cents, deposit->request_id));
+    } else if (const auto* load = std::get_if<CompleteLoadWrite>(&write)) {
+      Status done = CompleteLoad(load->packet_id);
+      results.emplace_back(std::in_place_index<3>,
+                           done.ok() ? Result<bool>(true) : Result<bool>(done.error()));
     } else {
       const auto& packet = std::get<CreatePacketWrite>(write);
       results.emplace_back(std::in_place_index<2>,

@@ -1,12 +1,11 @@
 // RedPacketService: API operations over the parts app/ hands in, and the sweeper.
 #include "service/red_packet_service.h"
 
+#include <fmt/format.h>
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 
 #include <stdexcept>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "domain/grab_rules.h"
 
@@ -16,7 +15,32 @@ namespace {
 using domain::ErrorCode;
 using domain::MakeError;
 
+store::GrabResult BeingRestored() {
+  store::GrabResult result;
+  result.code = ErrorCode::kUnavailable;
+  result.message = "the packet is being restored; retry";
+  return result;
+}
+
 }  // namespace
+
+bool LostPackets::Contains(PacketId packet_id, std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  auto it = until_.find(packet_id);
+  if (it == until_.end()) return false;
+  if (it->second > now) return true;
+  until_.erase(it);
+  return false;
+}
+
+void LostPackets::Insert(PacketId packet_id, std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (until_.size() >= kMaxEntries) {
+    std::erase_if(until_, [now](const auto& entry) { return entry.second <= now; });
+    if (until_.size() >= kMaxEntries) until_.clear();
+  }
+  until_[packet_id] = now + kRemembered;
+}
 
 RedPacketService::RedPacketService(ServiceOptions options, ServiceParts parts)
     : options_(std::move(options)),
@@ -151,33 +175,45 @@ void RedPacketService::CreatePacket(domain::PacketSpec spec, std::string request
   ledger::CreatePacketWrite write;
   write.spec = std::move(spec);
   write.request_id = std::move(request_id);
-  writer_->Post(std::move(write), std::move(prepare),
-                [this, shares, done = std::move(done)](ledger::WriteResult result) {
-                  auto created = std::move(std::get<2>(result));
-                  // Only an open packet enters memory: a repeated request_id may return a
-                  // packet that has since finished and been evicted, and loading it again
-                  // would hand its shares out twice.
-                  if (created && created->status == domain::PacketStatus::kOpen) {
-                    if (created->shares.empty()) created->shares = *shares;
-                    auto record = std::make_shared<ledger::PacketRecord>(std::move(created.value()));
-                    store_->Add(*record, [record, done](Status added) {
-                      if (!added) return done(added.error());
-                      done(std::move(*record));
-                    });
-                    return;
-                  }
-                  done(std::move(created));
-                });
+  writer_->Post(
+      std::move(write), std::move(prepare),
+      [this, shares, done = std::move(done)](ledger::WriteResult result) {
+        auto created = std::move(std::get<2>(result));
+        // Only a packet created now enters the store: a repeated request_id returns the
+        // first packet, which may have been grabbed, finished or lost since, and
+        // loading it again could hand a share out twice. (Embedded: the first create
+        // loaded it, or the restart did. Cluster: the creator did, or its load intent
+        // is pending and a loader completes it.)
+        if (created && created->status == domain::PacketStatus::kOpen && !created->repeated) {
+          if (created->shares.empty()) created->shares = *shares;
+          auto record = std::make_shared<ledger::PacketRecord>(std::move(created.value()));
+          store_->Add(*record, [this, record, done](Status added) {
+            if (!added) return done(added.error());
+            if (parts_.store_keeps_packets) {
+              // Loaded: the ledger's load intent is done (nothing waits for this).
+              writer_->Post(ledger::CompleteLoadWrite{record->packet_id}, nullptr,
+                            [](const ledger::WriteResult&) {});
+            }
+            done(std::move(*record));
+          });
+          return;
+        }
+        done(std::move(created));
+      });
 }
 
 void RedPacketService::Grab(PacketId packet_id, UserId user_id, GrabCallback done) {
-  store_->Grab(packet_id, user_id, clock_.Now(),
-               [this, packet_id, user_id, done = std::move(done)](store::GrabResult result) mutable {
-                 if (result.code == ErrorCode::kNotFound && result.message.empty()) {
-                   return GrabFromLedger(packet_id, user_id, std::move(done));
-                 }
-                 done(std::move(result));
-               });
+  if (lost_.Contains(packet_id, std::chrono::steady_clock::now())) {
+    return done(BeingRestored());
+  }
+  store_->Grab(
+      packet_id, user_id, clock_.Now(),
+      [this, packet_id, user_id, done = std::move(done)](store::GrabResult result) mutable {
+        if (result.code == ErrorCode::kNotFound && result.message.empty()) {
+          return GrabFromLedger(packet_id, user_id, std::move(done));
+        }
+        done(std::move(result));
+      });
 }
 
 // The packet is not in memory: unknown, or finished and evicted (its events are all applied).
@@ -191,6 +227,15 @@ void RedPacketService::GrabFromLedger(PacketId packet_id, UserId user_id, GrabCa
     } else if (!packet->has_value()) {
       result.code = ErrorCode::kNotFound;
       result.message = "no such packet";
+    } else if ((*packet)->status == domain::PacketStatus::kOpen ||
+               (*packet)->status == domain::PacketStatus::kExpired) {
+      // Unfinished, yet the store does not hold it: its keys were lost (cluster). Never decided
+      // from here: the ledger may lack grabs still on their way, and offering their shares
+      // again would pay a share twice. The loader restores it once that is safe; until then
+      // the grab is retryable.
+      lost_.Insert(packet_id, std::chrono::steady_clock::now());
+      store_->ReportLost(packet_id);
+      result = BeingRestored();
     } else {
       // Finished and evicted (the store drops only finished packets): never a kTake, but the
       // same rules decide which refusal.
@@ -200,10 +245,10 @@ void RedPacketService::GrabFromLedger(PacketId packet_id, UserId user_id, GrabCa
         if (grab.user_id == user_id) first = &grab;
       }
       const auto taken = static_cast<std::int64_t>(record.grabs.size());
-      domain::GrabDecision decision = domain::DecideGrab(
-          {record.spec.receiver_id, first != nullptr, record.status, record.expires_at, taken,
-           record.spec.count},
-          user_id, clock_.Now());
+      domain::GrabDecision decision =
+          domain::DecideGrab({record.spec.receiver_id, first != nullptr, record.status,
+                              record.expires_at, taken, record.spec.count},
+                             user_id, clock_.Now());
       if (decision == domain::GrabDecision::kTake) decision = domain::GrabDecision::kEmpty;
       const domain::Error refusal = domain::GrabRefusal(decision);
       result.code = refusal.code;
@@ -219,14 +264,16 @@ void RedPacketService::GrabFromLedger(PacketId packet_id, UserId user_id, GrabCa
 }
 
 void RedPacketService::GetPacket(PacketId packet_id, Callback<store::PacketSnapshot> done) {
-  store_->Snapshot(packet_id, [this, packet_id, done = std::move(done)](std::optional<store::PacketSnapshot> held) mutable {
+  store_->Snapshot(packet_id, [this, packet_id, done = std::move(done)](
+                                  std::optional<store::PacketSnapshot> held) mutable {
     if (held) return done(std::move(*held));
     GetPacketFromLedger(packet_id, std::move(done));
   });
 }
 
 // Not held by the store: finished and evicted, or unknown.
-void RedPacketService::GetPacketFromLedger(PacketId packet_id, Callback<store::PacketSnapshot> done) {
+void RedPacketService::GetPacketFromLedger(PacketId packet_id,
+                                           Callback<store::PacketSnapshot> done) {
   reader_->Post([packet_id, done = std::move(done)](ledger::Ledger& ledger) {
     auto packet = ledger.GetPacket(packet_id);
     if (!packet) return done(packet.error());
@@ -236,7 +283,8 @@ void RedPacketService::GetPacketFromLedger(PacketId packet_id, Callback<store::P
     snapshot.record.shares.clear();
     Cents grabbed = 0;
     for (const auto& grab : snapshot.record.grabs) grabbed += grab.amount_cents;
-    snapshot.remaining_count = snapshot.record.spec.count - static_cast<std::int64_t>(snapshot.record.grabs.size());
+    snapshot.remaining_count =
+        snapshot.record.spec.count - static_cast<std::int64_t>(snapshot.record.grabs.size());
     snapshot.remaining_cents = snapshot.record.spec.total_cents - grabbed;
     done(std::move(snapshot));
   });
@@ -263,8 +311,8 @@ void RedPacketService::Balance(UserId user_id, Callback<BalanceView> done) {
   });
 }
 
-void RedPacketService::History(UserId user_id, ledger::HistoryKind kind, int limit, std::string cursor,
-                               Callback<ledger::HistoryPage> done) {
+void RedPacketService::History(UserId user_id, ledger::HistoryKind kind, int limit,
+                               std::string cursor, Callback<ledger::HistoryPage> done) {
   reader_->Post([=, cursor = std::move(cursor), done = std::move(done)](ledger::Ledger& ledger) {
     done(ledger.History(user_id, kind, limit, cursor));
   });

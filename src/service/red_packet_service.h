@@ -12,11 +12,11 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
-#include <string>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
+#include <string>
 #include <thread>
 #include <unordered_map>
 
@@ -88,6 +88,21 @@ struct BalanceView {
   Cents pending_cents = 0;  // acknowledged grabs and refunds not yet applied to the ledger
 };
 
+// Packets this server recently found lost (the store lacks them, the ledger has them
+// unfinished): their grabs answer 503 at once for a moment instead of reading the ledger each
+// time (a stampede on a lost hot packet would otherwise land on the replica). Thread-safe.
+class LostPackets {
+ public:
+  bool Contains(PacketId packet_id, std::chrono::steady_clock::time_point now);
+  void Insert(PacketId packet_id, std::chrono::steady_clock::time_point now);
+
+ private:
+  static constexpr std::chrono::milliseconds kRemembered{1000};
+  static constexpr std::size_t kMaxEntries = 10000;
+  std::mutex mutex_;
+  std::unordered_map<PacketId, std::chrono::steady_clock::time_point> until_;
+};
+
 class RedPacketService {
  public:
   template <class T>
@@ -125,7 +140,8 @@ class RedPacketService {
   void Deposit(UserId user_id, Cents amount_cents, std::string request_id, Callback<Cents> done);
   // Validates, splits (on the ledger thread: a 1,000,000-share split must not stall I/O), debits
   // and stores, then makes the packet grabbable.
-  void CreatePacket(domain::PacketSpec spec, std::string request_id, Callback<ledger::PacketRecord> done);
+  void CreatePacket(domain::PacketSpec spec, std::string request_id,
+                    Callback<ledger::PacketRecord> done);
   void Grab(PacketId packet_id, UserId user_id, GrabCallback done);
   void GetPacket(PacketId packet_id, Callback<store::PacketSnapshot> done);
   void Balance(UserId user_id, Callback<BalanceView> done);
@@ -146,6 +162,7 @@ class RedPacketService {
   std::unique_ptr<WriteBatcher> writer_;  // creates, deposits, new users (group commit)
   std::unique_ptr<LedgerWorker> reader_;  // details, history, balance
   std::atomic<std::uint64_t> expired_{0};
+  LostPackets lost_;
 
   std::atomic<bool> ready_{false};
   std::atomic<bool> started_{false};
@@ -153,7 +170,7 @@ class RedPacketService {
   std::condition_variable sweep_wake_;
   bool sweep_stop_ = false;
   bool sweep_requested_ = false;  // SweepNow: sweep without waiting for the interval
-  bool sweeping_ = false;          // the sweeper is between its wake-up and ++sweeps_done_
+  bool sweeping_ = false;         // the sweeper is between its wake-up and ++sweeps_done_
   std::uint64_t sweeps_done_ = 0;
   std::condition_variable sweep_done_;
   std::thread sweeper_;

@@ -36,6 +36,9 @@ struct PacketSnapshot {
 struct SweepStats {
   std::size_t closed = 0;   // open packets past their expiry, now expired
   std::size_t evicted = 0;  // finished packets dropped from memory (the ledger has them)
+  // Registered for expiry, yet the store lost the packet's keys (cluster): it stays registered
+  // and its refund waits until the packet is restored from the ledger.
+  std::vector<PacketId> lost;
 };
 
 class PacketStore {
@@ -74,6 +77,11 @@ class PacketStore {
   // For /readyz: ok when the store can serve (an in-process store always can); otherwise the
   // error says what is unreachable. Never blocks; `done` may run on another thread.
   virtual void CheckHealth(StatusCallback done) { done({}); }
+
+  // Never blocks: the ledger has this packet unfinished, and the store does not hold it (its
+  // keys were lost). A store that restores lost packets queues it for the loader; an in-process
+  // store never loses one (the default does nothing).
+  virtual void ReportLost(PacketId packet_id) { (void)packet_id; }
 };
 
 }  // namespace redpacket::store

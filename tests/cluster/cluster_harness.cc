@@ -58,7 +58,7 @@ std::vector<std::string> ClusterServeFlags(std::vector<std::string> extra) {
        "1000", "--max-total-cents", "10000000", "--threads", "2",
        // Quick expiry, sweeps and reconciliation: tests take seconds.
        "--min-expires-in-s", "1", "--sweep-interval-ms", "100", "--reconcile-interval-ms", "500",
-       "--reconcile-min-age-ms", "1000"},
+       "--outbox-claim-age-ms", "1000"},
       extra);
 }
 

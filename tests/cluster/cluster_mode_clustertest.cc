@@ -253,33 +253,33 @@ TEST(ClusterMode, PoisonEventsAreSetAsideAndTheWorkerGoesOn) {
   run.Finish();
 }
 
-TEST(ClusterMode, AGrabTheBrokerNeverAcknowledgedIsCreditedByTheReconciler) {
+TEST(ClusterMode, AGrabWhileTheBrokerIsDownIsAnsweredAndCreditedOnceItIsBack) {
   ClusterCase run;
   ServerProcess& server = run.server;
   ApiClient& api = *run.api;
   const std::int64_t sender = api.CreateFundedUser("sender", 1000);
   const std::string packet = api.CreatePacket(sender, R"({"total_cents":600,"count":3})");
   const std::int64_t user = RunUserBase() + 4'000;
-  // Kafka goes away: the Redis script takes the share, the broker never acknowledges, the
-  // client gets 503. The share must not be lost.
+  // Kafka goes away. The broker is off the grab's path: the script records the grab and its
+  // event in the packet's slot, a replica has both, the client gets 200. Still ready: nothing
+  // a request needs is missing, publication only waits.
   RunServiceScript("kafka", {"down"});
   const Reply grab = api.Post("/v1/packets/" + packet + "/grab", "", user);
-  EXPECT_EQ(grab.status, 503) << Describe(grab);
+  ASSERT_EQ(grab.status, 200) << Describe(grab);
   const Reply ready = api.Get("/readyz");
-  EXPECT_EQ(ready.status, 503) << Describe(ready);
-  RunServiceScript("kafka", {"up"});
-  // Redis holds the grab; the reconciler finds the ledger lacks it and re-emits it.
-  const json::object details = api.GetPacket(packet);
-  const auto grabs = GrabsByUser(details);
-  ASSERT_EQ(grabs.count(user), 1u) << json::serialize(details);
-  std::int64_t last = 0;
-  EXPECT_TRUE(WaitForBalance(api, user, grabs.at(user).amount_cents, milliseconds(60000), &last))
-      << "balance " << last << "; server log:\n"
-      << server.Log();
-  // A retry of the same user now answers 409 with that same share.
+  EXPECT_EQ(ready.status, 200) << Describe(ready);
+  EXPECT_NE(ready.body.find("\"kafka\""), std::string::npos) << "the broker's state is shown";
+  // A repeat answers 409 with that share, and writes nothing.
   const Reply again = api.Post("/v1/packets/" + packet + "/grab", "", user);
   EXPECT_EQ(again.status, 409) << Describe(again);
-  EXPECT_EQ(again.Int("amount_cents"), grabs.at(user).amount_cents);
+  EXPECT_EQ(again.Int("amount_cents"), grab.Int("amount_cents"));
+  std::this_thread::sleep_for(milliseconds(2000));
+  RunServiceScript("kafka", {"up"});
+  // The relay delivers it once the broker is back; the worker credits it once.
+  std::int64_t last = 0;
+  EXPECT_TRUE(WaitForBalance(api, user, grab.Int("amount_cents"), milliseconds(60000), &last))
+      << "balance " << last << "; server log:\n"
+      << server.Log();
   run.Finish();
 }
 
@@ -289,7 +289,7 @@ TEST(ClusterMode, ABrokerRestartMidStampedeLosesNoAcknowledgedGrab) {
   ApiClient& api = *run.api;
   const std::int64_t sender = api.CreateFundedUser("sender", 100000);
   const std::string packet = api.CreatePacket(sender, R"({"total_cents":50000,"count":1000})");
-  // A grab the broker cannot acknowledge answers 503; nothing else but 200 and 410 may come back.
+  // The broker is off the grab's path: 200 and 410 only (a 503 is counted, not expected).
   OutageCrowd crowd(server, packet, RunUserBase() + 10'000);
   EXPECT_TRUE(WaitUntil([&] { return crowd.acknowledged() >= 100; }, milliseconds(30000)));
   RunServiceScript("kafka", {"down"});
@@ -297,9 +297,8 @@ TEST(ClusterMode, ABrokerRestartMidStampedeLosesNoAcknowledgedGrab) {
   RunServiceScript("kafka", {"up"});
   crowd.Join();
   EXPECT_TRUE(crowd.unexpected.empty()) << crowd.unexpected.front();
-  EXPECT_GT(crowd.unavailable, 0) << "the broker's outage was not seen";
-  // Every share Redis handed out is credited: the acknowledged ones by their own event, the
-  // 503s by the reconciler.
+  // Every share Redis handed out is credited: each was recorded with its event in the outbox,
+  // and the relay published it, at once or once the broker was back.
   const auto grabs = GrabsByUser(api.GetPacket(packet));
   EXPECT_EQ(grabs.size(), 1000u);
   for (const auto& [user, record] : crowd.winners) {

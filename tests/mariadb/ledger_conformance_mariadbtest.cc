@@ -312,5 +312,38 @@ TEST_F(MariaDbLedgerTest, LostPrimaryConnectionIsRetryableAndReconnects) {
   EXPECT_EQ(*ledger_->Deposit(6, 1, ""), 61);
 }
 
+// Load intents (ledger.h): a create records one with its debit, a repeat does not; a lost
+// packet's request is idempotent; the loader sees them oldest packet first until completed.
+TEST_F(MariaDbLedgerTest, LoadIntentsAreRecordedWithTheDebitAndCompletedOnce) {
+  const PacketRecord first = CreatePacket(1, {10, 20}, "p-intent");
+  const PacketRecord second = CreatePacket(2, {30});
+  EXPECT_FALSE(first.repeated);
+  auto pending = ledger_->PendingLoads(10);
+  ASSERT_TRUE(pending.ok()) << pending.error().message;
+  EXPECT_EQ(*pending, (std::vector<PacketId>{first.packet_id, second.packet_id}));
+
+  auto again = TryCreatePacket(first.spec, first.shares, "p-intent");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->repeated) << "a repeat debits nothing and must not be loaded again";
+  EXPECT_EQ(again->packet_id, first.packet_id);
+  EXPECT_EQ(ledger_->PendingLoads(10)->size(), 2u);
+
+  ASSERT_TRUE(ledger_->CompleteLoad(first.packet_id).ok());
+  ASSERT_TRUE(ledger_->CompleteLoad(first.packet_id).ok()) << "completing twice is harmless";
+  EXPECT_EQ(*ledger_->PendingLoads(10), std::vector<PacketId>{second.packet_id});
+  ASSERT_TRUE(ledger_->RequestLoad(first.packet_id).ok());  // found lost later
+  ASSERT_TRUE(ledger_->RequestLoad(first.packet_id).ok());
+  EXPECT_EQ(*ledger_->PendingLoads(1), std::vector<PacketId>{first.packet_id});
+  EXPECT_EQ(ledger_->PendingLoads(10)->size(), 2u);
+
+  // Completed through a batch of writes, as the service does it.
+  const std::vector<Write> writes{CompleteLoadWrite{first.packet_id},
+                                  CompleteLoadWrite{second.packet_id}};
+  for (const WriteResult& result : ledger_->WriteBatch(writes)) {
+    ASSERT_TRUE(std::get<3>(result).ok());
+  }
+  EXPECT_TRUE(ledger_->PendingLoads(10)->empty());
+}
+
 }  // namespace
 }  // namespace redpacket::ledger::testing

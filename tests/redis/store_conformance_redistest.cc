@@ -38,240 +38,10 @@
 #include "store/redis/keys.h"
 #include "store/redis/redis_store.h"
 #include "store/redis/script_replies.h"
+#include "store_test_support.h"
 
 namespace redpacket::store {
 namespace {
-
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
-using domain::ErrorCode;
-using domain::LedgerEvent;
-using net::redis::Endpoint;
-
-std::string Env(const char* name, const std::string& fallback) {
-  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): read before threads
-  return value != nullptr && *value != '\0' ? value : fallback;
-}
-
-// REDPACKET_REDIS_NODES, else the ports of scripts/redis-cluster from REDPACKET_REDIS_BASE_PORT.
-std::vector<Endpoint> ClusterNodes() { return redis_test::RedisClusterNodes(); }
-
-// A key prefix no earlier run used, so tests against a kept cluster do not meet old keys.
-std::string FreshPrefix() {
-  static std::atomic<int> next{0};
-  static const std::string run = std::to_string(std::random_device{}());
-  return "rptest:" + run + ":" + std::to_string(next++);
-}
-
-// Every event is durable at once; completions run on the sink's own thread, as with the journal
-// or Kafka (never inside Append: the memory store appends under a packet's lock).
-class AutoDurableSink final : public bus::EventSink {
- public:
-  AutoDurableSink() : thread_([this] { Run(); }) {}
-  ~AutoDurableSink() override {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-  }
-
-  std::uint64_t Append(const LedgerEvent& event, Completion done) override {
-    std::lock_guard lock(mutex_);
-    events_.push_back(event);
-    queue_.push_back(std::move(done));
-    wake_.notify_all();
-    return events_.size();
-  }
-  void WhenDurable(std::uint64_t /*position*/, Completion done) override {
-    std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(done));
-    wake_.notify_all();
-  }
-
-  std::vector<LedgerEvent> events() {
-    std::lock_guard lock(mutex_);
-    return events_;
-  }
-  std::vector<LedgerEvent> events(LedgerEvent::Type type) {
-    std::vector<LedgerEvent> matching;
-    for (const auto& event : events()) {
-      if (event.type == type) matching.push_back(event);
-    }
-    return matching;
-  }
-
- private:
-  void Run() {
-    std::unique_lock lock(mutex_);
-    while (true) {
-      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      Completion done = std::move(queue_.front());
-      queue_.pop_front();
-      lock.unlock();
-      done();
-      lock.lock();
-    }
-  }
-
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stop_ = false;
-  std::vector<LedgerEvent> events_;
-  std::deque<Completion> queue_;
-  std::thread thread_;
-};
-
-// A store with what it runs on. The sink is a base member: built first, destroyed last.
-class StoreUnderTest {
- public:
-  virtual ~StoreUnderTest() = default;
-  virtual PacketStore& store() = 0;
-  // Runs `work` where a server thread would issue calls: the Redis store's i-th I/O thread (its
-  // own client, no hop), or right here for the memory store (it has no threads).
-  virtual void Submit(int worker, std::function<void()> work) = 0;
-  domain::PacketId NewPacketId() { return next_packet_id_++; }
-
-  AutoDurableSink sink;
-
- private:
-  domain::PacketId next_packet_id_ = 1;
-};
-
-class MemoryStoreUnderTest final : public StoreUnderTest {
- public:
-  static constexpr const char* kName = "Memory";
-  MemoryStoreUnderTest() : store_(MakeMemoryStore(sink)) {}
-  PacketStore& store() override { return *store_; }
-  void Submit(int /*worker*/, std::function<void()> work) override { work(); }
-
- private:
-  std::unique_ptr<PacketStore> store_;
-};
-
-// io_contexts each run by one thread, as the server's I/O threads.
-class IoThreads {
- public:
-  explicit IoThreads(int count) {
-    for (int i = 0; i < count; ++i) {
-      contexts_.push_back(std::make_unique<asio::io_context>());
-      guards_.emplace_back(asio::make_work_guard(*contexts_.back()));
-      pointers_.push_back(contexts_.back().get());
-    }
-    for (auto& context : contexts_) threads_.emplace_back([&io = *context] { io.run(); });
-  }
-  ~IoThreads() { Stop(); }
-  void Stop() {
-    guards_.clear();
-    for (auto& context : contexts_) context->stop();
-    for (auto& thread : threads_) {
-      if (thread.joinable()) thread.join();
-    }
-  }
-  std::span<asio::io_context* const> contexts() const { return pointers_; }
-  asio::io_context& at(int i) { return *contexts_[static_cast<std::size_t>(i) % contexts_.size()]; }
-
- private:
-  std::vector<std::unique_ptr<asio::io_context>> contexts_;
-  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
-  std::vector<asio::io_context*> pointers_;
-  std::vector<std::thread> threads_;
-};
-
-redis::RedisStoreOptions TestOptions() {
-  redis::RedisStoreOptions options;
-  options.key_prefix = FreshPrefix();
-  options.bloom_capacity = 100'000;  // 120 KB per test prefix instead of 17 MiB
-  // A loaded two-CPU test box can be slow to replicate; production uses 100 ms.
-  options.replication_timeout = 1000ms;
-  options.grab_timeout = 5000ms;
-  options.client.command_timeout = 5000ms;
-  return options;
-}
-
-class RedisStoreUnderTest final : public StoreUnderTest {
- public:
-  static constexpr const char* kName = "Redis";
-  explicit RedisStoreUnderTest(redis::RedisStoreOptions options = TestOptions(), int threads = 4)
-      : options_(std::move(options)), io_(threads) {
-    store_ = std::make_unique<redis::RedisStore>(io_.contexts(), ClusterNodes(), sink, options_);
-    std::promise<domain::Status> connected;
-    store_->Connect([&](domain::Status status) { connected.set_value(std::move(status)); });
-    auto future = connected.get_future();
-    if (future.wait_for(15s) != std::future_status::ready) {
-      ADD_FAILURE() << "RedisStore::Connect did not answer (is the cluster up?)";
-      return;
-    }
-    const domain::Status status = future.get();
-    EXPECT_TRUE(status.ok()) << status.error().message;
-  }
-  ~RedisStoreUnderTest() override {
-    io_.Stop();
-    store_.reset();
-  }
-  PacketStore& store() override { return *store_; }
-  redis::RedisStore& redis_store() { return *store_; }
-  void Submit(int worker, std::function<void()> work) override {
-    asio::post(io_.at(worker), std::move(work));
-  }
-  const redis::RedisStoreOptions& options() const { return options_; }
-
- private:
-  redis::RedisStoreOptions options_;
-  IoThreads io_;
-  std::unique_ptr<redis::RedisStore> store_;
-};
-
-// --- blocking helpers ---
-
-template <class T>
-T Await(std::future<T> future, const char* what) {
-  if (future.wait_for(20s) != std::future_status::ready) {
-    ADD_FAILURE() << what << ": no answer within 20 s";
-    std::abort();  // the callback may still come and write into a dead promise
-  }
-  return future.get();
-}
-
-domain::Status AddNow(StoreUnderTest& under_test, const ledger::PacketRecord& packet) {
-  std::promise<domain::Status> added;
-  under_test.store().Add(packet,
-                         [&](domain::Status status) { added.set_value(std::move(status)); });
-  return Await(added.get_future(), "Add");
-}
-
-GrabResult GrabNow(StoreUnderTest& under_test, domain::PacketId packet_id, domain::UserId user_id,
-                   domain::TimePoint now = domain::Clock::now()) {
-  std::promise<GrabResult> grabbed;
-  under_test.store().Grab(packet_id, user_id, now,
-                          [&](GrabResult result) { grabbed.set_value(std::move(result)); });
-  return Await(grabbed.get_future(), "Grab");
-}
-
-std::optional<PacketSnapshot> SnapshotNow(StoreUnderTest& under_test, domain::PacketId packet_id) {
-  std::promise<std::optional<PacketSnapshot>> taken;
-  under_test.store().Snapshot(packet_id, [&](std::optional<PacketSnapshot> snapshot) {
-    taken.set_value(std::move(snapshot));
-  });
-  return Await(taken.get_future(), "Snapshot");
-}
-
-ledger::PacketRecord MakePacket(domain::PacketId id, std::vector<domain::Cents> shares,
-                                std::chrono::seconds expires_in = 3600s) {
-  ledger::PacketRecord packet;
-  packet.packet_id = id;
-  packet.spec.sender_id = 1;
-  packet.spec.count = static_cast<std::int64_t>(shares.size());
-  for (auto share : shares) packet.spec.total_cents += share;
-  packet.spec.greeting = "恭喜发财";
-  packet.spec.expires_in_s = expires_in.count();
-  packet.created_at = domain::Clock::now();
-  packet.expires_at = packet.created_at + expires_in;
-  packet.shares = std::move(shares);
-  return packet;
-}
 
 // =============================== the conformance suite ===============================
 
@@ -469,95 +239,6 @@ TYPED_TEST(StoreConformanceTest, AddIsIdempotentAndKeepsRecoveredGrabs) {
 
 // =============================== the Redis store's own cases ===============================
 
-// A plain client on its own io_context, driven by the test thread, to look at Redis directly.
-class AdminClient {
- public:
-  AdminClient() {
-    net::redis::ClusterClientOptions options;
-    options.seeds = ClusterNodes();
-    options.command_timeout = 2s;
-    client_ = std::make_unique<net::redis::ClusterClient>(io_, options);
-  }
-
-  net::redis::Result Run(const std::function<void(net::redis::Callback)>& issue) {
-    std::optional<net::redis::Result> result;
-    issue([&](net::redis::Result r) { result.emplace(std::move(r)); });
-    const auto end = std::chrono::steady_clock::now() + 15s;
-    while (!result && std::chrono::steady_clock::now() < end) {
-      io_.restart();
-      io_.run_one_for(10ms);
-    }
-    if (!result) return net::redis::Error{net::redis::ErrorKind::kTimeout, "test gave up"};
-    return *result;
-  }
-  net::redis::Result Command(std::string_view key, std::initializer_list<std::string_view> argv) {
-    return Run([&](net::redis::Callback done) {
-      client_->Execute(key, argv, std::move(done),
-                       net::redis::CommandOptions{.timeout = 2s, .idempotent = true});
-    });
-  }
-  net::redis::Result OnNode(const Endpoint& node, std::initializer_list<std::string_view> argv) {
-    return Run(
-        [&](net::redis::Callback done) { client_->ExecuteOnNode(node, argv, std::move(done)); });
-  }
-  net::redis::Result Eval(const net::redis::Script& script, std::vector<std::string_view> keys,
-                          std::vector<std::string_view> args) {
-    return Run(
-        [&](net::redis::Callback done) { client_->Eval(script, keys, args, std::move(done)); });
-  }
-  net::redis::ClusterClient& client() { return *client_; }
-
- private:
-  asio::io_context io_;
-  std::unique_ptr<net::redis::ClusterClient> client_;
-};
-
-// One of the store's scripts, to run it directly.
-net::redis::Script LoadLua(const char* name) {
-  std::ifstream file(redis::DefaultLuaDirectory() / name);
-  std::stringstream text;
-  text << file.rdbuf();
-  return net::redis::Script(text.str());
-}
-
-std::string Describe(const net::redis::Result& result) {
-  return result.ok() ? result.reply().DebugString() : result.error().ToString();
-}
-
-// What Redis holds for a packet: grabs by user, and the meta fields that matter here.
-struct RedisPacketState {
-  std::map<domain::UserId, std::pair<domain::Cents, std::int64_t>> grabs;  // user -> amount, seq
-  std::string status;
-  domain::Cents grabbed = 0;
-  std::int64_t shares_left = -1;
-};
-
-RedisPacketState ReadPacket(AdminClient& admin, const redis::KeySpace& keys, domain::PacketId id) {
-  const redis::PacketKeys packet = keys.ForPacket(id);
-  RedisPacketState state;
-  const auto grabs = admin.Command(packet.grabs, {"HGETALL", packet.grabs});
-  EXPECT_TRUE(grabs.ok()) << Describe(grabs);
-  if (grabs.ok()) {
-    const auto& items = grabs.reply().array();
-    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
-      // "amount:seq:at_ms:token"
-      const std::string& value = items[i + 1].string();
-      const std::size_t colon = value.find(':');
-      state.grabs[std::stoll(items[i].string())] = {std::stoll(value.substr(0, colon)),
-                                                    std::stoll(value.substr(colon + 1))};
-    }
-  }
-  const auto meta = admin.Command(packet.meta, {"HMGET", packet.meta, "status", "grabbed"});
-  EXPECT_TRUE(meta.ok()) << Describe(meta);
-  if (meta.ok() && meta.reply().array()[0].IsString()) {
-    state.status = meta.reply().array()[0].string();
-    state.grabbed = std::stoll(meta.reply().array()[1].string());
-  }
-  const auto left = admin.Command(packet.shares, {"LLEN", packet.shares});
-  if (left.ok()) state.shares_left = left.reply().integer();
-  return state;
-}
-
 class RedisStoreTest : public ::testing::Test {
  protected:
   RedisStoreUnderTest under_test_;
@@ -715,8 +396,10 @@ TEST_F(RedisStoreTest, TheGrabScriptRecognizesAResendOfItsOwnRequest) {
   const redis::PacketKeys keys = keys_.ForPacket(id);
   const std::string now = std::to_string(domain::ToUnixMillis(domain::Clock::now()));
   auto send = [&](const char* user, const char* token) {
-    const auto result =
-        admin_.Eval(grab, {keys.meta, keys.shares, keys.grabs}, {user, now, token, "0"});
+    const std::string& outbox = keys_.OutboxOf(keys_.SlotOf(id));
+    const std::string packet = std::to_string(id);
+    const auto result = admin_.Eval(grab, {keys.meta, keys.shares, keys.grabs, outbox},
+                                    {user, now, token, "0", packet});
     EXPECT_TRUE(result.ok()) << Describe(result);
     return redis::ParseGrabReply(result.reply());
   };
@@ -740,9 +423,8 @@ TEST_F(RedisStoreTest, ABloomFilterSizedDifferentlyIsRefusedAtConnect) {
   redis::RedisStoreOptions options = TestOptions();
   options.key_prefix = under_test_.options().key_prefix;  // same filter in Redis
   options.bloom_capacity *= 2;
-  AutoDurableSink sink;
   IoThreads io(1);
-  redis::RedisStore store(io.contexts(), ClusterNodes(), sink, options);
+  redis::RedisStore store(io.contexts(), ClusterNodes(), options);
   std::promise<domain::Status> connected;
   store.Connect([&](domain::Status status) { connected.set_value(std::move(status)); });
   const domain::Status status = Await(connected.get_future(), "Connect");
@@ -997,10 +679,21 @@ TEST_P(RedisStoreFailover, KillMinusNineOfTheHotPacketsMasterLeftDeadGivesNoShar
     EXPECT_EQ(it->second.first, result.amount_cents) << user;
     EXPECT_EQ(it->second.second, result.seq) << user;
   }
-  // And each acknowledged grab has its durable event.
+  // And each acknowledged grab has its event, recorded with it in the slot's outbox (on the
+  // promoted replica): handed to the relay, or (a resend's 200: the first run recorded it, its
+  // reply was lost) waiting there for the relay's recovery.
   std::set<domain::UserId> evented;
   for (const auto& event : under_test.sink.events(LedgerEvent::Type::kGrab)) {
     evented.insert(event.user_id);
+  }
+  const int slot = keys.SlotOf(id);
+  const std::string& outbox = keys.OutboxOf(slot);
+  const auto recorded = admin.Command(outbox, {"XRANGE", outbox, "-", "+"});
+  ASSERT_TRUE(recorded.ok()) << Describe(recorded);
+  auto entries = redis::ParseOutboxEntries(recorded.reply(), slot);
+  ASSERT_TRUE(entries.ok()) << entries.error().message;
+  for (const auto& entry : *entries) {
+    if (entry.event.packet_id == id) evented.insert(entry.event.user_id);
   }
   for (const auto& [user, result] : ok_by_user) EXPECT_TRUE(evented.contains(user)) << user;
 

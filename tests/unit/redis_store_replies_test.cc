@@ -20,10 +20,11 @@ Reply MetaArray() {
 }
 
 TEST(RedisStoreReplies, GrabOkWithMetadata) {
-  auto reply =
-      ParseGrabReply(A({S("ok"), I(567), I(3), I(7), I(0), I(1700000001000), MetaArray()}));
+  auto reply = ParseGrabReply(
+      A({S("ok"), I(567), I(3), I(7), I(0), I(1700000001000), MetaArray(), S("1700000001000-0")}));
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->outcome, GrabReply::Outcome::kOk);
+  EXPECT_EQ(reply->outbox_id, "1700000001000-0");
   EXPECT_EQ(reply->amount_cents, 567);
   EXPECT_EQ(reply->seq, 3);
   EXPECT_EQ(reply->remaining_count, 7);
@@ -45,7 +46,7 @@ TEST(RedisStoreReplies, GrabOkWithMetadata) {
 }
 
 TEST(RedisStoreReplies, ConflictOfAnotherRequestIs409WithTheFirstAmount) {
-  auto reply = ParseGrabReply(A({S("conflict"), I(30), I(1), I(1), I(0), I(5), A({})}));
+  auto reply = ParseGrabReply(A({S("conflict"), I(30), I(1), I(1), I(0), I(5), A({}), S("")}));
   ASSERT_TRUE(reply);
   EXPECT_FALSE(reply->same_request);
   EXPECT_FALSE(reply->meta);
@@ -56,7 +57,7 @@ TEST(RedisStoreReplies, ConflictOfAnotherRequestIs409WithTheFirstAmount) {
 }
 
 TEST(RedisStoreReplies, ConflictOfTheSameRequestIsItsOwnSuccess) {
-  auto reply = ParseGrabReply(A({S("conflict"), I(30), I(4), I(1), I(1), I(5), A({})}));
+  auto reply = ParseGrabReply(A({S("conflict"), I(30), I(4), I(1), I(1), I(5), A({}), S("")}));
   ASSERT_TRUE(reply);
   EXPECT_TRUE(reply->same_request);
   const GrabResult result = ToGrabResult(*reply);
@@ -67,7 +68,7 @@ TEST(RedisStoreReplies, ConflictOfTheSameRequestIsItsOwnSuccess) {
 
 TEST(RedisStoreReplies, OtherGrabOutcomes) {
   auto code_of = [](const char* code) {
-    auto reply = ParseGrabReply(A({S(code), I(0), I(0), I(2), I(0), I(0), A({})}));
+    auto reply = ParseGrabReply(A({S(code), I(0), I(0), I(2), I(0), I(0), A({}), S("")}));
     EXPECT_TRUE(reply) << code;
     return reply ? ToGrabResult(*reply) : GrabResult{};
   };
@@ -85,7 +86,7 @@ TEST(RedisStoreReplies, ExclusiveReceiverInMetadata) {
   Reply::Array meta = MetaArray().array();
   meta[4] = S("9");
   meta[3] = S("equal");
-  auto reply = ParseGrabReply(A({S("forbidden"), I(0), I(0), I(0), I(0), I(0), A(meta)}));
+  auto reply = ParseGrabReply(A({S("forbidden"), I(0), I(0), I(0), I(0), I(0), A(meta), S("")}));
   ASSERT_TRUE(reply);
   ASSERT_TRUE(reply->meta);
   EXPECT_EQ(reply->meta->receiver_id, 9);
@@ -94,15 +95,17 @@ TEST(RedisStoreReplies, ExclusiveReceiverInMetadata) {
 
 TEST(RedisStoreReplies, MalformedGrabRepliesAreRejected) {
   EXPECT_FALSE(ParseGrabReply(S("ok")));
-  EXPECT_FALSE(ParseGrabReply(A({S("ok"), I(1), I(1), I(1), I(0), I(0)})));  // too short
-  EXPECT_FALSE(ParseGrabReply(A({S("maybe"), I(1), I(1), I(1), I(0), I(0), A({})})));
-  EXPECT_FALSE(ParseGrabReply(A({S("ok"), S("x"), I(1), I(1), I(0), I(0), A({})})));
+  EXPECT_FALSE(ParseGrabReply(A({S("ok"), I(1), I(1), I(1), I(0), I(0), A({})})));  // too short
+  EXPECT_FALSE(ParseGrabReply(A({S("maybe"), I(1), I(1), I(1), I(0), I(0), A({}), S("1-0")})));
+  EXPECT_FALSE(ParseGrabReply(A({S("ok"), S("x"), I(1), I(1), I(0), I(0), A({}), S("1-0")})));
+  // A grab without its outbox entry would be a decision whose event nobody publishes.
+  EXPECT_FALSE(ParseGrabReply(A({S("ok"), I(1), I(1), I(1), I(0), I(0), A({}), S("")})));
   Reply::Array meta = MetaArray().array();
   meta[1] = Reply();  // a field missing from the hash
-  EXPECT_FALSE(ParseGrabReply(A({S("ok"), I(1), I(1), I(1), I(0), I(0), A(meta)})));
+  EXPECT_FALSE(ParseGrabReply(A({S("ok"), I(1), I(1), I(1), I(0), I(0), A(meta), S("1-0")})));
   meta = MetaArray().array();
   meta[3] = S("weird");
-  EXPECT_FALSE(ParseGrabReply(A({S("ok"), I(1), I(1), I(1), I(0), I(0), A(meta)})));
+  EXPECT_FALSE(ParseGrabReply(A({S("ok"), I(1), I(1), I(1), I(0), I(0), A(meta), S("1-0")})));
 }
 
 TEST(RedisStoreReplies, LoadAndCloseReplies) {
@@ -114,20 +117,45 @@ TEST(RedisStoreReplies, LoadAndCloseReplies) {
   EXPECT_FALSE(ParseLoadReply(A({S("created"), S("open"), I(1)})));
   EXPECT_FALSE(ParseLoadReply(A({S("nope"), S("open"), I(1), I(0)})));
 
-  auto closed = ParseCloseReply(A({S("closed"), I(433), I(1), S("expired"), I(1700000000000)}));
+  auto closed = ParseCloseReply(
+      A({S("closed"), I(433), I(1), S("refunded"), I(1700000000000), S("1700000000000-3")}));
   ASSERT_TRUE(closed);
   EXPECT_EQ(closed->outcome, CloseReply::Outcome::kClosed);
+  EXPECT_EQ(closed->outbox_id, "1700000000000-3");
   EXPECT_EQ(closed->refund_cents, 433);
   EXPECT_EQ(closed->sender_id, 1);
   EXPECT_EQ(closed->closed_ms, 1700000000000);
-  auto again = ParseCloseReply(A({S("already"), I(433), I(1), S("refunded"), I(1700000000000)}));
+  auto again =
+      ParseCloseReply(A({S("already"), I(433), I(1), S("refunded"), I(1700000000000), S("")}));
   ASSERT_TRUE(again);
   EXPECT_EQ(again->outcome, CloseReply::Outcome::kAlready);
   EXPECT_EQ(again->status, "refunded");
-  auto unknown = ParseCloseReply(A({S("unknown"), I(0), I(0), S(""), I(0)}));
+  auto unknown = ParseCloseReply(A({S("unknown"), I(0), I(0), S(""), I(0), S("")}));
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->outcome, CloseReply::Outcome::kUnknown);
-  EXPECT_FALSE(ParseCloseReply(A({S("closed"), I(1), I(1), S("expired")})));
+  EXPECT_FALSE(ParseCloseReply(A({S("closed"), I(1), I(1), S("refunded"), I(1)})));
+}
+
+TEST(RedisStoreReplies, OutboxEntries) {
+  auto entries = ParseOutboxEntries(
+      A({A({S("1700000000000-0"), A({S("t"), S("g"), S("p"), S("42"), S("u"), S("7"), S("a"),
+                                     S("567"), S("s"), S("3"), S("at"), S("1700000000000")})}),
+         A({S("1700000000001-0"), A({S("t"), S("r"), S("p"), S("42"), S("u"), S("1"), S("a"),
+                                     S("433"), S("s"), S("0"), S("at"), S("1700000000001")})})}),
+      1234);
+  ASSERT_TRUE(entries.ok()) << entries.error().message;
+  ASSERT_EQ(entries->size(), 2u);
+  EXPECT_EQ((*entries)[0].shard, 1234);
+  EXPECT_EQ((*entries)[0].id, "1700000000000-0");
+  EXPECT_EQ((*entries)[0].event,
+            (domain::LedgerEvent{domain::LedgerEvent::Type::kGrab, 42, 7, 567, 3, 1700000000000}));
+  EXPECT_EQ((*entries)[1].event, (domain::LedgerEvent{domain::LedgerEvent::Type::kRefund, 42, 1,
+                                                      433, 0, 1700000000001}));
+  // An entry that lacks a field is never published nor removed: the whole read fails.
+  EXPECT_FALSE(
+      ParseOutboxEntries(A({A({S("1-0"), A({S("t"), S("g"), S("p"), S("42")})})}), 1).ok());
+  EXPECT_FALSE(ParseOutboxEntries(S("x"), 1).ok());
+  EXPECT_TRUE(ParseOutboxEntries(A({}), 1)->empty());
 }
 
 Reply MetaPairs(const char* status, const char* refund = nullptr) {

@@ -2,11 +2,11 @@
 // message settles the ticket, and WhenDurable waits until every earlier ticket is settled.
 #include "bus/kafka/kafka_sink.h"
 
-#include <stdexcept>
-#include <vector>
-
 #include <librdkafka/rdkafkacpp.h>
 #include <spdlog/spdlog.h>
+
+#include <stdexcept>
+#include <vector>
 
 #include "bus/codec/event_codec.h"
 #include "bus/kafka/kafka_client.h"
@@ -111,8 +111,7 @@ void KafkaSink::PublishRaw(const std::string& key, const std::string& payload, C
   // produce order. produce() copies and queues; it never waits for the network.
   const RdKafka::ErrorCode code = producer_->produce(
       options_.topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-      const_cast<char*>(payload.data()), payload.size(), key.data(), key.size(), 0,
-      delivery.get());
+      const_cast<char*>(payload.data()), payload.size(), key.data(), key.size(), 0, delivery.get());
   if (code == RdKafka::ERR_NO_ERROR) {
     delivery.release();  // librdkafka owns it until its delivery report
     return;
@@ -197,6 +196,46 @@ std::size_t KafkaSink::pending() const {
 
 domain::Status KafkaSink::CheckHealth(std::chrono::milliseconds timeout) {
   return kafka_client::CheckTopic(*producer_, options_.topic, timeout);
+}
+
+domain::Result<PartitionOffsets> KafkaSink::EndOffsets(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto left = [&] {
+    return static_cast<int>(std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                 std::chrono::steady_clock::now())
+               .count()));
+  };
+  std::unique_ptr<RdKafka::Topic> topic;
+  {
+    std::string error;
+    topic.reset(RdKafka::Topic::create(producer_.get(), options_.topic, nullptr, error));
+    if (!topic) {
+      return domain::MakeError(domain::ErrorCode::kUnavailable, "kafka: " + error);
+    }
+  }
+  RdKafka::Metadata* raw = nullptr;
+  const RdKafka::ErrorCode code = producer_->metadata(false, topic.get(), &raw, left());
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  if (code != RdKafka::ERR_NO_ERROR || !metadata || metadata->topics()->empty()) {
+    return domain::MakeError(
+        domain::ErrorCode::kUnavailable,
+        "kafka: no metadata for " + options_.topic + ": " + RdKafka::err2str(code));
+  }
+  PartitionOffsets offsets;
+  for (const RdKafka::PartitionMetadata* partition : *metadata->topics()->front()->partitions()) {
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    const RdKafka::ErrorCode queried =
+        producer_->query_watermark_offsets(options_.topic, partition->id(), &low, &high, left());
+    if (queried != RdKafka::ERR_NO_ERROR) {
+      return domain::MakeError(domain::ErrorCode::kUnavailable,
+                               "kafka: watermarks of partition " + std::to_string(partition->id()) +
+                                   ": " + RdKafka::err2str(queried));
+    }
+    offsets[partition->id()] = static_cast<std::uint64_t>(std::max<std::int64_t>(0, high));
+  }
+  return offsets;
 }
 
 }  // namespace redpacket::bus

@@ -26,14 +26,16 @@ namespace redpacket::bus {
 struct KafkaSinkOptions {
   std::string brokers = "127.0.0.1:9092";  // what scripts/kafka starts
   std::string topic = "red_packet_transactions";
-  // How long an event may wait for the broker's ack before `failed` runs: a grab answers 503
-  // this soon when Kafka is down (and the reconciler re-emits it if it was written after all).
-  std::chrono::milliseconds message_timeout{5000};
-  // How long the producer waits to batch events headed to the same partition.
-  std::chrono::milliseconds linger{1};
+  // How long an event may wait for the broker's ack before `failed` runs (the relay then leaves
+  // it in the outbox, and its recovery publishes it again later).
+  std::chrono::milliseconds message_timeout{30000};
+  // How long the producer waits to fill a batch: nobody waits for an event's ack any more (the
+  // relay publishes in the background), so batches of hundreds per produce request are worth
+  // a few milliseconds.
+  std::chrono::milliseconds linger{5};
 };
 
-class KafkaSink final : public EventSink {
+class KafkaSink final : public EventSink, public BusPositions {
  public:
   // Non-blocking: creates the producer and its delivery thread; nothing is checked yet.
   // Throws std::invalid_argument for options librdkafka refuses.
@@ -65,6 +67,10 @@ class KafkaSink final : public EventSink {
   // Blocking, up to `timeout`: waits for every pending event to be acked, fails what is left,
   // stops the delivery thread. Later publishes fail at once. Idempotent.
   void Close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+  // Blocking, up to `timeout`: each partition's high watermark (the offset the next message gets:
+  // every message acknowledged so far is below it). kUnavailable when the broker does not answer.
+  domain::Result<PartitionOffsets> EndOffsets(std::chrono::milliseconds timeout) override;
 
   // Events published and not yet settled (a metric).
   std::size_t pending() const;

@@ -141,6 +141,7 @@ Result<PacketRecord> MariaDbLedger::CreatePacket(const domain::PacketSpec& spec,
       auto packet = ReadPacket(**first);
       if (!packet.ok()) return packet.error();
       if (!*packet) return Corrupt(fmt::format("idempotent packet {} is missing", **first));
+      (*packet)->repeated = true;
       return std::move(**packet);
     }
   }
@@ -168,6 +169,11 @@ Result<PacketRecord> MariaDbLedger::CreatePacket(const domain::PacketSpec& spec,
     REDPACKET_MARIADB_TRY(RecordIdempotent(spec.sender_id, request_id, kCreatePacketKind, packet_id,
                                            codec::PacketFingerprint(spec)));
   }
+  // The load intent, with the debit: whatever happens to this server before the packet is in
+  // Redis, some server's loader finishes the load (ledger.h, LoadIntents).
+  REDPACKET_MARIADB_TRY(connection_.Execute(
+      fmt::format("INSERT INTO packet_loads (packet_id, requested_at_ms) VALUES ({}, {})",
+                  packet_id, domain::ToUnixMillis(created_at))));
   REDPACKET_MARIADB_TRY(transaction->Commit());
   return PacketRecord{.packet_id = packet_id,
                       .spec = spec,
@@ -217,3 +223,32 @@ Status MariaDbLedger::RecordIdempotent(UserId user_id, std::string_view request_
 
 }  // namespace mariadb
 }  // namespace redpacket::ledger
+
+namespace redpacket::ledger::mariadb {
+
+Status MariaDbLedger::RequestLoad(PacketId packet_id) {
+  REDPACKET_MARIADB_TRY(connection_.EnsureConnected());
+  REDPACKET_MARIADB_TRY(connection_.Execute(
+      fmt::format("INSERT IGNORE INTO packet_loads (packet_id, requested_at_ms) VALUES ({}, {})",
+                  packet_id, domain::ToUnixMillis(domain::Clock::now()))));
+  return {};
+}
+
+Status MariaDbLedger::CompleteLoad(PacketId packet_id) {
+  REDPACKET_MARIADB_TRY(connection_.EnsureConnected());
+  REDPACKET_MARIADB_TRY(
+      connection_.Execute(fmt::format("DELETE FROM packet_loads WHERE packet_id = {}", packet_id)));
+  return {};
+}
+
+Result<std::vector<PacketId>> MariaDbLedger::PendingLoads(std::size_t limit) {
+  REDPACKET_MARIADB_TRY(connection_.EnsureConnected());
+  auto rows = connection_.Query(
+      fmt::format("SELECT packet_id FROM packet_loads ORDER BY packet_id LIMIT {}", limit));
+  if (!rows.ok()) return rows.error();
+  std::vector<PacketId> ids;
+  while (rows->Next()) ids.push_back(rows->Int(0));
+  return ids;
+}
+
+}  // namespace redpacket::ledger::mariadb

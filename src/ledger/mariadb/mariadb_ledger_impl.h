@@ -39,6 +39,11 @@ class MariaDbLedger final : public Ledger {
                                     const std::vector<Cents>& shares, TimePoint created_at,
                                     TimePoint expires_at, std::string_view request_id) override;
 
+  // Load intents (mariadb_ledger.cc): the packet_loads table.
+  Status RequestLoad(PacketId packet_id) override;
+  Status CompleteLoad(PacketId packet_id) override;
+  Result<std::vector<PacketId>> PendingLoads(std::size_t limit) override;
+
   // Events (mariadb_apply.cc).
   Status ApplyEvents(std::span<const domain::LedgerEvent> events,
                      const domain::PartitionOffsets& applied) override;

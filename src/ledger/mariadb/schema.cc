@@ -21,8 +21,9 @@ using domain::MakeError;
 // Migration i (0-based) brings the schema from version i to version i + 1. Never edit a shipped
 // migration: append a new one.
 const std::vector<std::vector<std::string_view>>& Migrations() {
-  static const std::vector<std::vector<std::string_view>> migrations = {{
-      R"sql(
+  static const std::vector<std::vector<std::string_view>> migrations = {
+      {
+          R"sql(
 CREATE TABLE IF NOT EXISTS accounts (
   -- AUTO_INCREMENT on the primary: user ids are unique across every API server. A grab may
   -- create an account with an explicit id; InnoDB then moves the counter past it.
@@ -32,7 +33,7 @@ CREATE TABLE IF NOT EXISTS accounts (
   balance_cents BIGINT NOT NULL,
   CONSTRAINT accounts_balance_not_negative CHECK (balance_cents >= 0)
 ))sql" REDPACKET_TABLE_OPTIONS,
-      R"sql(
+          R"sql(
 CREATE TABLE IF NOT EXISTS deposits (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
   user_id BIGINT NOT NULL,
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS deposits (
   CONSTRAINT deposits_account FOREIGN KEY (user_id) REFERENCES accounts (user_id),
   CONSTRAINT deposits_positive CHECK (amount_cents > 0)
 ))sql" REDPACKET_TABLE_OPTIONS,
-      R"sql(
+          R"sql(
 CREATE TABLE IF NOT EXISTS packets (
   -- AUTO_INCREMENT on the primary: packet ids are unique across every API server.
   packet_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -72,19 +73,19 @@ CREATE TABLE IF NOT EXISTS packets (
   CONSTRAINT packets_conserve_money
     CHECK (grabbed_cents >= 0 AND grabbed_cents + coalesce(refund_cents, 0) <= total_cents)
 ))sql" REDPACKET_TABLE_OPTIONS,
-      // The shares, one little-endian int64 blob written once at creation, apart from the packet
-      // row so the per-batch counter UPDATE of a packet never rewrites an 8 MB row.
-      R"sql(
+          // The shares, one little-endian int64 blob written once at creation, apart from the
+          // packet row so the per-batch counter UPDATE of a packet never rewrites an 8 MB row.
+          R"sql(
 CREATE TABLE IF NOT EXISTS packet_shares (
   packet_id BIGINT NOT NULL PRIMARY KEY,
   shares LONGBLOB NOT NULL,
   CONSTRAINT packet_shares_packet FOREIGN KEY (packet_id) REFERENCES packets (packet_id)
 ))sql" REDPACKET_TABLE_OPTIONS,
-      // UNIQUE (packet_id, user_id): one grab per user per packet; a redelivered event is a no-op.
-      // UNIQUE (packet_id, seq): one grab per share, so no packet ever pays a share twice.
-      // No foreign key to accounts: a grab may be the first thing a user ever receives, and the
-      // account is created by the credit that follows in the same transaction.
-      R"sql(
+          // UNIQUE (packet_id, user_id): one grab per user per packet; a redelivered event is a
+          // no-op. UNIQUE (packet_id, seq): one grab per share, so no packet ever pays a share
+          // twice. No foreign key to accounts: a grab may be the first thing a user ever receives,
+          // and the account is created by the credit that follows in the same transaction.
+          R"sql(
 CREATE TABLE IF NOT EXISTS grabs (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
   packet_id BIGINT NOT NULL,
@@ -98,7 +99,7 @@ CREATE TABLE IF NOT EXISTS grabs (
   CONSTRAINT grabs_packet FOREIGN KEY (packet_id) REFERENCES packets (packet_id),
   CONSTRAINT grabs_positive CHECK (amount_cents > 0 AND seq > 0)
 ))sql" REDPACKET_TABLE_OPTIONS,
-      R"sql(
+          R"sql(
 CREATE TABLE IF NOT EXISTS refunds (
   packet_id BIGINT NOT NULL PRIMARY KEY,
   user_id BIGINT NOT NULL,
@@ -107,9 +108,9 @@ CREATE TABLE IF NOT EXISTS refunds (
   CONSTRAINT refunds_packet FOREIGN KEY (packet_id) REFERENCES packets (packet_id),
   CONSTRAINT refunds_not_negative CHECK (amount_cents >= 0)
 ))sql" REDPACKET_TABLE_OPTIONS,
-      // result: what the first call answered (the balance of a deposit, the id of a packet);
-      // fingerprint: what the request_id is bound to (codec::*Fingerprint).
-      R"sql(
+          // result: what the first call answered (the balance of a deposit, the id of a packet);
+          // fingerprint: what the request_id is bound to (codec::*Fingerprint).
+          R"sql(
 CREATE TABLE IF NOT EXISTS idempotency (
   user_id BIGINT NOT NULL,
   request_id VARCHAR(255) NOT NULL,
@@ -118,8 +119,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
   fingerprint TEXT NOT NULL,
   PRIMARY KEY (user_id, request_id, kind)
 ))sql" REDPACKET_TABLE_OPTIONS,
-      // Per (stream, partition), the offset of the last event applied; never moves back.
-      R"sql(
+          // Per (stream, partition), the offset of the last event applied; never moves back.
+          R"sql(
 CREATE TABLE IF NOT EXISTS applied_offsets (
   stream VARCHAR(255) NOT NULL,
   partition_id INT NOT NULL,
@@ -127,7 +128,17 @@ CREATE TABLE IF NOT EXISTS applied_offsets (
   PRIMARY KEY (stream, partition_id),
   CONSTRAINT applied_offsets_valid CHECK (partition_id >= 0 AND offset_value >= 0)
 ))sql" REDPACKET_TABLE_OPTIONS,
-  }};
+      },
+      // 2: load intents (ledger.h): a packet whose load into Redis is not known to be done. Small:
+      // an intent lives from its packet's creation to the end of its first load (milliseconds),
+      // or while a lost packet waits to be restored.
+      {
+          R"sql(
+CREATE TABLE IF NOT EXISTS packet_loads (
+  packet_id BIGINT NOT NULL PRIMARY KEY,
+  requested_at_ms BIGINT NOT NULL
+))sql" REDPACKET_TABLE_OPTIONS,
+      }};
   return migrations;
 }
 

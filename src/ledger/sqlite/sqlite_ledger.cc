@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
-#include <string>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <unordered_map>
 #include <utility>
 
@@ -22,6 +22,10 @@
 namespace redpacket::ledger {
 namespace {
 
+using codec::CheckShares;
+using codec::DecodeShares;
+using codec::EncodeShares;
+using codec::ParseCursor;
 using domain::Error;
 using domain::ErrorCode;
 using domain::LedgerEvent;
@@ -30,10 +34,6 @@ using domain::PacketStatus;
 using sqlite::Connection;
 using sqlite::Query;
 using sqlite::Transaction;
-using codec::CheckShares;
-using codec::DecodeShares;
-using codec::EncodeShares;
-using codec::ParseCursor;
 
 constexpr std::string_view kDepositKind = "deposit";
 constexpr std::string_view kCreatePacketKind = "create_packet";
@@ -214,6 +214,9 @@ class SqliteLedger final : public Ledger {
       return WriteResult(std::in_place_index<1>,
                          DepositIn(deposit->user_id, deposit->amount_cents, deposit->request_id));
     }
+    if (std::holds_alternative<CompleteLoadWrite>(write)) {
+      return WriteResult(std::in_place_index<3>, true);  // no load intents here (ledger.h)
+    }
     const auto& packet = std::get<CreatePacketWrite>(write);
     return WriteResult(std::in_place_index<2>,
                        CreatePacketIn(packet.spec, packet.shares, packet.created_at,
@@ -223,9 +226,14 @@ class SqliteLedger final : public Ledger {
   // The answer `error` of the kind `write` expects.
   static WriteResult Failed(const Write& write, const Error& error) {
     switch (write.index()) {
-      case 0: return WriteResult(std::in_place_index<0>, error);
-      case 1: return WriteResult(std::in_place_index<1>, error);
-      default: return WriteResult(std::in_place_index<2>, error);
+      case 0:
+        return WriteResult(std::in_place_index<0>, error);
+      case 1:
+        return WriteResult(std::in_place_index<1>, error);
+      case 3:
+        return WriteResult(std::in_place_index<3>, error);
+      default:
+        return WriteResult(std::in_place_index<2>, error);
     }
   }
 
@@ -307,6 +315,7 @@ class SqliteLedger final : public Ledger {
         auto packet = ReadPacket(**first);
         if (!packet.ok()) return packet.error();
         if (!*packet) return Corrupt(fmt::format("idempotent packet {} is missing", **first));
+        (*packet)->repeated = true;
         return std::move(**packet);
       }
     }
@@ -356,19 +365,18 @@ class SqliteLedger final : public Ledger {
             .BindBlob(blob)
             .Run());
     if (!request_id.empty()) {
-      REDPACKET_SQLITE_TRY(
-          RecordIdempotent(spec.sender_id, request_id, kCreatePacketKind, packet.packet_id,
-                           codec::PacketFingerprint(spec)));
+      REDPACKET_SQLITE_TRY(RecordIdempotent(spec.sender_id, request_id, kCreatePacketKind,
+                                            packet.packet_id, codec::PacketFingerprint(spec)));
     }
     return packet;
   }
 
  public:
-
   Status ApplyEvents(std::span<const LedgerEvent> events,
                      const domain::PartitionOffsets& applied) override {
     for (const auto& [partition, offset] : applied) {
-      if (partition < 0 || offset > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      if (partition < 0 ||
+          offset > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
         return MakeError(ErrorCode::kInternal, "partition or offset out of range");
       }
     }

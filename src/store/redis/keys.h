@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "domain/types.h"
 
@@ -33,7 +34,20 @@ class KeySpace {
   const std::string& expiry() const { return expiry_; }
   // The highest sweeper fencing token seen, in the slot of expiry() (a fenced sweep checks both).
   const std::string& expiry_fence() const { return expiry_fence_; }
+  // {rp:lost}: set of packet ids whose keys a server found missing while the ledger has them
+  // unfinished; the loader takes them from here.
+  const std::string& lost() const { return lost_; }
   const std::string& prefix() const { return prefix_; }
+
+  // The slot every key of a packet lives in.
+  int SlotOf(domain::PacketId packet_id) const;
+  // The outbox of a slot: a stream {<prefix>:o<n>}:outbox, where n is the first number whose tag
+  // hashes to that slot, so a packet's scripts can append to it (a script may touch several keys
+  // only when they share a slot, whatever their tags). Every packet of the slot records its
+  // events there: the relay finds what is pending by reading 16384 streams, never every packet.
+  const std::string& OutboxOf(int slot) const { return outboxes_[static_cast<std::size_t>(slot)]; }
+  // Beside it, the count of recovery claims (outbox_claim.lua writes it).
+  std::string ClaimsOf(int slot) const { return OutboxOf(slot) + "-claims"; }
 
  private:
   std::string prefix_;
@@ -41,6 +55,8 @@ class KeySpace {
   std::string bloom_parameters_;
   std::string expiry_;
   std::string expiry_fence_;
+  std::string lost_;
+  std::vector<std::string> outboxes_;  // by slot
 };
 
 }  // namespace redpacket::store::redis

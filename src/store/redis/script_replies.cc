@@ -1,12 +1,12 @@
 // Decoding of the Lua scripts' replies (see script_replies.h).
 #include "store/redis/script_replies.h"
 
-#include "domain/grab_rules.h"
-
 #include <algorithm>
 #include <charconv>
 #include <string_view>
 #include <unordered_map>
+
+#include "domain/grab_rules.h"
 
 namespace redpacket::store::redis {
 namespace {
@@ -113,10 +113,11 @@ GrabResult Refusal(domain::GrabDecision decision) {
 }  // namespace
 
 std::optional<GrabReply> ParseGrabReply(const Reply& reply) {
-  if (!reply.IsArray() || reply.array().size() != 7) return std::nullopt;
+  if (!reply.IsArray() || reply.array().size() != 8) return std::nullopt;
   const auto& items = reply.array();
   const std::string* code = Text(items[0]);
-  if (code == nullptr) return std::nullopt;
+  const std::string* entry = Text(items[7]);
+  if (code == nullptr || entry == nullptr) return std::nullopt;
   static const std::pair<std::string_view, GrabReply::Outcome> kCodes[] = {
       {"ok", GrabReply::Outcome::kOk},
       {"conflict", GrabReply::Outcome::kConflict},
@@ -138,6 +139,8 @@ std::optional<GrabReply> ParseGrabReply(const Reply& reply) {
     return std::nullopt;
   }
   decoded.same_request = same != 0;
+  decoded.outbox_id = *entry;
+  if (decoded.outcome == GrabReply::Outcome::kOk && decoded.outbox_id.empty()) return std::nullopt;
   const auto& meta = items[6].array();
   if (!meta.empty()) {
     if (meta.size() != std::size(kMetaFields)) return std::nullopt;
@@ -212,11 +215,12 @@ std::optional<LoadReply> ParseLoadReply(const Reply& reply) {
 }
 
 std::optional<CloseReply> ParseCloseReply(const Reply& reply) {
-  if (!reply.IsArray() || reply.array().size() != 5) return std::nullopt;
+  if (!reply.IsArray() || reply.array().size() != 6) return std::nullopt;
   const auto& items = reply.array();
   const std::string* code = Text(items[0]);
   const std::string* status = Text(items[3]);
-  if (code == nullptr || status == nullptr) return std::nullopt;
+  const std::string* entry = Text(items[5]);
+  if (code == nullptr || status == nullptr || entry == nullptr) return std::nullopt;
   static const std::pair<std::string_view, CloseReply::Outcome> kCodes[] = {
       {"closed", CloseReply::Outcome::kClosed},   {"already", CloseReply::Outcome::kAlready},
       {"open", CloseReply::Outcome::kOpen},       {"exhausted", CloseReply::Outcome::kExhausted},
@@ -228,11 +232,48 @@ std::optional<CloseReply> ParseCloseReply(const Reply& reply) {
   CloseReply decoded;
   decoded.outcome = found->second;
   decoded.status = *status;
+  decoded.outbox_id = *entry;
   if (!ToInt(items[1], &decoded.refund_cents) || !ToInt(items[2], &decoded.sender_id) ||
       !ToInt(items[4], &decoded.closed_ms)) {
     return std::nullopt;
   }
   return decoded;
+}
+
+domain::Result<std::vector<OutboxEntry>> ParseOutboxEntries(const Reply& reply, int slot) {
+  auto malformed = [](const std::string& what) {
+    return domain::MakeError(ErrorCode::kInternal, "malformed outbox entry: " + what);
+  };
+  if (!reply.IsArray()) return malformed("not an array");
+  std::vector<OutboxEntry> entries;
+  entries.reserve(reply.array().size());
+  for (const Reply& item : reply.array()) {
+    if (!item.IsArray() || item.array().size() != 2) return malformed("not {id, fields}");
+    const std::string* id = Text(item.array()[0]);
+    auto fields = PairsToFields(item.array()[1]);
+    if (id == nullptr || !fields) return malformed("no id or fields");
+    OutboxEntry entry;
+    entry.shard = slot;
+    entry.id = *id;
+    domain::LedgerEvent& event = entry.event;
+    auto field = [&](std::string_view name, std::int64_t* value) {
+      auto it = fields->find(name);
+      return it != fields->end() && ParseInt(it->second, value);
+    };
+    auto type = fields->find("t");
+    std::int64_t packet_id = 0;
+    if (type == fields->end() || (type->second != "g" && type->second != "r") ||
+        !field("p", &packet_id) || !field("u", &event.user_id) ||
+        !field("a", &event.amount_cents) || !field("s", &event.seq) ||
+        !field("at", &event.at_millis)) {
+      return malformed("entry " + *id + " lacks a field");
+    }
+    event.type =
+        type->second == "g" ? domain::LedgerEvent::Type::kGrab : domain::LedgerEvent::Type::kRefund;
+    event.packet_id = packet_id;
+    entries.push_back(std::move(entry));
+  }
+  return entries;
 }
 
 domain::Result<std::optional<PacketSnapshot>> ParseSnapshotReply(const Reply& reply,
@@ -248,7 +289,10 @@ domain::Result<std::optional<PacketSnapshot>> ParseSnapshotReply(const Reply& re
   if (meta_fields->empty()) return std::optional<PacketSnapshot>();
   auto status_text = meta_fields->find("status");
   if (status_text == meta_fields->end()) return malformed("meta has no status");
-  if (status_text->second == "loading") return std::optional<PacketSnapshot>();
+  // Being loaded, or reserved for a restore from the ledger: not held yet.
+  if (status_text->second == "loading" || status_text->second == "reserved") {
+    return std::optional<PacketSnapshot>();
+  }
   auto meta = MetaFromFields(*meta_fields);
   if (!meta) return malformed("meta lacks an immutable field");
 

@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "domain/status.h"
 #include "domain/types.h"
 #include "net/redis/reply.h"
+#include "store/outbox.h"
 #include "store/store.h"
 
 namespace redpacket::store::redis {
@@ -25,7 +27,7 @@ struct PacketMeta {
   std::string greeting;
 };
 
-// grab.lua: {code, amount, seq, remaining, same_request, at_ms, meta}.
+// grab.lua: {code, amount, seq, remaining, same_request, at_ms, meta, outbox_entry_id}.
 struct GrabReply {
   enum class Outcome { kOk, kConflict, kGoneExpired, kGoneEmpty, kForbidden, kUnknown, kLoading };
   Outcome outcome = Outcome::kUnknown;
@@ -35,6 +37,7 @@ struct GrabReply {
   bool same_request = false;       // kConflict: the first grab carried this request's token
   std::int64_t at_ms = 0;          // kOk, kConflict: when the grab was made
   std::optional<PacketMeta> meta;  // when asked for (want_meta) and the packet exists
+  std::string outbox_id;           // kOk: the grab's event in the slot's outbox (a stream id)
 };
 std::optional<GrabReply> ParseGrabReply(const net::redis::Reply& reply);  // nullopt: malformed
 
@@ -45,6 +48,7 @@ std::optional<GrabReply> ParseGrabReply(const net::redis::Reply& reply);  // nul
 GrabResult ToGrabResult(const GrabReply& reply);
 
 // create.lua / append.lua: {'created'|'exists'|'loaded'|'missing', status, shares, grabs}.
+// status: reserved (reserve.lua), loading, open, exhausted, expired, refunded.
 struct LoadReply {
   enum class Outcome { kCreated, kExists, kLoaded, kMissing };
   Outcome outcome = Outcome::kMissing;
@@ -54,16 +58,23 @@ struct LoadReply {
 };
 std::optional<LoadReply> ParseLoadReply(const net::redis::Reply& reply);
 
-// close.lua: {code, refund, sender, status, closed_ms}.
+// close.lua: {code, refund, sender, status, closed_ms, outbox_entry_id}.
 struct CloseReply {
   enum class Outcome { kClosed, kAlready, kOpen, kExhausted, kLoading, kUnknown };
   Outcome outcome = Outcome::kUnknown;
   domain::Cents refund_cents = 0;  // kClosed, kAlready
   domain::UserId sender_id = 0;
-  std::string status;          // kAlready: expired (refund not yet durable) or refunded
+  std::string status;          // refunded after a close
   std::int64_t closed_ms = 0;  // kClosed, kAlready: the `now` of the close that did it
+  std::string outbox_id;       // kClosed with a refund > 0: the refund's event in the outbox
 };
 std::optional<CloseReply> ParseCloseReply(const net::redis::Reply& reply);
+
+// The entries of an outbox stream as XRANGE (or outbox_claim.lua) answers them:
+// {{id, {t, g|r, p, <packet>, u, <user>, a, <amount>, s, <seq>, at, <ms>}}, ...}. An error: an
+// entry without those fields (it is then left where it is, never published nor removed).
+domain::Result<std::vector<OutboxEntry>> ParseOutboxEntries(const net::redis::Reply& reply,
+                                                            int slot);
 
 // snapshot.lua: {meta pairs, grab pairs, shares left}. nullopt inside: the packet is not there
 // (or still loading); an error: the reply does not have that shape. `now` decides whether an

@@ -1,4 +1,5 @@
--- Creates a packet's keys, or reports the existing packet (idempotent by packet id).
+-- Creates a packet's keys, or reports the existing packet (idempotent by packet id). A
+-- 'reserved' packet (reserve.lua: the loader restores it from the ledger) is created over.
 -- KEYS: {rp:<id>}:meta, {rp:<id>}:shares, {rp:<id>}:grabs (one slot)
 -- ARGV: sender total count kind greeting receiver('' = anyone) created_ms expires_ms
 --       keys_expire_at_ms shares_to_load grabs_to_load, then the first shares (may be none)
@@ -8,9 +9,12 @@
 local meta, shares, grabs = KEYS[1], KEYS[2], KEYS[3]
 
 local status = redis.call('HGET', meta, 'status')
-if status then
+if status and status ~= 'reserved' then
   return {'exists', status, redis.call('LLEN', shares), redis.call('HLEN', grabs)}
 end
+
+-- A reservation may sit on the remains of the lost packet: nothing of them is kept.
+if status == 'reserved' then redis.call('DEL', shares, grabs) end
 
 redis.call('HSET', meta, 'sender', ARGV[1], 'total', ARGV[2], 'count', ARGV[3], 'kind', ARGV[4],
            'greeting', ARGV[5], 'receiver', ARGV[6], 'created_ms', ARGV[7],
