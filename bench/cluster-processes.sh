@@ -18,8 +18,8 @@ live_pid() {  # pid-file
 #   mariadb-primary/replica mariadb-primary | mariadb-replica
 #   kafka                   kafka
 #   <name> of <run>/pids/<name>.pid (scripts/cluster's redpacket processes and nginx):
-#                           api-* -> api, worker* -> worker, nginx -> nginx (its master, and its
-#                           workers under the same name), anything else -> other
+#                           api-* -> api, worker* -> worker, relay* -> relay, nginx -> nginx (its
+#                           master, and its workers under the same name), anything else -> other
 # Then "pid name kind" lines given on stdin (processes the caller started) are passed through.
 cluster_processes() {  # run-dir < extra lines
   local run=$1 dir port pid role kind server file name child
@@ -46,6 +46,7 @@ cluster_processes() {  # run-dir < extra lines
     case $name in
       api-*) kind=api ;;
       worker*) kind=worker ;;
+      relay*) kind=relay ;;
       nginx) kind=nginx ;;
       *) kind=other ;;
     esac
