@@ -3,11 +3,14 @@
 # packages of scripts/install-deps, then a runtime image with the binary, its Lua scripts and the
 # packages of the shared libraries it loads. docker-compose.yml runs it as migrate, worker,
 # api-1/api-2 and token-secret; build it with `--network host` where containers have no route out.
+# Every image's first step after FROM is its own apt-get line: a step that several Dockerfiles
+# share (an ARG, a LABEL) makes equal layers when they build in parallel, and the legacy builder
+# then matches its cache on any one of them and rebuilds everything after it.
 ARG BASE_IMAGE=debian:12
 
 FROM ${BASE_IMAGE} AS build
-ARG DEBIAN_FRONTEND=noninteractive
-RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+RUN export DEBIAN_FRONTEND=noninteractive && apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends \
       build-essential cmake ninja-build pkg-config ca-certificates python3 python3-yaml \
       libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev \
       libssl-dev libsqlite3-dev liburing-dev libspdlog-dev libfmt-dev libcli11-dev \
@@ -32,11 +35,10 @@ RUN runtime-packages build/release/src/app/redpacket >/opt/runtime-packages.txt 
     && cat /opt/runtime-packages.txt
 
 FROM ${BASE_IMAGE} AS runtime
-ARG DEBIAN_FRONTEND=noninteractive
 # The packages of the binary's shared libraries (as listed by the build stage: the layer is
 # rebuilt only when that list changes), curl for the health checks.
 COPY --from=build /opt/runtime-packages.txt /opt/redpacket/runtime-packages.txt
-RUN apt-get update -qq \
+RUN export DEBIAN_FRONTEND=noninteractive && apt-get update -qq \
     && xargs -a /opt/redpacket/runtime-packages.txt apt-get install -y -qq --no-install-recommends \
          ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
