@@ -26,13 +26,14 @@ import sys
 import threading
 import time
 
-PACKETS = 8  # packets in the stampede ...
+PACKETS = 10  # packets in the stampede (6 in the first wave, 4 in the second) ...
 SHARES = 100  # ... of this many shares each (the servers' default max_count) ...
 TOTAL_CENTS = 10000  # ... and this much money each
-CROWD = 500  # users, each trying every packet: 4,000 grabs for 800 shares
+CROWD = 500  # users, each trying every packet: 5,000 grabs for 1,000 shares
 CROWD_FIRST_USER = 100_000  # the crowd's user ids (a grab needs no account)
 THREADS = 24
-KILL_AFTER_SHARES = 100  # answered shares of the first wave before api-1 and the worker die
+FIRST_WAVE_PACKETS = 6
+KILL_AFTER_SHARES = 50  # answered shares of the first wave before api-1 and the worker die
 DOWN_SECONDS = 2  # how long they stay dead while the first wave goes on
 RETRYABLE = {0, 429, 502, 503, 504}  # not a decision: the client tries again
 
@@ -87,10 +88,14 @@ class Stack:
             raise Failure(f"expected one container of {service}, got {ids}")
         return ids[0]
 
-    def leftovers(self):
-        """The project's containers, networks and volumes that still exist."""
+    def leftovers(self, volumes_before):
+        """The project's containers, networks and volumes that still exist, and any volume made
+        since `volumes_before` (an anonymous one carries no project label)."""
         label = f"label=com.docker.compose.project={self.project}"
         left = {}
+        new_volumes = set(all_volumes()) - set(volumes_before)
+        if new_volumes:
+            left["volumes made during the run"] = sorted(new_volumes)
         for kind, command in (("containers", ["docker", "ps", "-aq", "--filter", label]),
                               ("networks", ["docker", "network", "ls", "-q", "--filter", label]),
                               ("volumes", ["docker", "volume", "ls", "-q", "--filter", label])):
@@ -144,6 +149,11 @@ class Client:
                 parsed = None
             return response.status, parsed
         return 0, None
+
+
+def all_volumes():
+    return subprocess.run(["docker", "volume", "ls", "-q"], text=True, stdout=subprocess.PIPE,
+                          check=True).stdout.split()
 
 
 def port_is_free(port):
@@ -236,9 +246,11 @@ def stampede(stack, client, tokens, packets, kill):
     def killer():
         while len(granted) < KILL_AFTER_SHARES and time.monotonic() < deadline:
             time.sleep(0.01)
+        asked = len(granted)
         subprocess.run(["docker", "kill", *victims], check=True, stdout=subprocess.DEVNULL)
         answered_at["kill"] = len(granted)
-        log(f"killed api-1 and the worker after {answered_at['kill']} answered grabs")
+        log(f"killed api-1 and the worker ({asked} answered grabs when asked, "
+            f"{answered_at['kill']} when docker kill returned)")
         time.sleep(DOWN_SECONDS)
         subprocess.run(["docker", "start", *victims], check=True, stdout=subprocess.DEVNULL)
         answered_at["start"] = len(granted)
@@ -300,11 +312,13 @@ def check_credited(client, tokens, granted, seconds=120):
 
 def check_monitoring(stack):
     """The alert rules pass promtool, and every metric they name is one the stack exports."""
-    for command in (["promtool", "check", "config", "/etc/redpacket/prometheus/prometheus.yml"],
-                    ["promtool", "check", "rules", "/etc/redpacket/prometheus/alerts.yml"],
-                    ["sh", "-c", "cd /etc/redpacket/prometheus && promtool test rules alerts_test.yml"]):
-        _, output = stack.exec("prometheus", *command)
-        log(f"{' '.join(command[-2:])}: {output.strip().splitlines()[-1].strip()}")
+    for name, command in (
+            ("check config", ["promtool", "check", "config", "prometheus.yml"]),
+            ("check rules", ["promtool", "check", "rules", "alerts.yml"]),
+            ("test rules", ["promtool", "test", "rules", "alerts_test.yml"])):
+        _, output = stack.exec("prometheus", "sh", "-c",
+                               "cd /etc/redpacket/prometheus && " + " ".join(command))
+        log(f"promtool {name}: {' '.join(output.split())}")
     _, rules = stack.exec("prometheus", "cat", "/etc/redpacket/prometheus/alerts.yml")
     expressions = re.findall(r"expr: (?:>-\n)?((?:.*\n)*?)\s+(?:for|labels):", rules)
     named = set()
@@ -335,6 +349,7 @@ def wait_ready(client, seconds):
 
 def run(stack, timings):
     client = Client(stack.port)
+    volumes_before = all_volumes()
     log("building the images (scripts/docker compose build)")
     started = time.monotonic()
     # One service per image, in parallel: the C++ build takes the cores while the others mostly
@@ -363,13 +378,13 @@ def run(stack, timings):
     # Two waves: api-1 and the worker killed mid-first, then, once they are back, a second that
     # the restarted api-1 serves its part of (nginx found its new address).
     started = time.monotonic()
-    half = PACKETS // 2
-    log(f"first wave: {CROWD} users on {half} packets of {SHARES} shares; kills mid-wave")
-    granted = stampede(stack, client, tokens, packets[:half], kill=True)
+    first = FIRST_WAVE_PACKETS
+    log(f"first wave: {CROWD} users on {first} packets of {SHARES} shares; kills mid-wave")
+    granted = stampede(stack, client, tokens, packets[:first], kill=True)
     wait_until("api-1 and the worker healthy again",
                lambda: stack.healthy("api-1") and stack.healthy("worker"), 120)
-    log(f"second wave: {CROWD} users on {PACKETS - half} more packets")
-    granted.update(stampede(stack, client, tokens, packets[half:], kill=False))
+    log(f"second wave: {CROWD} users on {PACKETS - first} more packets")
+    granted.update(stampede(stack, client, tokens, packets[first:], kill=False))
     timings["stampede"] = time.monotonic() - started
     _, metrics = stack.exec("api-1", "curl", "-fsS", "http://127.0.0.1:8081/metrics")
     served = sum(float(line.split()[-1]) for line in metrics.splitlines()
@@ -406,7 +421,7 @@ def run(stack, timings):
     started = time.monotonic()
     stack.compose("down", "-v")
     timings["down -v"] = time.monotonic() - started
-    left = stack.leftovers()
+    left = stack.leftovers(volumes_before)
     expect(not left, f"left after down -v: {left}")
     log("down -v: no container, network or volume of the project left")
 
