@@ -22,8 +22,8 @@
 #                              12-digit id per call; every occurrence is drawn anew, so use it once)
 grab_script_calls() {
   local tag=$1 shares=$2 now_ms=$3 expires_ms=$4
-  local meta="$tag:meta" list="$tag:shares" grabs="$tag:grabs"
-  bench_keys=("$meta" "$list" "$grabs")
+  local meta="$tag:meta" list="$tag:shares" grabs="$tag:grabs" outbox="$tag:outbox"
+  bench_keys=("$meta" "$list" "$grabs" "$outbox")
   shares_key=$list
   grabs_key=$grabs
 
@@ -35,9 +35,12 @@ grab_script_calls() {
   # append.lua ARGV: 'shares' offset amounts...
   append_keys=("$meta" "$list" "$grabs")
   append_args=(shares)
+  # grab.lua KEYS: meta shares grabs, and the outbox stream of the slot (here one under the
+  # bench packet's own tag: same slot, and no relay ever reads it).
   # grab.lua ARGV: user now_ms request_token want_meta('1' = append the immutable metadata)
-  grab_keys=("$meta" "$list" "$grabs")
-  grab_args=(__rand_int__ "$now_ms" bench 0)
+  #                packet_id (written into the recorded event)
+  grab_keys=("$meta" "$list" "$grabs" "$outbox")
+  grab_args=(__rand_int__ "$now_ms" bench 0 1)
 }
 
 # The highest literal KEYS[n] or ARGV[n] index a Lua file reads, comments stripped (0: none).

@@ -133,6 +133,9 @@ class ClusterTopology:
             Fault("kill-kafka", (2, 12), lambda rng: self._kill(rng, "kafka"),
                   lambda h, hist: self._up("kafka")),
             Fault("stop-kafka", (6, 15), self._stop_kafka, lambda h, hist: self._up("kafka")),
+            # The promise says "the broker down for minutes": long runs meet this one.
+            Fault("stop-kafka-long", (60, 100), self._stop_kafka,
+                  lambda h, hist: self._up("kafka")),
             Fault("kill-mariadb-primary", (2, 10), lambda rng: self._kill(rng, "mariadb-primary"),
                   lambda h, hist: self._up("mariadb")),
             Fault("stop-mariadb-replica", (2, 15),
