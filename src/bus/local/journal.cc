@@ -201,11 +201,11 @@ struct Journal::State {
   // The records of `buffer` are written at segment_size: the file reaches at least their end.
   void RecordsWritten() { zeroed_until = std::max(zeroed_until, segment_size + buffer.size()); }
 
-  // Rotates if the segment is full, encodes the batch into `buffer` for offset `segment_size`,
-  // and lays zeroed space under it where the disk has room. True when it rotated (the test
-  // hooks' steps); kUnavailable when the disk has no room for the next segment.
+  // Rotates if the segment is full (or creates the first one), encodes the batch into `buffer`
+  // for offset `segment_size`, and lays zeroed space under it where the disk has room. True when
+  // it began a segment (the test hooks' steps); kUnavailable when the disk has no room for it.
   Result<bool> PrepareBatch(std::span<const PositionedEvent> batch) {
-    const bool rotating = segment_size >= options.segment_bytes;
+    const bool rotating = segment_fd < 0 || segment_size >= options.segment_bytes;
     if (rotating) {
       // Rotate between batches only: a batch never spans two segments, which is what lets
       // recovery tell a torn batch from damage (see journal_format.h). A rotation cut short by
@@ -814,7 +814,8 @@ Result<std::vector<PositionedEvent>> Journal::Recover(std::uint64_t after_positi
   }
 
   if (segments.empty()) {
-    if (Status opened = state.OpenNewSegment(start + 1); !opened.ok()) return opened.error();
+    // No segment yet: the first batch creates it (PrepareBatch), so that a start on a disk with
+    // no room left starts, and answers 503 until there is room, instead of exiting.
   } else {
     const format::SegmentInfo& last = segments.back();
     state.segment_fd = ::open(last.path.c_str(), O_WRONLY | O_CLOEXEC);
