@@ -45,8 +45,7 @@ void EmbeddedBackend::Start() {
   if (!recovered)
     throw std::runtime_error("cannot recover the journal: " + recovered.error().message);
   sink_ = std::make_unique<bus::JournalSink>(*journal_);
-  source_ =
-      std::make_unique<bus::JournalSource>(*journal_, options_.data_dir / "dead-letter.jsonl");
+  source_ = std::make_unique<bus::JournalSource>(*journal_);
 
   worker::WorkerOptions worker_options;
   worker_options.name = "rp-worker";
@@ -65,25 +64,33 @@ void EmbeddedBackend::Start() {
                                                  applied_position_.store(last);
                                              });
 
-  // Recovery: every durable grab and refund the ledger has not applied yet is applied now (a
-  // poison event is set aside, never a reason not to start).
+  // Recovery: every durable grab and refund the ledger has not applied yet is applied by
+  // CatchUp() (a poison event is set aside, never a reason not to start).
   applied_position_ = applied;
   pending_.Reset(applied);
+  recovered_events_ = recovered->size();
   if (!recovered->empty()) {
     AddPending(*recovered);
     source_->Push(*recovered);
-    worker_->Drain();
-    spdlog::info("recovery: applied {} journal events", recovered->size());
   }
-  journal_->ReleaseUpTo(applied_position_.load());
 
   on_durable_ = [this](std::span<const bus::PositionedEvent> durable) {
     AddPending(durable);
     source_->Push(durable);
   };
   if (!options_.journal_on_loop) journal_->Start(on_durable_);
-  worker_->Start();
   started_ = true;
+}
+
+void EmbeddedBackend::CatchUp() {
+  if (!started_ || caught_up_) return;
+  // Blocking while the ledger cannot write (its disk full): the worker retries, /readyz says
+  // why, and the process stays up rather than exiting into a crash loop.
+  worker_->Drain();
+  if (recovered_events_ > 0) spdlog::info("recovery: applied {} journal events", recovered_events_);
+  journal_->ReleaseUpTo(applied_position_.load());
+  worker_->Start();
+  caught_up_ = true;
 }
 
 void EmbeddedBackend::AddPending(std::span<const bus::PositionedEvent> durable) {
@@ -109,8 +116,17 @@ service::ServiceParts EmbeddedBackend::MakeServiceParts() {
   parts.store_keeps_packets = false;
   parts.pending = &pending_;
   parts.applied_position = [this] { return applied_position_.load(); };
-  parts.dependency_checks = [] {
-    return std::map<std::string, std::string>{{"journal", "ok"}, {"ledger", "ok"}};
+  parts.dependency_checks = [this] {
+    std::map<std::string, std::string> checks{{"journal", "ok"}, {"ledger", "ok"}};
+    if (const auto stall = journal_->stall()) {
+      checks["journal"] = fmt::format("stalled since {}: {}", domain::FormatTime(stall->since),
+                                      stall->reason);
+    }
+    if (const auto stall = worker_->stall()) {
+      checks["ledger"] = fmt::format("applier stalled since {}: {}",
+                                     domain::FormatTime(stall->since), stall->reason);
+    }
+    return checks;
   };
   return parts;
 }
@@ -118,7 +134,8 @@ service::ServiceParts EmbeddedBackend::MakeServiceParts() {
 void EmbeddedBackend::Stop() {
   if (!started_) return;
   started_ = false;
-  // The journal acknowledges what is queued; the worker then applies all of it before it goes.
+  // The journal acknowledges what is queued; the worker then applies all of it before it goes
+  // (what the ledger cannot write now stays in the journal for the next start).
   journal_->Stop();
   worker_->Stop();
   source_->Close();
@@ -150,8 +167,14 @@ void EmbeddedBackend::AddMetrics(http::Metrics& metrics) {
                      return durable > applied ? static_cast<double>(durable - applied) : 0.0;
                    });
   metrics.AddGauge("redpacket_worker_dead_lettered_total",
-                   "Events set aside (dead-letter.jsonl) with their reason",
+                   "Events set aside (the ledger's dead_letters table) with their reason",
                    [this] { return static_cast<double>(worker_->stats().dead_lettered); });
+  metrics.AddGauge("redpacket_applier_stalled",
+                   "1 while the ledger cannot write and the applier retries (nothing is applied)",
+                   [this] { return worker_->stall() ? 1.0 : 0.0; });
+  metrics.AddGauge("redpacket_journal_stalled",
+                   "1 while the journal's disk is full (grabs answer 503, nothing is acknowledged)",
+                   [this] { return journal_->stall() ? 1.0 : 0.0; });
   metrics.AddGauge("redpacket_worker_batches_total", "Ledger transactions of the worker",
                    [this] { return static_cast<double>(worker_->stats().batches); });
 }

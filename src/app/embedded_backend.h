@@ -43,11 +43,15 @@ class EmbeddedBackend {
   explicit EmbeddedBackend(EmbeddedOptions options);
   ~EmbeddedBackend();
 
-  // Blocking: opens the ledger, migrates it, and applies whatever the journal holds beyond it
-  // (so the ledger is complete before the service rebuilds the open packets from it), then
-  // starts the journal (unless journal_on_loop: then AttachLoop does) and the worker. Throws
-  // std::runtime_error (startup error).
+  // Blocking: opens the ledger, migrates it, recovers the journal (what it holds beyond the
+  // ledger is handed to the worker), then starts the journal (unless journal_on_loop: then
+  // AttachLoop does). Throws std::runtime_error (startup error).
   void Start();
+  // Blocking: the worker applies what the journal held beyond the ledger (so the ledger is
+  // complete before the service rebuilds the open packets from it; while the ledger cannot
+  // write, this waits and /readyz says why), then runs on its own thread. Call after Start(),
+  // before the service starts; the server may already answer (503 until the service is ready).
+  void CatchUp();
   // With journal_on_loop: starts the journal on `loop` (the server's first I/O loop), or on
   // threads of its own where io_uring is unavailable. Call after Start(), before the service
   // starts. The loop must stop before Stop() and be destroyed after it.
@@ -76,7 +80,9 @@ class EmbeddedBackend {
   std::unique_ptr<worker::Worker> worker_;
   std::atomic<std::uint64_t> applied_position_{0};
   bus::Journal::DurableListener on_durable_;
+  std::size_t recovered_events_ = 0;
   bool started_ = false;
+  bool caught_up_ = false;
 };
 
 }  // namespace redpacket::app

@@ -179,7 +179,8 @@ int RunServe(const Config& config) {
       config.rate_limit_per_user, config.rate_limit_burst, config.header_timeout_ms,
       server_options.max_connections, server_options.max_connections_per_ip);
   try {
-    // /readyz answers 503 until this returns.
+    // /readyz answers 503 (saying why) until this returns.
+    if (embedded) embedded->CatchUp();
     service->Start();
   } catch (const std::exception& error) {
     spdlog::critical("startup failed: {}", error.what());

@@ -30,8 +30,15 @@ void AddWorkerMetrics(http::Metrics& metrics, const worker::Worker& worker) {
                    "Events applied to the ledger (redeliveries included; each credits once)",
                    stat(&worker::WorkerStats::applied_events));
   metrics.AddGauge("redpacket_worker_dead_lettered_total",
-                   "Events set aside on the dead-letter topic with their reason",
+                   "Events set aside (the ledger's dead_letters table, copied to the dead-letter "
+                   "topic) with their reason",
                    stat(&worker::WorkerStats::dead_lettered));
+  metrics.AddGauge("redpacket_worker_commits_dropped_total",
+                   "Offset commits dropped because the consumer group had moved on",
+                   stat(&worker::WorkerStats::commits_dropped));
+  metrics.AddGauge("redpacket_applier_stalled",
+                   "1 while the ledger cannot write and the worker retries (nothing is applied)",
+                   [&worker] { return worker.stall() ? 1.0 : 0.0; });
   metrics.AddGauge("redpacket_worker_batches_total", "Ledger transactions committed",
                    stat(&worker::WorkerStats::batches));
   metrics.AddGauge("redpacket_worker_retries_total", "Transient failures retried with backoff",
@@ -86,9 +93,14 @@ int RunWorker(const Config& config) {
 
   http::Metrics metrics({"ops"});
   AddWorkerMetrics(metrics, worker);
-  http::OpsHandler ops(metrics, [] {
-    // The worker retries what fails; it is ready as long as it runs.
-    return std::map<std::string, std::string>{{"worker", "ok"}};
+  http::OpsHandler ops(metrics, [&worker] {
+    // The worker retries what fails; not ready while the ledger fails every write.
+    std::map<std::string, std::string> checks{{"worker", "ok"}};
+    if (const auto stall = worker.stall()) {
+      checks["worker"] = fmt::format("applier stalled since {}: {}",
+                                     domain::FormatTime(stall->since), stall->reason);
+    }
+    return checks;
   });
   http::ServerOptions server_options;
   server_options.host = config.host;

@@ -25,8 +25,9 @@ struct AuditReport {
 
 // Embedded: the SQLite ledger in data_dir plus every event its journal still holds: those beyond
 // the applied position count as pending, those at or below it must be in the ledger (an applied
-// position that moved past an event is a violation); every event in the applier's dead-letter
-// file is a violation. Throws std::runtime_error when the data directory cannot be read.
+// position that moved past an event is a violation); every event the applier set aside (the
+// ledger's dead_letters) is a violation. Throws std::runtime_error when the data directory
+// cannot be read.
 AuditReport RunAudit(const std::filesystem::path& data_dir);
 
 // Whether the ledger holds `event`: the grab of that user with its amount and seq, or the
@@ -48,9 +49,9 @@ struct ClusterAuditOptions {
 AuditReport RunClusterAudit(ledger::LedgerReader& ledger, store::PacketStore& store,
                             const ClusterAuditOptions& options = {});
 
-// The checks themselves: every packet's shares, grabs and refund, every account, and
-// conservation (deposits == balances + escrow + pending), with `pending` (events durable on
-// the bus, not applied yet) counted in. `pending_source` names them in messages.
+// The checks themselves: every packet's shares, grabs and refund, every account, conservation
+// (deposits == balances + escrow + pending), with `pending` (events durable on the bus, not
+// applied yet) counted in, and no event set aside. `pending_source` names them in messages.
 AuditReport CheckFacts(const ledger::AuditFacts& facts, std::span<const domain::LedgerEvent> pending,
                        std::string_view pending_source);
 

@@ -31,13 +31,32 @@ class EventSink {
   // sink has no global order, as with Kafka).
   virtual std::uint64_t Append(const domain::LedgerEvent& event, Completion done) = 0;
   // As Append, but a sink that can fail (Kafka) calls `failed` instead of aborting the process.
-  // The journal never fails (a failed fsync aborts), so the default ignores `failed`.
+  // The default ignores `failed` (the journal: see AppendOrFail).
   virtual void Publish(const domain::LedgerEvent& event, Completion done, Failure failed) {
     (void)failed;
     Append(event, std::move(done));
   }
   // `done` runs once every event up to `position` is durable.
   virtual void WhenDurable(std::uint64_t position, Completion done) = 0;
+
+  // Why the sink cannot make a new event durable now (the journal's disk is full), or ok.
+  // Never blocks. A store asks before it decides, so that it decides nothing it could not write.
+  // The default: always ok.
+  virtual domain::Status Accepting() const { return {}; }
+  // As Append, but while the sink cannot make events durable promptly (the journal's disk is
+  // full) `failed` runs instead of `done`, soon, on another thread: the event stays appended
+  // (it becomes durable and is applied once the sink can write), but nobody may be told it is
+  // durable. The default never fails.
+  virtual std::uint64_t AppendOrFail(const domain::LedgerEvent& event, Completion done,
+                                     Failure failed) {
+    (void)failed;
+    return Append(event, std::move(done));
+  }
+  // As WhenDurable, with `failed` as in AppendOrFail (it may run on the calling thread).
+  virtual void WhenDurableOrFail(std::uint64_t position, Completion done, Failure failed) {
+    (void)failed;
+    WhenDurable(position, std::move(done));
+  }
 };
 
 // Where the bus's streams end now: for each partition, the offset the next event will get (a
@@ -69,8 +88,9 @@ class EventSource {
   // Everything polled up to these offsets (inclusive) is applied: Kafka commits the group's
   // offsets, the journal releases segments. Called only after the ledger committed them.
   virtual domain::Status Commit(const PartitionOffsets& applied) = 0;
-  // Sets a message aside with the reason it cannot be applied (Kafka: the dead-letter topic;
-  // the journal: a dead-letter file), so it never blocks its partition again.
+  // A copy of a message the worker set aside (it is kept in the ledger: LedgerWriter::SetAside),
+  // for operators' tools: Kafka sends it to the dead-letter topic; the journal keeps nothing
+  // more. Best effort: the worker logs a failure and goes on.
   virtual domain::Status DeadLetter(const ConsumedMessage& message, const std::string& reason) = 0;
   // Messages not yet consumed by this group (a metric); nullopt when unknown.
   virtual std::optional<std::uint64_t> Lag() { return std::nullopt; }

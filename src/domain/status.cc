@@ -19,6 +19,7 @@ const char* ErrorName(ErrorCode code) {
     case ErrorCode::kRateLimited: return "rate_limited";
     case ErrorCode::kInternal: return "internal";
     case ErrorCode::kUnavailable: return "unavailable";
+    case ErrorCode::kRefused: return "internal";
   }
   return "internal";
 }
@@ -39,6 +40,7 @@ int HttpStatus(ErrorCode code) {
     case ErrorCode::kRateLimited: return 429;
     case ErrorCode::kInternal: return 500;
     case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kRefused: return 500;
   }
   return 500;
 }

@@ -23,6 +23,10 @@ enum class ErrorCode {
   kRateLimited,        // 429
   kInternal,           // 500
   kUnavailable,        // 503
+  // 500 to an HTTP client (never sent as such): the ledger's rules refuse an event on its own
+  // (unknown packet, wrong amount, seq or sender, a share paid twice). Unlike every other
+  // failure of ApplyEvents, retrying the same event can never succeed: the worker sets it aside.
+  kRefused,
 };
 
 // The wire name ("bad_request") and HTTP status of an error code.

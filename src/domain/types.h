@@ -16,6 +16,10 @@ using Clock = std::chrono::system_clock;
 using TimePoint = Clock::time_point;
 
 inline constexpr UserId kMaxUserId = (std::int64_t{1} << 53) - 1;
+// All the money in the system: the sum of every deposit ever made never passes it (a deposit
+// that would is refused). Money is conserved, so no balance, packet or credit can pass it
+// either, and every amount stays a JavaScript-safe JSON number.
+inline constexpr Cents kMaxTotalDepositsCents = (std::int64_t{1} << 53) - 1;
 
 enum class PacketKind { kLucky, kEqual };
 enum class PacketStatus { kOpen, kExhausted, kExpired, kRefunded };

@@ -107,6 +107,18 @@ struct BalanceSnapshot {
   domain::PartitionOffsets applied_offsets;  // empty when the ledger cannot tell
 };
 
+// A message the worker set aside instead of applying it: an event the ledger's rules refuse on
+// its own (ApplyEvents answered kRefused), or bytes that are no event at all. Kept whole, with
+// its place on the bus and the reason, in the ledger itself (see LedgerWriter::SetAside).
+struct SetAsideRecord {
+  std::int32_t partition = 0;
+  std::uint64_t offset = 0;
+  std::string event_id;  // empty when the message could not be decoded
+  std::string payload;   // the event in the bus's JSON (API.md "Events"), or the bytes as read
+  std::string reason;
+  TimePoint at;  // when it was set aside
+};
+
 // What `redpacket audit` checks, read in one consistent snapshot.
 struct AuditFacts {
   Cents deposits_cents = 0;  // sum of all deposits
@@ -130,11 +142,14 @@ struct AuditFacts {
   };
   std::vector<Mismatch> account_mismatches;
   domain::PartitionOffsets applied_offsets;  // of the stream this ledger applies
+  // Every message the worker set aside (of any stream): money decided and never credited.
+  std::vector<SetAsideRecord> set_aside;
 };
 
 // Errors of every call: kBadRequest / kInsufficientFunds / kIdempotencyConflict for the caller's
-// mistakes, kUnavailable for what may succeed on a retry (the database unreachable, a deadlock),
-// kInternal for data that contradicts an invariant (never retried as is).
+// mistakes, kUnavailable for what may succeed on a retry (the database unreachable, a deadlock,
+// the disk full, an I/O error, the database read-only), kInternal for data that contradicts an
+// invariant (never retried as is), kRefused for an event the rules refuse (ApplyEvents).
 class LedgerReader {
  public:
   virtual ~LedgerReader() = default;
@@ -174,10 +189,15 @@ class LedgerWriter {
   // Creates or upgrades the schema. Idempotent.
   virtual Status Migrate() = 0;
 
-  // Creates a user with the next free id and balance 0.
+  // Creates a user with balance 0 and the lowest id at or above the ledger's own user counter
+  // that no account holds; the counter then moves past it. Accounts made with an explicit id
+  // (a deposit, a credit) never move the counter: an id named by a token or a deposit, even
+  // 2^53 - 1, never blocks CreateUser.
   virtual Result<UserRecord> CreateUser(std::string_view name) = 0;
 
   // Credits `amount_cents` (> 0) and returns the new balance; creates the account if it is new.
+  // kBadRequest, writing nothing, when the sum of every deposit would pass
+  // domain::kMaxTotalDepositsCents.
   // A non-empty request_id makes it idempotent per (user, request_id): a repeat with the same
   // amount returns the balance the first call returned and credits nothing; a repeat with
   // another amount is kIdempotencyConflict.
@@ -206,10 +226,21 @@ class LedgerWriter {
   // (creating it if new), moves the packet to exhausted / refunded when that is what the events
   // say, and records `applied` (per partition, the offset of the batch's last event; an offset
   // never moves back). Any event may be passed again (redelivery, crash recovery) and changes
-  // nothing. An event that contradicts the ledger (unknown packet, wrong amount, seq or sender)
-  // fails the whole batch with kInternal naming the event; nothing of the batch is written.
+  // nothing. An event that the ledger's rules refuse on its own (unknown packet, seq out of
+  // range, amount not its share, refund to another user than the sender or of more than is
+  // left, a second user on a paid share) fails the whole batch with kRefused naming the event.
+  // Any other error (the disk full, an I/O error, the database read-only or unreachable, a
+  // deadlock, a damaged file) is the ledger unable to write now: never kRefused. Either way
+  // nothing of the batch is written.
   virtual Status ApplyEvents(std::span<const domain::LedgerEvent> events,
                              const domain::PartitionOffsets& applied) = 0;
+
+  // In one transaction: keeps `record` (unique per stream, partition and offset: a repeat
+  // changes nothing) and records `applied` as ApplyEvents does. So an applied offset moves
+  // past a message the ledger refused only in the transaction that keeps it: a failure (the
+  // disk full) writes neither, and the message is handled again. The default (a ledger that
+  // keeps no such records) fails with kInternal.
+  virtual Status SetAside(const SetAsideRecord& record, const domain::PartitionOffsets& applied);
 
   // What ApplyEvents recorded so far (empty on a new ledger).
   virtual Result<domain::PartitionOffsets> AppliedOffsets() = 0;
@@ -237,6 +268,13 @@ class LedgerWriter {
 
 // Both sides on one connection (SQLite's file, MariaDB's primary).
 class Ledger : public LedgerWriter, public LedgerReader {};
+
+inline Status LedgerWriter::SetAside(const SetAsideRecord& record,
+                                     const domain::PartitionOffsets& applied) {
+  (void)record;
+  (void)applied;
+  return domain::MakeError(domain::ErrorCode::kInternal, "this ledger keeps no set-aside events");
+}
 
 inline std::vector<WriteResult> LedgerWriter::WriteBatch(std::span<const Write> writes) {
   std::vector<WriteResult> results;

@@ -1,5 +1,6 @@
-// Worker: poll, apply in one transaction, commit offsets; transient errors back off, poison
-// events are isolated and set aside.
+// Worker: poll, apply in one transaction, commit offsets. A ledger that cannot write stalls the
+// worker (retried with backoff, nothing committed); an event the ledger refuses is isolated and
+// set aside in the ledger itself.
 #include "worker/worker.h"
 
 #include <fmt/format.h>
@@ -10,6 +11,8 @@
 
 #include <algorithm>
 #include <vector>
+
+#include "bus/codec/event_codec.h"
 
 namespace redpacket::worker {
 namespace {
@@ -79,100 +82,181 @@ std::size_t Worker::RunOnce() {
     next_lag_check_ = now + std::chrono::seconds(1);
     if (auto lag = source_.Lag()) lag_.store(static_cast<std::int64_t>(*lag));
   }
-  std::vector<bus::ConsumedMessage>& messages = *polled;
+  const std::vector<bus::ConsumedMessage>& messages = *polled;
   if (messages.empty()) return 0;
-
-  // Undecodable messages can never be applied: set them aside before the batch.
-  std::vector<bus::ConsumedMessage> decoded;
-  decoded.reserve(messages.size());
-  for (auto& message : messages) {
-    if (message.event) {
-      decoded.push_back(std::move(message));
-    } else {
-      SetAside(message, "undecodable: " + message.decode_error);
-    }
-  }
-  if (!ApplyBatch(decoded)) return 0;  // stopped while the ledger was unreachable
-  // Offsets of every message polled, decoded or set aside: nothing before them is pending.
-  const bus::PartitionOffsets offsets = OffsetsOf(messages);
-  auto committed = WithRetry([&] { return source_.Commit(offsets); }, "commit the bus offsets");
-  if (committed && committed->ok()) {
-    for (const auto& [partition, offset] : offsets) {
-      last_offset_.store(std::max(last_offset_.load(), offset));
-    }
-  }
+  if (!Handle(messages)) return 0;  // stopped while the ledger could not write
+  // Every message polled is in the ledger now, applied or set aside: nothing before these
+  // offsets is pending.
+  CommitOffsets(OffsetsOf(messages));
   return messages.size();
 }
 
-bool Worker::ApplyBatch(std::span<const bus::ConsumedMessage> batch) {
-  if (batch.empty()) return true;
-  std::vector<domain::LedgerEvent> events;
-  events.reserve(batch.size());
-  for (const auto& message : batch) events.push_back(*message.event);
-  // The offsets recorded with a transaction cover only what it applied: a restart of the
-  // embedded journal resumes after them, so they must never run ahead of the events.
-  auto apply = [&](std::span<const domain::LedgerEvent> some,
-                   std::span<const bus::ConsumedMessage> handled) -> std::optional<Status> {
-    const bus::PartitionOffsets offsets = OffsetsOf(handled);
-    return WithRetry(
-        [&]() -> Status {
-          Status status = ledger_.ApplyEvents(some, offsets);
-          if (status.ok()) {
-            ++batches_;
-            applied_events_ += some.size();
-            RecordLatencies(some);
-            Notify(handled);
-          }
-          return status;
-        },
-        "apply events to the ledger");
-  };
-
-  auto whole = apply(events, batch);
-  if (!whole) return false;
-  if (whole->ok()) return true;
-  // A contradiction in the batch (an unknown packet, a wrong amount...): apply the events one
-  // at a time so the good ones go through and each bad one is set aside with its own reason.
-  spdlog::error("worker: a batch of {} events failed ({}); applying them one by one", events.size(),
-                whole->error().message);
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    auto single = apply(std::span(events).subspan(i, 1), batch.subspan(i, 1));
-    if (!single) return false;
-    if (!single->ok()) SetAside(batch[i], single->error().message);
+bool Worker::Handle(std::span<const bus::ConsumedMessage> messages) {
+  // In poll order, so that within a partition no offset is recorded before the messages
+  // ahead of it are in the ledger.
+  std::size_t start = 0;
+  while (start < messages.size()) {
+    if (!messages[start].event) {
+      if (!SetAside(messages[start], "undecodable: " + messages[start].decode_error)) return false;
+      ++start;
+      continue;
+    }
+    std::size_t end = start;
+    while (end < messages.size() && messages[end].event) ++end;
+    if (!ApplyRun(messages.subspan(start, end - start))) return false;
+    start = end;
   }
   return true;
 }
 
-std::optional<Status> Worker::WithRetry(const std::function<Status()>& attempt, const char* what) {
+bool Worker::ApplyRun(std::span<const bus::ConsumedMessage> run) {
+  auto whole = Apply(run);
+  if (!whole) return false;
+  if (whole->ok()) return true;
+  // The ledger refuses an event of the run (an unknown packet, a wrong amount...): apply them
+  // one at a time, so the good ones go through and each refused one is set aside with its
+  // own reason.
+  spdlog::error("worker: a batch of {} events was refused ({}); applying them one by one",
+                run.size(), whole->error().message);
+  for (std::size_t i = 0; i < run.size(); ++i) {
+    auto single = run.size() == 1 ? whole : Apply(run.subspan(i, 1));
+    if (!single) return false;
+    if (!single->ok() && !SetAside(run[i], single->error().message)) return false;
+  }
+  return true;
+}
+
+std::optional<Status> Worker::Apply(std::span<const bus::ConsumedMessage> run) {
+  std::vector<domain::LedgerEvent> events;
+  events.reserve(run.size());
+  for (const auto& message : run) events.push_back(*message.event);
+  // The offsets recorded with a transaction cover only what it applied: a restart of the
+  // embedded journal resumes after them, so they must never run ahead of the events.
+  const bus::PartitionOffsets offsets = OffsetsOf(run);
+  return RetryLedger(
+      [&]() -> Status {
+        Status status = ledger_.ApplyEvents(events, offsets);
+        if (status.ok()) {
+          ++batches_;
+          applied_events_ += events.size();
+          RecordLatencies(events);
+          Notify(run);
+        }
+        return status;
+      },
+      "apply events to the ledger", /*retry_refused=*/false);
+}
+
+bool Worker::SetAside(const bus::ConsumedMessage& message, const std::string& reason) {
+  spdlog::error("worker: setting aside partition {} offset {}: {}", message.partition,
+                message.offset, reason);
+  ledger::SetAsideRecord record{.partition = message.partition,
+                                .offset = message.offset,
+                                .event_id = message.event ? message.event->EventId() : "",
+                                .payload = message.payload,
+                                .reason = reason,
+                                .at = domain::Clock::now()};
+  // The journal hands over events, not bytes: the record keeps the event in the bus's JSON.
+  if (record.payload.empty() && message.event) {
+    record.payload = bus::codec::EncodeEvent(*message.event);
+  }
+  // Why in the ledger, in the transaction that moves the offset: a set-aside event is then never
+  // lost, and a full disk fails both (the message is handled again), never only the first.
+  // The ledger never refuses this write, so every failure is retried.
+  auto kept = RetryLedger(
+      [&] { return ledger_.SetAside(record, OffsetsOf(std::span(&message, 1))); },
+      "set an event aside in the ledger", /*retry_refused=*/true);
+  if (!kept) return false;
+  ++dead_lettered_;
+  Notify(std::span(&message, 1));
+  // For operators' tools (Kafka: the dead-letter topic): a copy, once; the ledger has it.
+  if (Status copied = source_.DeadLetter(message, reason); !copied.ok()) {
+    spdlog::warn("worker: set-aside partition {} offset {} is in the ledger; copying it to the "
+                 "dead-letter channel failed: {}",
+                 message.partition, message.offset, copied.error().message);
+  }
+  return true;
+}
+
+std::optional<Status> Worker::RetryLedger(const std::function<Status()>& attempt,
+                                          const char* what, bool retry_refused) {
   auto backoff = options_.retry_initial;
   while (true) {
     Status status = attempt();
-    if (status.ok() || status.error().code != ErrorCode::kUnavailable) return status;
+    if (status.ok()) {
+      ClearStalled();
+      return status;
+    }
+    if (status.error().code == ErrorCode::kRefused && !retry_refused) {
+      ClearStalled();  // the ledger answered: it can write
+      return status;
+    }
+    // Whatever else failed (the disk full, an I/O error, the database unreachable...), the
+    // ledger does not hold the events: the position stays, and they are tried again.
     ++retries_;
+    MarkStalled(status.error().message);
     spdlog::warn("worker: cannot {} (retrying in {} ms): {}", what, backoff.count(),
                  status.error().message);
-    // Sleep in small steps so Stop() is not held up by a long backoff.
-    const auto until = std::chrono::steady_clock::now() + backoff;
-    while (std::chrono::steady_clock::now() < until) {
-      if (stopping_.load(std::memory_order_acquire)) return std::nullopt;
-      std::this_thread::sleep_for(std::min(backoff, std::chrono::milliseconds(10)));
-    }
+    if (!Backoff(backoff)) return std::nullopt;
     backoff = std::min(options_.retry_max, backoff * 2);
   }
 }
 
-void Worker::SetAside(const bus::ConsumedMessage& message, const std::string& reason) {
-  spdlog::error("worker: setting aside partition {} offset {}: {}", message.partition,
-                message.offset, reason);
-  auto parked = WithRetry([&] { return source_.DeadLetter(message, reason); }, "dead-letter");
-  if (parked && !parked->ok()) {
-    // Nowhere to set it aside: log it whole, so an operator can replay it by hand.
-    spdlog::critical("worker: cannot dead-letter partition {} offset {} ({}): {}; payload: {}",
-                     message.partition, message.offset, parked->error().message, reason,
-                     message.payload);
+void Worker::CommitOffsets(const bus::PartitionOffsets& offsets) {
+  auto backoff = options_.retry_initial;
+  while (true) {
+    Status committed = source_.Commit(offsets);
+    if (committed.ok()) {
+      for (const auto& [partition, offset] : offsets) {
+        last_offset_.store(std::max(last_offset_.load(), offset));
+      }
+      return;
+    }
+    if (committed.error().code != ErrorCode::kUnavailable) {
+      // The consumer group moved on (this member was presumed dead, or a rebalance is under
+      // way): retrying would never pass and would keep the worker from polling again, which is
+      // how it rejoins. The ledger holds the events; the partitions' owner reads them again
+      // and applies nothing twice.
+      ++commits_dropped_;
+      spdlog::warn("worker: dropping the commit of the bus offsets: {}", committed.error().message);
+      return;
+    }
+    ++retries_;
+    spdlog::warn("worker: cannot commit the bus offsets (retrying in {} ms): {}", backoff.count(),
+                 committed.error().message);
+    if (!Backoff(backoff)) return;  // the bus delivers them again after a restart
+    backoff = std::min(options_.retry_max, backoff * 2);
   }
-  ++dead_lettered_;
-  Notify(std::span(&message, 1));
+}
+
+bool Worker::Backoff(std::chrono::milliseconds backoff) {
+  // Sleep in small steps so Stop() is not held up by a long backoff.
+  const auto until = std::chrono::steady_clock::now() + backoff;
+  while (std::chrono::steady_clock::now() < until) {
+    if (stopping_.load(std::memory_order_acquire)) return false;
+    std::this_thread::sleep_for(std::min(backoff, std::chrono::milliseconds(10)));
+  }
+  return !stopping_.load(std::memory_order_acquire);
+}
+
+void Worker::MarkStalled(const std::string& reason) {
+  std::lock_guard lock(stall_mutex_);
+  if (!stalled_since_) {
+    stalled_since_ = domain::Clock::now();
+    spdlog::error("worker: the ledger cannot write; applying nothing until it can: {}", reason);
+  }
+  stall_reason_ = reason;
+}
+
+void Worker::ClearStalled() {
+  std::lock_guard lock(stall_mutex_);
+  if (!stalled_since_) return;
+  spdlog::info("worker: the ledger writes again (stalled {} ms)",
+               std::chrono::duration_cast<std::chrono::milliseconds>(domain::Clock::now() -
+                                                                     *stalled_since_)
+                   .count());
+  stalled_since_.reset();
+  stall_reason_.clear();
 }
 
 void Worker::Notify(std::span<const bus::ConsumedMessage> handled) {
@@ -194,14 +278,26 @@ void Worker::RecordLatencies(std::span<const domain::LedgerEvent> events) {
   }
 }
 
+std::optional<Worker::Stall> Worker::stall() const {
+  std::lock_guard lock(stall_mutex_);
+  if (!stalled_since_) return std::nullopt;
+  return Stall{*stalled_since_, stall_reason_};
+}
+
 WorkerStats Worker::stats() const {
   WorkerStats stats;
   stats.applied_events = applied_events_.load();
   stats.dead_lettered = dead_lettered_.load();
   stats.batches = batches_.load();
   stats.retries = retries_.load();
+  stats.commits_dropped = commits_dropped_.load();
   stats.last_offset = last_offset_.load();
   if (const auto lag = lag_.load(); lag >= 0) stats.lag = static_cast<std::uint64_t>(lag);
+  {
+    std::lock_guard lock(stall_mutex_);
+    stats.stalled_since = stalled_since_;
+    stats.stall_reason = stall_reason_;
+  }
   std::vector<std::int64_t> window;
   {
     std::lock_guard lock(latency_mutex_);

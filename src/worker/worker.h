@@ -1,8 +1,12 @@
 // The worker: consumes grab and refund events from the bus and applies them to the ledger in
 // batched transactions, exactly once, then commits the bus offsets. One component for both
 // modes: fed by the local journal (embedded, in-process) or by a Kafka consumer group
-// (cluster, `redpacket worker`). An event it cannot apply is set aside on the bus's dead-letter
-// channel with its reason; it never blocks its partition and never stops the process.
+// (cluster, `redpacket worker`).
+// The applied position never moves past an event the ledger does not hold: a ledger that cannot
+// write (the disk full, an I/O error, read-only, unreachable) stalls the worker, which retries
+// with backoff and commits nothing meanwhile; only an event the ledger's rules refuse on its own
+// (kRefused) is set aside, kept whole in the ledger in the transaction that moves the position
+// past it (then copied to the bus's dead-letter channel, best effort).
 // Thread-safety: Start/Stop/stats from any thread; RunOnce/Drain from one thread at a time.
 #pragma once
 
@@ -17,6 +21,7 @@
 #include <vector>
 
 #include "bus/bus.h"
+#include "domain/clock.h"
 #include "ledger/ledger.h"
 
 namespace redpacket::worker {
@@ -28,18 +33,23 @@ struct WorkerOptions {
   // After a batch smaller than max_batch_events, wait this long before the next poll: fewer,
   // larger transactions (embedded mode leaves the disk to the journal's fsyncs).
   std::chrono::milliseconds batch_interval{0};
-  std::chrono::milliseconds retry_initial{50};  // backoff of transient errors, doubling...
+  std::chrono::milliseconds retry_initial{50};  // backoff of failed writes, doubling...
   std::chrono::milliseconds retry_max{2000};    // ...up to this
   bool background = false;  // run the thread at nice 19 (embedded: the hot path comes first)
 };
 
 struct WorkerStats {
   std::uint64_t applied_events = 0;  // events handed to the ledger (repeats included)
-  std::uint64_t dead_lettered = 0;   // messages set aside
+  std::uint64_t dead_lettered = 0;   // messages set aside (kept in the ledger's dead_letters)
   std::uint64_t batches = 0;         // ledger transactions committed
-  std::uint64_t retries = 0;         // transient failures retried
-  std::uint64_t last_offset = 0;     // highest offset committed (any partition)
-  std::optional<std::uint64_t> lag;  // from the source, when it knows
+  std::uint64_t retries = 0;         // failed ledger writes, polls and commits retried
+  std::uint64_t commits_dropped = 0;  // bus commits dropped: the consumer group had moved on
+  std::uint64_t last_offset = 0;      // highest offset committed (any partition)
+  std::optional<std::uint64_t> lag;   // from the source, when it knows
+  // Set while the ledger fails every write: since when (the first failure of the run) and the
+  // last error. The worker applies nothing meanwhile and moves no position.
+  std::optional<domain::TimePoint> stalled_since;
+  std::string stall_reason;
   // Grab to credit: from the grab's time (the event's `at`) to the commit of the transaction that
   // applied it, over the last kLatencyWindow events applied; 0 before any.
   std::chrono::milliseconds credit_latency_p50{0};
@@ -48,8 +58,8 @@ struct WorkerStats {
 
 class Worker {
  public:
-  // Called after each batch is committed (or a message set aside) with the messages handled,
-  // on the worker's thread.
+  // Called after each ledger transaction (a batch applied, or a message set aside) with the
+  // messages it handled, on the worker's thread.
   using HandledListener = std::function<void(std::span<const bus::ConsumedMessage>)>;
 
   Worker(bus::EventSource& source, ledger::LedgerWriter& ledger, WorkerOptions options,
@@ -58,9 +68,9 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Blocking: one poll, apply, commit round. Returns how many messages it handled. Transient
-  // errors are retried with backoff until they pass or Stop() is called (then nothing of the
-  // batch is committed: the bus delivers it again, and the ledger skips what it has).
+  // Blocking: one poll, apply, commit round. Returns how many messages it handled. A ledger
+  // write that fails is retried with backoff until it passes or Stop() is called (then nothing
+  // more of the batch is committed: the bus delivers it again, and the ledger skips what it has).
   std::size_t RunOnce();
   // Blocking: rounds until a poll finds nothing (start-up recovery).
   void Drain();
@@ -72,14 +82,37 @@ class Worker {
 
   WorkerStats stats() const;
 
+  struct Stall {
+    domain::TimePoint since;  // the first failed write of the run
+    std::string reason;       // the last one's error
+  };
+  // Cheap (for /readyz): since when and why the ledger fails every write; nullopt while it writes.
+  std::optional<Stall> stall() const;
+
  private:
-  // Applies `batch` (already decoded) with its offsets; on a contradiction, isolates the bad
-  // events one by one and dead-letters them. false: stopped while retrying.
-  bool ApplyBatch(std::span<const bus::ConsumedMessage> batch);
-  // Retries `attempt` while it fails with kUnavailable. nullopt: stopped while retrying.
-  std::optional<domain::Status> WithRetry(const std::function<domain::Status()>& attempt,
-                                          const char* what);
-  void SetAside(const bus::ConsumedMessage& message, const std::string& reason);
+  // Applies `messages` in order, a run of decoded ones per transaction; an undecodable message,
+  // or an event the ledger refuses alone, is set aside. false: stopped while retrying.
+  bool Handle(std::span<const bus::ConsumedMessage> messages);
+  // One run of decoded messages in one transaction; on a refusal, one message at a time.
+  bool ApplyRun(std::span<const bus::ConsumedMessage> run);
+  // One transaction of `run`'s events with its offsets, retried until it commits or the ledger
+  // refuses it. nullopt: stopped while retrying.
+  std::optional<domain::Status> Apply(std::span<const bus::ConsumedMessage> run);
+  // Keeps the message in the ledger with its reason and moves its partition's offset past it
+  // (retried until it commits), then copies it to the bus's dead-letter channel, best effort.
+  // false: stopped while retrying.
+  bool SetAside(const bus::ConsumedMessage& message, const std::string& reason);
+  // Retries a ledger write with backoff while it fails, reporting the worker stalled meanwhile;
+  // a kRefused answer is final unless `retry_refused`. nullopt: stopped while retrying.
+  std::optional<domain::Status> RetryLedger(const std::function<domain::Status()>& attempt,
+                                            const char* what, bool retry_refused);
+  // Commits the bus offsets: retried while kUnavailable; any other failure (the consumer group
+  // moved on: the partitions' new owner reads them again) is logged and dropped.
+  void CommitOffsets(const bus::PartitionOffsets& offsets);
+  // Sleeps `backoff` in small steps; false when Stop() was called meanwhile.
+  bool Backoff(std::chrono::milliseconds backoff);
+  void MarkStalled(const std::string& reason);
+  void ClearStalled();
   void Notify(std::span<const bus::ConsumedMessage> handled);
 
   bus::EventSource& source_;
@@ -93,9 +126,14 @@ class Worker {
   std::atomic<std::uint64_t> dead_lettered_{0};
   std::atomic<std::uint64_t> batches_{0};
   std::atomic<std::uint64_t> retries_{0};
+  std::atomic<std::uint64_t> commits_dropped_{0};
   std::atomic<std::uint64_t> last_offset_{0};
   std::atomic<std::int64_t> lag_{-1};
   std::chrono::steady_clock::time_point next_lag_check_{};  // the polling thread's
+
+  mutable std::mutex stall_mutex_;
+  std::optional<domain::TimePoint> stalled_since_;  // under stall_mutex_
+  std::string stall_reason_;                        // under stall_mutex_
 
   static constexpr std::size_t kLatencyWindow = 4096;
   void RecordLatencies(std::span<const domain::LedgerEvent> events);

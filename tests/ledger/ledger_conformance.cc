@@ -129,13 +129,74 @@ TEST_P(LedgerConformance, CreateUserTakesTheNextFreeId) {
   EXPECT_EQ(alice->balance_cents, 0);
   EXPECT_EQ(bob->user_id, 2);
 
-  // A grab may create an account with any id; the next user comes after it.
-  PacketRecord packet = CreatePacket(1, {5});
-  ASSERT_TRUE(
-      ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 1000, 5, 1)}, At(1)).ok());
+  // A grab may create an account with any id: the next user skips the ids accounts hold.
+  PacketRecord packet = CreatePacket(1, {5, 5});
+  ASSERT_TRUE(ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 3, 5, 1),
+                                               GrabEvent(packet.packet_id, 4, 5, 2)},
+                                   At(2))
+                  .ok());
   auto carol = ledger_->CreateUser("carol");
   ASSERT_TRUE(carol.ok());
-  EXPECT_EQ(carol->user_id, 1001);
+  EXPECT_EQ(carol->user_id, 5);
+  EXPECT_EQ(BalanceOf(3), 5);  // untouched
+}
+
+// Part 5 of issue 14: an admin deposit to 2^53 - 1 made every later CreateUser fail (max + 1,
+// or MariaDB's AUTO_INCREMENT moved past the explicit id).
+TEST_P(LedgerConformance, AnIdNamedByADepositOrAGrabNeverBlocksCreateUser) {
+  ASSERT_TRUE(ledger_->Deposit(domain::kMaxUserId, 1, "").ok());
+  ASSERT_TRUE(ledger_->Deposit(1000, 1, "").ok());
+  auto alice = ledger_->CreateUser("alice");
+  ASSERT_TRUE(alice.ok()) << alice.error().message;
+  EXPECT_EQ(alice->user_id, 1);
+  // Explicit ids ahead of the counter are skipped when it gets there, never reused.
+  ASSERT_TRUE(ledger_->Deposit(2, 1, "").ok());
+  ASSERT_TRUE(ledger_->Deposit(3, 1, "").ok());
+  auto bob = ledger_->CreateUser("bob");
+  ASSERT_TRUE(bob.ok()) << bob.error().message;
+  EXPECT_EQ(bob->user_id, 4);
+  ledger_ = Open();  // the counter is durable, not a connection's
+  auto carol = ledger_->CreateUser("carol");
+  ASSERT_TRUE(carol.ok()) << carol.error().message;
+  EXPECT_EQ(carol->user_id, 5);
+  EXPECT_EQ(BalanceOf(domain::kMaxUserId), 1);
+  EXPECT_EQ(BalanceOf(2), 1);
+  ExpectConsistentAudit();
+}
+
+// All the money in the system stays at most 2^53 - 1 cents: no balance and no credit can pass
+// it, so a grab acknowledged with 200 is never refused by the ledger for an overflow.
+TEST_P(LedgerConformance, DepositsNeverTotalMoreThanTheMostMoneyTheSystemHolds) {
+  constexpr Cents kMax = domain::kMaxTotalDepositsCents;
+  ASSERT_TRUE(ledger_->Deposit(1, kMax - 10, "d-1").ok());
+  auto over = ledger_->Deposit(2, 11, "d-2");
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().code, ErrorCode::kBadRequest);
+  EXPECT_NE(over.error().message.find("9007199254740991"), std::string::npos)
+      << over.error().message;
+  EXPECT_EQ(BalanceOf(2), 0);  // refused whole: nothing written, the request_id is still free
+  EXPECT_EQ(*ledger_->Deposit(2, 10, "d-2"), 10);  // exactly up to the bound
+  EXPECT_EQ(ledger_->Deposit(3, 1, "").error().code, ErrorCode::kBadRequest);
+  EXPECT_EQ(*ledger_->Deposit(1, kMax - 10, "d-1"), kMax - 10);  // a repeat: the first answer
+  // In a group commit too, each write as if alone.
+  std::vector<Write> writes{DepositWrite{4, 1, ""}, CreateUserWrite{"zoe"}};
+  std::vector<WriteResult> results = ledger_->WriteBatch(writes);
+  EXPECT_EQ(std::get<1>(results[0]).error().code, ErrorCode::kBadRequest);
+  EXPECT_TRUE(std::get<0>(results[1]).ok());
+  // Money moves, it is never made: a packet and its grabs change no total.
+  PacketRecord packet;
+  {
+    auto created = TryCreatePacket(Spec(1, {kMax - 10}), {kMax - 10});
+    ASSERT_TRUE(created.ok()) << created.error().message;
+    packet = *created;
+  }
+  ASSERT_TRUE(
+      ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 2, kMax - 10, 1)}, At(1)).ok());
+  EXPECT_EQ(BalanceOf(2), kMax);
+  auto facts = ledger_->ReadAuditFacts();
+  ASSERT_TRUE(facts.ok());
+  EXPECT_EQ(facts->deposits_cents, kMax);
+  ExpectConsistentAudit();
 }
 
 TEST_P(LedgerConformance, DepositIsIdempotentPerRequestId) {
@@ -406,7 +467,8 @@ TEST_P(LedgerConformance, CorruptEventsFailTheWholeBatch) {
   for (const auto& events : corrupt) {
     Status status = ledger_->ApplyEvents(events, At(2));
     ASSERT_FALSE(status.ok());
-    EXPECT_EQ(status.error().code, ErrorCode::kInternal);
+    // The rules refuse the event: the worker sets it aside (any other failure it retries).
+    EXPECT_EQ(status.error().code, ErrorCode::kRefused) << status.error().message;
     // Rolled back: the valid first event was not applied either.
     EXPECT_EQ(BalanceOf(2), 0) << status.error().message;
     EXPECT_EQ(AppliedPosition(), 0u);
@@ -422,12 +484,60 @@ TEST_P(LedgerConformance, AnotherUserOnAnAppliedShareFailsTheBatch) {
   Status status = ledger_->ApplyEvents(
       std::vector{GrabEvent(id, 4, 6, 2), GrabEvent(id, 2, 5, 1), GrabEvent(id, 3, 5, 1)}, At(4));
   ASSERT_FALSE(status.ok());
-  EXPECT_EQ(status.error().code, ErrorCode::kInternal);
+  EXPECT_EQ(status.error().code, ErrorCode::kRefused) << status.error().message;
   EXPECT_EQ(BalanceOf(4), 0);  // rolled back with the rest of the batch
   EXPECT_EQ(BalanceOf(3), 0);
   EXPECT_EQ(BalanceOf(2), 5);
   EXPECT_EQ(AppliedPosition(), 1u);
   EXPECT_EQ(PacketOf(id).grabs.size(), 1u);
+  ExpectConsistentAudit();
+}
+
+TEST_P(LedgerConformance, SetAsideKeepsTheMessageWholeAndMovesThePositionWithIt) {
+  PacketRecord packet = CreatePacket(1, {5, 6});
+  ASSERT_TRUE(
+      ledger_->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 2, 5, 1)}, At(1)).ok());
+  const std::string payload =
+      R"({"type":"grab","event_id":"g-99-3","packet_id":"99","user_id":3,"amount_cents":5,)"
+      R"("seq":1,"at":"2023-11-14T22:13:20.001Z"})";
+  const SetAsideRecord record{.partition = 0,
+                              .offset = 2,
+                              .event_id = "g-99-3",
+                              .payload = payload,
+                              .reason = "event g-99-3: grab of an unknown packet",
+                              .at = domain::FromUnixMillis(kCreatedAtMillis)};
+  ASSERT_TRUE(ledger_->SetAside(record, At(2)).ok());
+  EXPECT_EQ(AppliedPosition(), 2u);
+  // Bytes that are no event (a Kafka message), on another partition.
+  const SetAsideRecord garbage{.partition = 3,
+                               .offset = 7,
+                               .event_id = "",
+                               .payload = std::string("not json \x01\xff"),
+                               .reason = "undecodable: not JSON",
+                               .at = domain::FromUnixMillis(kCreatedAtMillis + 1)};
+  ASSERT_TRUE(ledger_->SetAside(garbage, {{3, 7}}).ok());
+  // Handled again (a crash before the bus's commit): kept once; the position never moves back.
+  ASSERT_TRUE(ledger_->SetAside(record, At(2)).ok());
+  ledger_ = Open();
+  ASSERT_TRUE(ledger_->SetAside(record, At(1)).ok());
+  EXPECT_EQ(AppliedPosition(), 2u);
+  auto facts = ledger_->ReadAuditFacts();
+  ASSERT_TRUE(facts.ok()) << facts.error().message;
+  ASSERT_EQ(facts->set_aside.size(), 2u);
+  const SetAsideRecord& first = facts->set_aside[0];
+  EXPECT_EQ(first.partition, 0);
+  EXPECT_EQ(first.offset, 2u);
+  EXPECT_EQ(first.event_id, "g-99-3");
+  EXPECT_EQ(first.payload, payload);
+  EXPECT_EQ(first.reason, record.reason);
+  EXPECT_EQ(domain::ToUnixMillis(first.at), kCreatedAtMillis);
+  EXPECT_EQ(facts->set_aside[1].partition, 3);
+  EXPECT_EQ(facts->set_aside[1].event_id, "");
+  EXPECT_EQ(facts->set_aside[1].payload, garbage.payload);
+  EXPECT_EQ(facts->applied_offsets.at(3), 7u);
+  // Nothing was credited or changed by setting aside.
+  EXPECT_EQ(BalanceOf(3), 0);
+  EXPECT_EQ(PacketOf(packet.packet_id).grabs.size(), 1u);
   ExpectConsistentAudit();
 }
 

@@ -239,10 +239,12 @@ TEST_F(MariaDbLedgerTest, ReplicaServesReadsAfterReplication) {
   ASSERT_TRUE(history.ok());
   EXPECT_EQ(history->items.size(), 1u);
 
-  // The app user cannot write on the replica (read_only, not SUPER): not retryable.
+  // The app user cannot write on the replica (read_only, not SUPER). A read-only server is the
+  // machine's state, not the request's fault (a primary set read-only for maintenance or a
+  // failover takes writes again): retryable, a 503 to a client, a stall of the worker.
   auto write = replica->Deposit(3, 5, "");
   ASSERT_FALSE(write.ok());
-  EXPECT_EQ(write.error().code, ErrorCode::kInternal);
+  EXPECT_EQ(write.error().code, ErrorCode::kUnavailable) << write.error().message;
 
   auto lag = ReplicaLagSeconds(mariadb_->replica_options());
   ASSERT_TRUE(lag.ok()) << lag.error().message;

@@ -69,6 +69,7 @@ class ExpiryTest : public ::testing::Test {
     options.clock = &clock_;
     backend_ = std::make_unique<app::EmbeddedBackend>(options);
     backend_->Start();
+    backend_->CatchUp();
     service::ServiceOptions service_options;
     service_options.sweep_interval = hours(24);  // only SweepNow() sweeps
     service_ =

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -17,9 +18,50 @@ namespace {
 using domain::ErrorCode;
 using domain::LedgerEvent;
 
-// Records appended events; completions run when the test calls MakeDurable().
+// Records appended events; completions run when the test calls MakeDurable(). Fill() is the
+// journal's disk filling up: what can fail fails, and the sink refuses new events until Free().
 class FakeSink final : public bus::EventSink {
  public:
+  domain::Status Accepting() const override {
+    if (!full_.load()) return {};
+    return domain::MakeError(ErrorCode::kUnavailable, "the journal's disk is full; retry");
+  }
+  std::uint64_t AppendOrFail(const LedgerEvent& event, Completion done, Failure failed) override {
+    const std::uint64_t position = Append(event, std::move(done));
+    std::lock_guard lock(mutex_);
+    failures_.emplace_back(position, std::move(failed));
+    return position;
+  }
+  void WhenDurableOrFail(std::uint64_t position, Completion done, Failure failed) override {
+    if (full_.load() && position > durable_position()) {
+      failed(Accepting().error());
+      return;
+    }
+    WhenDurable(position, std::move(done));
+  }
+  void Fill() {
+    full_ = true;
+    std::vector<Failure> failing;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& [position, failed] : failures_) {
+        if (position <= durable_) continue;
+        // Exactly one of the two runs: the completion is dropped.
+        for (auto& [pending_position, done] : pending_) {
+          if (pending_position == position) done = [] {};
+        }
+        failing.push_back(std::move(failed));
+      }
+      failures_.clear();
+    }
+    for (Failure& failed : failing) failed(domain::MakeError(ErrorCode::kUnavailable, "full"));
+  }
+  void Free() { full_ = false; }
+  std::uint64_t durable_position() {
+    std::lock_guard lock(mutex_);
+    return durable_;
+  }
+
   std::uint64_t Append(const LedgerEvent& event, Completion done) override {
     std::lock_guard lock(mutex_);
     events_.push_back(event);
@@ -53,7 +95,9 @@ class FakeSink final : public bus::EventSink {
   std::mutex mutex_;
   std::vector<LedgerEvent> events_;
   std::vector<std::pair<std::uint64_t, Completion>> pending_;
+  std::vector<std::pair<std::uint64_t, Failure>> failures_;
   std::uint64_t durable_ = 0;
+  std::atomic<bool> full_{false};
 };
 
 ledger::PacketRecord MakePacket(domain::PacketId id, std::vector<domain::Cents> shares,
@@ -132,6 +176,47 @@ TEST(MemoryStore, RepeatIsConflictWithTheFirstAmountOnceDurable) {
   EXPECT_EQ(second.code, ErrorCode::kConflict);
   EXPECT_EQ(second.amount_cents, first.amount_cents);
   EXPECT_EQ(sink.events().size(), 1u);
+}
+
+// Nothing is decided that could not be written: while the journal's disk is full a new grab is
+// refused before it takes a share, and a grab decided just before hears 503 at once; its share
+// stays taken (the event is written once there is room), so a retry answers 409 with it.
+TEST(MemoryStore, AFullJournalDiskRefusesNewGrabsAndFailsThoseNotDurable) {
+  FakeSink sink;
+  auto store = MakeMemoryStore(sink);
+  store->Add(MakePacket(1, {30, 70}), nullptr);
+  std::optional<GrabResult> first;
+  store->Grab(1, 5, domain::Clock::now(), [&](GrabResult r) { first = r; });
+  EXPECT_FALSE(first.has_value());
+  sink.Fill();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->code, ErrorCode::kUnavailable);
+  std::optional<GrabResult> refused;
+  store->Grab(1, 6, domain::Clock::now(), [&](GrabResult r) { refused = r; });
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->code, ErrorCode::kUnavailable);
+  EXPECT_EQ(refused->message, "the journal's disk is full; retry");
+  EXPECT_EQ(sink.events().size(), 1u) << "no share taken while the journal cannot write";
+  std::optional<GrabResult> repeat;
+  store->Grab(1, 5, domain::Clock::now(), [&](GrabResult r) { repeat = r; });
+  ASSERT_TRUE(repeat.has_value());
+  EXPECT_EQ(repeat->code, ErrorCode::kUnavailable);
+
+  sink.Free();
+  sink.MakeDurable();  // the disk had room again: the first grab is written
+  std::optional<GrabResult> retry;
+  store->Grab(1, 5, domain::Clock::now(), [&](GrabResult r) { retry = r; });
+  ASSERT_TRUE(retry.has_value());
+  EXPECT_EQ(retry->code, ErrorCode::kConflict);
+  EXPECT_EQ(retry->amount_cents, 30);
+  EXPECT_EQ(retry->seq, 1);
+  std::optional<GrabResult> later;
+  store->Grab(1, 6, domain::Clock::now(), [&](GrabResult r) { later = r; });
+  sink.MakeDurable();
+  ASSERT_TRUE(later.has_value());
+  EXPECT_EQ(later->code, ErrorCode::kOk);
+  EXPECT_EQ(later->seq, 2);
+  EXPECT_EQ(sink.events().size(), 2u);
 }
 
 TEST(MemoryStore, ExclusivePacketOnlyForItsReceiver) {

@@ -3,13 +3,18 @@
 #include "ledger/sqlite/sqlite_ledger.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <stdexcept>
 #include <string>
 
+#include "ledger/sqlite/sqlite_connection.h"
 #include "tests/ledger/ledger_conformance.h"
 
 namespace redpacket::ledger::testing {
@@ -73,6 +78,63 @@ TEST_F(SqliteLedgerTest, ReadOnlyLedgerReadsAndRefusesWrites) {
   EXPECT_EQ(*reader->Balance(1), 0);
   EXPECT_TRUE(reader->GetPacket(1)->has_value());
   EXPECT_FALSE(reader->Deposit(1, 5, "").ok());
+}
+
+TEST(SqliteErrorsTest, WhatTheMachineCausesIsRetryableWhatTheDataCausesIsNot) {
+  using domain::ErrorCode;
+  for (int code : {SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL, SQLITE_IOERR, SQLITE_IOERR_WRITE,
+                   SQLITE_IOERR_FSYNC, SQLITE_READONLY, SQLITE_READONLY_DBMOVED, SQLITE_CANTOPEN,
+                   SQLITE_NOMEM, SQLITE_PROTOCOL, SQLITE_BUSY_SNAPSHOT, SQLITE_ABORT_ROLLBACK}) {
+    EXPECT_EQ(sqlite::ErrorCodeFor(code), ErrorCode::kUnavailable) << sqlite3_errstr(code);
+  }
+  for (int code : {SQLITE_CONSTRAINT, SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_CHECK,
+                   SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_MISUSE, SQLITE_MISMATCH, SQLITE_ERROR}) {
+    EXPECT_EQ(sqlite::ErrorCodeFor(code), ErrorCode::kInternal) << sqlite3_errstr(code);
+  }
+}
+
+// A disk that refuses every write (here a file-size limit of 0: each write fails as on a full
+// disk): every write of the ledger is kUnavailable (creates and deposits answer 503, the
+// applier retries), nothing is half-written, and the same connection writes again afterwards.
+// In a child process, which alone takes the limit.
+TEST_F(SqliteLedgerTest, ADiskThatRefusesWritesIsUnavailableAndChangesNothing) {
+  const PacketRecord packet = CreatePacket(1, {10, 20});
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);  // the write fails with EFBIG instead of killing the process
+    auto ledger = OpenSqliteLedger(sqlite_->file());
+    const rlimit none{0, RLIM_INFINITY};
+    const rlimit any{RLIM_INFINITY, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &none) != 0) _exit(10);
+    auto unavailable = [](const domain::Error& error) {
+      return error.code == domain::ErrorCode::kUnavailable;
+    };
+    Status applied = ledger->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 7, 10, 1)}, At(1));
+    if (applied.ok() || !unavailable(applied.error())) _exit(11);
+    auto deposit = ledger->Deposit(8, 5, "");
+    if (deposit.ok() || !unavailable(deposit.error())) _exit(12);
+    auto user = ledger->CreateUser("zoe");
+    if (user.ok() || !unavailable(user.error())) _exit(13);
+    const SetAsideRecord record{.partition = 0, .offset = 1, .event_id = "", .payload = "x",
+                                .reason = "test", .at = {}};
+    Status kept = ledger->SetAside(record, At(1));
+    if (kept.ok() || !unavailable(kept.error())) _exit(14);
+    if (::setrlimit(RLIMIT_FSIZE, &any) != 0) _exit(15);
+    if (!ledger->ApplyEvents(std::vector{GrabEvent(packet.packet_id, 7, 10, 1)}, At(1)).ok()) {
+      _exit(16);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ledger_ = Open();
+  EXPECT_EQ(BalanceOf(7), 10);  // applied once, after the disk took writes again
+  EXPECT_EQ(BalanceOf(8), 0);
+  EXPECT_EQ(AppliedPosition(), 1u);
+  ExpectConsistentAudit();
 }
 
 }  // namespace

@@ -27,6 +27,30 @@ struct DeadLetterReport {
   std::string reason;
 };
 
+// A commit the group will never take: this member was presumed dead (it did not poll within
+// max.poll.interval.ms, or its session expired) or the group is rebalancing. Its partitions are
+// another member's now (or will be this one's again after it polls): retrying cannot help.
+bool GroupMovedOn(RdKafka::ErrorCode code) {
+  switch (code) {
+    case RdKafka::ERR_UNKNOWN_MEMBER_ID:
+    case RdKafka::ERR_ILLEGAL_GENERATION:
+    case RdKafka::ERR_REBALANCE_IN_PROGRESS:
+    case RdKafka::ERR_FENCED_INSTANCE_ID:
+    case RdKafka::ERR__ASSIGNMENT_LOST:
+    case RdKafka::ERR__MAX_POLL_EXCEEDED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// kConflict when the group moved on (the worker drops the commit and polls again, which is how
+// it rejoins), kUnavailable otherwise (retried).
+domain::Error CommitFailed(RdKafka::ErrorCode code, std::string message) {
+  return MakeError(GroupMovedOn(code) ? ErrorCode::kConflict : ErrorCode::kUnavailable,
+                   std::move(message));
+}
+
 std::string Hex(const std::string& bytes) {
   std::string hex;
   hex.reserve(bytes.size() * 2);
@@ -214,13 +238,13 @@ domain::Status KafkaSource::Commit(const PartitionOffsets& applied) {
   if (offsets.get().empty()) return {};
   const RdKafka::ErrorCode code = consumer_->commitSync(offsets.get());
   if (code != RdKafka::ERR_NO_ERROR) {
-    return MakeError(ErrorCode::kUnavailable, "kafka: commit failed: " + RdKafka::err2str(code));
+    return CommitFailed(code, "kafka: commit failed: " + RdKafka::err2str(code));
   }
   for (const RdKafka::TopicPartition* partition : offsets.get()) {
     if (partition->err() != RdKafka::ERR_NO_ERROR) {
-      return MakeError(ErrorCode::kUnavailable,
-                       fmt::format("kafka: commit of partition {} failed: {}",
-                                   partition->partition(), RdKafka::err2str(partition->err())));
+      return CommitFailed(partition->err(),
+                          fmt::format("kafka: commit of partition {} failed: {}",
+                                      partition->partition(), RdKafka::err2str(partition->err())));
     }
   }
   return {};

@@ -56,7 +56,9 @@ class KafkaSource final : public EventSource {
                                                     std::chrono::milliseconds wait) override;
   // Commits offset + 1 of each partition, synchronously. Partitions this member no longer owns
   // (revoked in a rebalance) are skipped: their new owner re-reads them, and applying is
-  // idempotent. kUnavailable when the broker refuses or does not answer.
+  // idempotent. kConflict when the group moved on (this member left it for not polling within
+  // max_poll_interval, or a rebalance is under way: the commit can never pass, and the member
+  // rejoins by polling); kUnavailable when the broker refuses otherwise or does not answer.
   domain::Status Commit(const PartitionOffsets& applied) override;
   // Produces {"reason","topic","partition","offset","payload"} (or "payload_hex" when the bytes
   // are not UTF-8) to the dead-letter topic and waits for its ack (acks=all).

@@ -1,5 +1,7 @@
 // A local append-only journal with group commit: the embedded twin of Kafka. Grabs and refunds
 // are appended here and acknowledged once fsync'ed; the ledger applies them later, exactly once.
+// A full disk stalls it: the writer keeps the batch and writes it again once there is room,
+// while every completion that can fail fails at once (nothing is acknowledged meanwhile).
 // Thread-safe: Append/WhenDurable from any thread. Two ways to run: Start() (a writer thread and a
 // completion thread: completions run on the latter, in position order, while the writer already
 // syncs the next batch) or StartOnLoop() (no thread of its own: an event loop's thread submits
@@ -11,9 +13,12 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
+#include "domain/clock.h"
 #include "domain/packet.h"
 #include "domain/status.h"
 
@@ -41,6 +46,7 @@ enum class RotationStep {
   kSyncFirstBatch,   // fdatasync them (its completions, the acknowledgements, run after)
   kRemoveReleased,   // ReleaseUpTo: delete the oldest applied segment
   kSyncAfterRemove,  // ReleaseUpTo: fsync the directory before deleting the next one
+  kWriteBatch,       // before every batch's write (after kWriteFirstBatch in a new segment)
 };
 
 class Journal {
@@ -54,10 +60,18 @@ class Journal {
     // under a steady crowd it means fewer, fuller fsyncs; a lone request waits no extra time.
     std::chrono::microseconds gather_window{100};
     // Tests only: called before each RotationStep, on the thread that takes it. A non-ok status
-    // is taken as that step's I/O error (what the journal does on a real one).
+    // is taken as that step's I/O error (what the journal does on a real one); kUnavailable at
+    // kCreateNext, kPreallocate, kWriteFirstBatch or kWriteBatch as no room on the disk
+    // (ENOSPC) there.
     std::function<domain::Status(RotationStep)> step_hook;
   };
   using Completion = std::function<void()>;
+  // Runs instead of a Completion when the journal cannot make the event durable promptly.
+  using Failure = std::function<void(domain::Error)>;
+  struct Stall {
+    domain::TimePoint since;  // the first write that found no room
+    std::string reason;       // the last one's error
+  };
   // Called on the completion thread after each durable batch, in position order (feeds the applier).
   using DurableListener = std::function<void(std::span<const PositionedEvent>)>;
 
@@ -85,14 +99,30 @@ class Journal {
   bool StartOnLoop(DurableListener on_durable, boost::asio::io_context& loop);
 
   // Non-blocking. Assigns the next position and queues the event; the writer thread writes queued
-  // events in one batch, fdatasyncs once; the completion thread then runs each `done` in order. Returns
-  // the position. If the write or fsync fails the process aborts: an acknowledged grab must never
-  // be lost, and state already handed out in memory cannot be taken back.
+  // events in one batch, fdatasyncs once; the completion thread then runs each `done` in order.
+  // Returns the position. The event is never dropped: when the disk has no room, the batch waits
+  // (stall) and is written once there is room, then `done` runs. Why it never gives an event up:
+  // state already handed out in memory cannot be taken back. Any other write error, and any
+  // failed fsync, aborts the process (see docs/decisions.md §29).
   std::uint64_t Append(const domain::LedgerEvent& event, Completion done);
+  // As Append, but while the journal is stalled `failed` runs instead of `done`, soon (on the
+  // completion thread, or the loop's): the event stays queued and becomes durable (and is
+  // applied) once there is room, but nobody is told so. Exactly one of the two runs (neither
+  // if the process stops first).
+  std::uint64_t Append(const domain::LedgerEvent& event, Completion done, Failure failed);
 
   // Runs `done` once every position <= `position` is durable (at once, on the calling thread, if it
   // already is; else on the completion thread).
   void WhenDurable(std::uint64_t position, Completion done);
+  // As WhenDurable, but `failed` runs instead when the journal stalls before `position` is
+  // durable (at once, on the calling thread, if it is stalled now).
+  void WhenDurable(std::uint64_t position, Completion done, Failure failed);
+
+  // Never blocks: kUnavailable ("the journal's disk is full; retry") while the journal is
+  // stalled, so that a caller decides nothing new that could not be written.
+  domain::Status Accepting() const;
+  // Since when and why the journal is stalled; nullopt while it writes.
+  std::optional<Stall> stall() const;
 
   std::uint64_t durable_position() const;
   std::uint64_t last_position() const;  // the last position handed out by Append
@@ -105,7 +135,9 @@ class Journal {
   void ReleaseUpTo(std::uint64_t applied_position);
 
   // Blocking: writes and fsyncs everything queued, runs the completions (on the caller's thread
-  // for what the loop had not finished, with StartOnLoop), joins the threads.
+  // for what the loop had not finished, with StartOnLoop), joins the threads. With the disk
+  // still full, it tries once more and then drops what it cannot write (none of it was
+  // acknowledged).
   void Stop();
 
   // Reads every event with position > after_position without changing any file (for audit).

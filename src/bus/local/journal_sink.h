@@ -1,4 +1,4 @@
-// The local journal seen as the service's EventSink.
+// The local journal seen as the service's EventSink (thread-safe, as the journal is).
 #pragma once
 
 #include "bus/bus.h"
@@ -14,6 +14,14 @@ class JournalSink final : public EventSink {
   }
   void WhenDurable(std::uint64_t position, Completion done) override {
     journal_.WhenDurable(position, std::move(done));
+  }
+  domain::Status Accepting() const override { return journal_.Accepting(); }
+  std::uint64_t AppendOrFail(const domain::LedgerEvent& event, Completion done,
+                             Failure failed) override {
+    return journal_.Append(event, std::move(done), std::move(failed));
+  }
+  void WhenDurableOrFail(std::uint64_t position, Completion done, Failure failed) override {
+    journal_.WhenDurable(position, std::move(done), std::move(failed));
   }
 
  private:

@@ -1,20 +1,11 @@
 // JournalSource: the embedded bus's consumer side.
 #include "bus/local/journal_source.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <boost/json.hpp>
-#include <cerrno>
-#include <cstring>
+#include <algorithm>
 
 namespace redpacket::bus {
 
-using domain::ErrorCode;
-using domain::MakeError;
-
-JournalSource::JournalSource(Journal& journal, std::filesystem::path dead_letter_file)
-    : journal_(journal), dead_letter_file_(std::move(dead_letter_file)) {}
+JournalSource::JournalSource(Journal& journal) : journal_(journal) {}
 
 void JournalSource::Push(std::span<const PositionedEvent> events) {
   if (events.empty()) return;
@@ -59,36 +50,9 @@ domain::Status JournalSource::Commit(const PartitionOffsets& applied) {
 
 domain::Status JournalSource::DeadLetter(const ConsumedMessage& message,
                                          const std::string& reason) {
-  boost::json::object record;
-  record["reason"] = reason;
-  record["partition"] = message.partition;
-  record["offset"] = message.offset;
-  if (message.event) {
-    const domain::LedgerEvent& event = *message.event;
-    record["event_id"] = event.EventId();
-    record["type"] = event.type == domain::LedgerEvent::Type::kGrab ? "grab" : "refund";
-    record["packet_id"] = std::to_string(event.packet_id);
-    record["user_id"] = event.user_id;
-    record["amount_cents"] = event.amount_cents;
-    record["seq"] = event.seq;
-    record["at_millis"] = event.at_millis;
-  } else {
-    record["payload"] = message.payload;
-  }
-  const std::string line = boost::json::serialize(record) + "\n";
-  const int fd = ::open(dead_letter_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return MakeError(ErrorCode::kInternal,
-                     "cannot open " + dead_letter_file_.string() + ": " + std::strerror(errno));
-  }
-  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-                       ::fdatasync(fd) == 0;
-  const int saved_errno = errno;
-  ::close(fd);
-  if (!written) {
-    return MakeError(ErrorCode::kInternal, "cannot write " + dead_letter_file_.string() + ": " +
-                                               std::strerror(saved_errno));
-  }
+  // The ledger holds it, whole (dead_letters): a second copy on the same disks adds nothing.
+  (void)message;
+  (void)reason;
   return {};
 }
 

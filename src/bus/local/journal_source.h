@@ -1,12 +1,12 @@
 // The local journal seen as the worker's EventSource (embedded mode): the journal's durable
 // batches are queued here in position order (partition 0, offset = position); Commit releases
-// the journal segments the ledger has applied; DeadLetter appends the message and its reason to
-// a JSON-lines file, fsync'ed. Thread-safe: Push/Close from any thread, Poll from one.
+// the journal segments the ledger has applied. A set-aside event is kept by the ledger itself
+// (LedgerWriter::SetAside): DeadLetter keeps no copy. Thread-safe: Push/Close from any thread,
+// Poll from one.
 #pragma once
 
 #include <condition_variable>
 #include <deque>
-#include <filesystem>
 #include <mutex>
 #include <span>
 
@@ -17,7 +17,7 @@ namespace redpacket::bus {
 
 class JournalSource final : public EventSource {
  public:
-  JournalSource(Journal& journal, std::filesystem::path dead_letter_file);
+  explicit JournalSource(Journal& journal);
 
   // Queues durable events (the journal's DurableListener, and recovery's events at start).
   void Push(std::span<const PositionedEvent> events);
@@ -30,11 +30,8 @@ class JournalSource final : public EventSource {
   domain::Status DeadLetter(const ConsumedMessage& message, const std::string& reason) override;
   std::optional<std::uint64_t> Lag() override;
 
-  const std::filesystem::path& dead_letter_file() const { return dead_letter_file_; }
-
  private:
   Journal& journal_;
-  std::filesystem::path dead_letter_file_;
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<PositionedEvent> queue_;

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <cstring>
@@ -93,6 +94,17 @@ domain::Status CheckShares(const domain::PacketSpec& spec, const std::vector<Cen
   if (sum != spec.total_cents) {
     return Corrupt(
         fmt::format("the shares sum to {}, the packet's total is {}", sum, spec.total_cents));
+  }
+  return {};
+}
+
+domain::Status CheckDepositWithinTotal(Cents deposited_cents, Cents amount_cents) {
+  const Cents room = std::max<Cents>(0, domain::kMaxTotalDepositsCents - deposited_cents);
+  if (amount_cents > room) {
+    return MakeError(ErrorCode::kBadRequest,
+                     fmt::format("the deposits would total more than {} cents (2^53 - 1), the most "
+                                 "money the system holds; {} cents may still be deposited",
+                                 domain::kMaxTotalDepositsCents, room));
   }
   return {};
 }

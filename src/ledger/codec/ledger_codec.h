@@ -1,6 +1,6 @@
 // Encodings every ledger shares, whatever its database: the shares blob, the history cursor, the
-// fingerprint that binds a request_id to its request, and the check that shares match their
-// packet. Pure functions; thread-safe.
+// fingerprint that binds a request_id to its request, the check that shares match their packet,
+// and the bound on the money in the system. Pure functions; thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -34,5 +34,10 @@ std::string PacketFingerprint(const domain::PacketSpec& spec);
 // The shares must be exactly what the packet promises, or money would appear or vanish:
 // `count` shares, each >= 1 cent, summing to the total. kInternal otherwise.
 domain::Status CheckShares(const domain::PacketSpec& spec, const std::vector<Cents>& shares);
+
+// The bound on all the money there is: a deposit of `amount_cents` when every deposit so far
+// sums to `deposited_cents` must keep the sum at most domain::kMaxTotalDepositsCents (so no
+// balance, and no credit, can ever pass it). kBadRequest naming what is left otherwise.
+domain::Status CheckDepositWithinTotal(Cents deposited_cents, Cents amount_cents);
 
 }  // namespace redpacket::ledger::codec

@@ -1,6 +1,7 @@
 // ApplyEvents on MariaDB: one transaction per batch, exactly once by the unique keys of grabs and
-// refunds, every event checked against its packet, multi-row statements instead of a round trip
-// per event, offsets recorded with GREATEST so they never move back.
+// refunds, every event checked against its packet (a refusal is kRefused), multi-row statements
+// instead of a round trip per event, offsets recorded with GREATEST so they never move back.
+// SetAside: a refused message kept in dead_letters with its offsets, in one transaction.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -50,6 +51,16 @@ Status InsertRows(Connection& connection, std::string_view prefix,
   return {};
 }
 
+Status CheckOffsets(const domain::PartitionOffsets& applied) {
+  for (const auto& [partition, offset] : applied) {
+    if (partition < 0 ||
+        offset > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return MakeError(ErrorCode::kInternal, "partition or offset out of range");
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Status MariaDbLedger::LockPackets(const std::vector<PacketId>& packet_ids) {
@@ -83,16 +94,60 @@ Status MariaDbLedger::LockPackets(const std::vector<PacketId>& packet_ids) {
   return {};
 }
 
+
+domain::Error Refused(std::string message) {
+  return MakeError(ErrorCode::kRefused, std::move(message));
+}
+
 Status MariaDbLedger::ApplyEvents(std::span<const LedgerEvent> events,
                                   const domain::PartitionOffsets& applied) {
-  for (const auto& [partition, offset] : applied) {
-    if (partition < 0 ||
-        offset > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      return MakeError(ErrorCode::kInternal, "partition or offset out of range");
-    }
-  }
+  REDPACKET_MARIADB_TRY(CheckOffsets(applied));
   auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
   if (!transaction.ok()) return transaction.error();
+  if (Status status = ApplyEventsIn(events, applied); !status.ok()) {
+    // A statement that broke a CHECK (a packet paying out more than it holds) or went out of
+    // BIGINT's range (a balance past it): the event, not the ledger. Read before the rollback.
+    if (status.error().code == ErrorCode::kInternal &&
+        (connection_.last_error_number() == kErrorCheckFailed ||
+         connection_.last_error_number() == kErrorOutOfRange)) {
+      return Refused(status.error().message);
+    }
+    return status;
+  }
+  return transaction->Commit();
+}
+
+Status MariaDbLedger::SetAside(const SetAsideRecord& record,
+                               const domain::PartitionOffsets& applied) {
+  REDPACKET_MARIADB_TRY(CheckOffsets(applied));
+  auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
+  if (!transaction.ok()) return transaction.error();
+  // A repeat (the message redelivered after a crash before the offset commit) keeps the first.
+  REDPACKET_MARIADB_TRY(connection_.Execute(fmt::format(
+      "INSERT IGNORE INTO dead_letters (stream, partition_id, offset_value, event_id, payload, "
+      "reason, at_ms) VALUES ({}, {}, {}, {}, {}, {}, {})",
+      connection_.Quote(connection_.options().stream), record.partition, record.offset,
+      record.event_id.empty() ? std::string("NULL") : connection_.Quote(record.event_id),
+      HexLiteral(std::as_bytes(std::span(record.payload))), connection_.Quote(record.reason),
+      domain::ToUnixMillis(record.at))));
+  REDPACKET_MARIADB_TRY(RecordOffsets(applied));
+  return transaction->Commit();
+}
+
+Status MariaDbLedger::RecordOffsets(const domain::PartitionOffsets& applied) {
+  std::vector<std::string> offset_rows;
+  for (const auto& [partition, offset] : applied) {
+    offset_rows.push_back(fmt::format("({},{},{})", connection_.Quote(connection_.options().stream),
+                                      partition, offset));
+  }
+  return InsertRows(
+      connection_, "INSERT INTO applied_offsets (stream, partition_id, offset_value) VALUES ",
+      offset_rows,
+      " ON DUPLICATE KEY UPDATE offset_value = GREATEST(offset_value, VALUES(offset_value))");
+}
+
+Status MariaDbLedger::ApplyEventsIn(std::span<const LedgerEvent> events,
+                                    const domain::PartitionOffsets& applied) {
 
   std::set<PacketId> packet_ids;
   for (const LedgerEvent& event : events) packet_ids.insert(event.packet_id);
@@ -147,7 +202,7 @@ Status MariaDbLedger::ApplyEvents(std::span<const LedgerEvent> events,
   std::vector<std::string> refund_rows;
   for (const LedgerEvent& event : events) {
     auto fail = [&](std::string why) {
-      return Corrupt(fmt::format("event {}: {}", event.EventId(), why));
+      return Refused(fmt::format("event {}: {}", event.EventId(), why));
     };
     auto shape_it = shapes_.find(event.packet_id);
     if (event.type == LedgerEvent::Type::kGrab) {
@@ -201,7 +256,7 @@ Status MariaDbLedger::ApplyEvents(std::span<const LedgerEvent> events,
     // Every (packet_id, user_id) of the batch was checked above, under the packet locks: a
     // duplicate now is two users paid the same share.
     if (connection_.last_error_number() == kErrorDuplicateKey) {
-      return Corrupt(fmt::format("two grabs of one share: {}", grabs_inserted.error().message));
+      return Refused(fmt::format("two grabs of one share: {}", grabs_inserted.error().message));
     }
     return grabs_inserted.error();
   }
@@ -228,16 +283,7 @@ Status MariaDbLedger::ApplyEvents(std::span<const LedgerEvent> events,
         "refund_cents = coalesce({2}, refund_cents) WHERE packet_id = {3}",
         delta.grabs, delta.grabbed_cents, refund, packet_id)));
   }
-  std::vector<std::string> offset_rows;
-  for (const auto& [partition, offset] : applied) {
-    offset_rows.push_back(fmt::format("({},{},{})", connection_.Quote(connection_.options().stream),
-                                      partition, offset));
-  }
-  REDPACKET_MARIADB_TRY(InsertRows(
-      connection_, "INSERT INTO applied_offsets (stream, partition_id, offset_value) VALUES ",
-      offset_rows,
-      " ON DUPLICATE KEY UPDATE offset_value = GREATEST(offset_value, VALUES(offset_value))"));
-  return transaction->Commit();
+  return RecordOffsets(applied);
 }
 
 Result<domain::PartitionOffsets> MariaDbLedger::AppliedOffsets() {

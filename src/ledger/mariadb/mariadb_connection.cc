@@ -34,11 +34,37 @@ bool IsConnectionError(unsigned number) {
 }
 
 // What may succeed on a retry: the server away, a lock wait timeout, a deadlock (InnoDB rolled
-// the transaction back), too many connections, a statement killed on shutdown.
+// the transaction back), too many connections, a statement killed on shutdown or timed out; and
+// whatever the machine rather than the data causes: the disk or a table full, a write or read
+// of a file that failed (errno 28 among them), no memory, the server read-only (a replica, or a
+// primary set read-only for maintenance), a commit that failed in the engine.
 bool IsRetryable(unsigned number) {
-  return IsConnectionError(number) || number == ER_LOCK_WAIT_TIMEOUT ||
-         number == ER_LOCK_DEADLOCK || number == ER_CON_COUNT_ERROR ||
-         number == ER_QUERY_INTERRUPTED;
+  if (IsConnectionError(number)) return true;
+  switch (number) {
+    case ER_LOCK_WAIT_TIMEOUT:
+    case ER_LOCK_DEADLOCK:
+    case ER_CON_COUNT_ERROR:
+    case ER_QUERY_INTERRUPTED:
+    case ER_STATEMENT_TIMEOUT:
+    case ER_RECORD_FILE_FULL:
+    case ER_DISK_FULL:
+    case ER_LOCK_TABLE_FULL:
+    case ER_TEMP_FILE_WRITE_FAILURE:
+    case ER_ERROR_ON_WRITE:
+    case ER_ERROR_ON_READ:
+    case ER_CANT_CREATE_FILE:
+    case ER_GET_ERRNO:
+    case ER_OUT_OF_RESOURCES:
+    case ER_OUTOFMEMORY:
+    case ER_OPTION_PREVENTS_STATEMENT:
+    case ER_READ_ONLY_MODE:
+    case ER_INNODB_READ_ONLY:
+    case ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION:
+    case ER_ERROR_DURING_COMMIT:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace

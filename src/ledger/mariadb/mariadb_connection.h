@@ -1,6 +1,7 @@
 // One MariaDB connection (Connector/C, text protocol): connect and reconnect, run statements,
 // read result rows, quote values, and sort errors into retryable (kUnavailable: connection lost,
-// lock wait timeout, deadlock) and not (kInternal). Blocking; NOT thread-safe.
+// lock wait timeout, deadlock, the disk or a table full, the server read-only) and not
+// (kInternal). Blocking; NOT thread-safe.
 #pragma once
 
 #include <mysql.h>
@@ -32,6 +33,8 @@ using domain::Status;
 // MariaDB server error numbers the ledger reacts to.
 inline constexpr unsigned kErrorDuplicateKey = 1062;  // ER_DUP_ENTRY
 inline constexpr unsigned kErrorNoSuchTable = 1146;   // ER_NO_SUCH_TABLE
+inline constexpr unsigned kErrorCheckFailed = 4025;   // ER_CONSTRAINT_FAILED
+inline constexpr unsigned kErrorOutOfRange = 1264;    // ER_WARN_DATA_OUT_OF_RANGE (strict mode)
 
 // A stored result set. Cells are read as text (the text protocol); blobs are binary-safe.
 class Rows {

@@ -35,6 +35,9 @@ using domain::MakeError;
 
 constexpr std::string_view kDepositKind = "deposit";
 constexpr std::string_view kCreatePacketKind = "create_packet";
+// Rows of ledger_counters (schema.cc, migration 2).
+constexpr std::string_view kNextUserIdCounter = "next_user_id";
+constexpr std::string_view kDepositsCounter = "deposits_cents";
 // The idempotency key column's width (VARCHAR(255)).
 constexpr std::size_t kMaxRequestIdBytes = 255;
 
@@ -59,15 +62,49 @@ Result<std::int64_t> MariaDbLedger::SelectInt(std::string_view sql, std::int64_t
   return rows->Next() && !rows->IsNull(0) ? rows->Int(0) : absent;
 }
 
+Result<std::int64_t> MariaDbLedger::LockCounter(std::string_view name) {
+  auto rows = connection_.Query(fmt::format(
+      "SELECT value FROM ledger_counters WHERE name = {} FOR UPDATE", connection_.Quote(name)));
+  if (!rows.ok()) return rows.error();
+  if (!rows->Next()) return Corrupt(fmt::format("the ledger counter '{}' is missing", name));
+  return rows->Int(0);
+}
+
+// Why a counter of its own rather than AUTO_INCREMENT: accounts are also made with explicit ids
+// (a deposit, a grab's credit), and InnoDB moves AUTO_INCREMENT past them: one at 2^53 - 1 would
+// leave no id after it. The counter's row lock serializes CreateUser across every API server.
 Result<UserRecord> MariaDbLedger::CreateUser(std::string_view name) {
   auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
   if (!transaction.ok()) return transaction.error();
-  REDPACKET_MARIADB_TRY(connection_.Execute(fmt::format(
-      "INSERT INTO accounts (name, balance_cents) VALUES ({}, 0)", connection_.Quote(name))));
-  const auto user_id = static_cast<UserId>(connection_.LastInsertId());
-  if (user_id < 1 || user_id > domain::kMaxUserId) {
-    return MakeError(ErrorCode::kInternal, "no user id left below 2^53");  // rolled back
+  auto next = LockCounter(kNextUserIdCounter);
+  if (!next.ok()) return next.error();
+  // The counter itself when it is free, else the first id after a run of held ones. A credit
+  // may make an account between this read and the INSERT: the key refuses it, try the next.
+  auto free_id = SelectInt(
+      fmt::format("SELECT IF(EXISTS (SELECT 1 FROM accounts WHERE user_id = {0}), "
+                  "(SELECT a.user_id + 1 FROM accounts AS a WHERE a.user_id >= {0} AND NOT EXISTS "
+                  "(SELECT 1 FROM accounts AS b WHERE b.user_id = a.user_id + 1) "
+                  "ORDER BY a.user_id LIMIT 1), {0})",
+                  *next),
+      0);
+  if (!free_id.ok()) return free_id.error();
+  UserId user_id = *free_id;
+  for (int attempt = 0;; ++attempt) {
+    if (user_id < 1 || user_id > domain::kMaxUserId) {
+      return MakeError(ErrorCode::kInternal, "no user id left below 2^53");  // rolled back
+    }
+    auto inserted = connection_.Execute(
+        fmt::format("INSERT INTO accounts (user_id, name, balance_cents) VALUES ({}, {}, 0)",
+                    user_id, connection_.Quote(name)));
+    if (inserted.ok()) break;
+    if (connection_.last_error_number() != kErrorDuplicateKey || attempt == 100) {
+      return inserted.error();
+    }
+    ++user_id;
   }
+  REDPACKET_MARIADB_TRY(connection_.Execute(
+      fmt::format("UPDATE ledger_counters SET value = {} WHERE name = {}", user_id + 1,
+                  connection_.Quote(kNextUserIdCounter))));
   REDPACKET_MARIADB_TRY(transaction->Commit());
   return UserRecord{.user_id = user_id, .name = std::string(name), .balance_cents = 0};
 }
@@ -93,13 +130,18 @@ Result<Cents> MariaDbLedger::Deposit(UserId user_id, Cents amount_cents,
     if (!first.ok()) return first.error();
     if (*first) return **first;  // a repeat: the first answer, nothing credited (rolled back)
   }
+  // All the money there is, bounded: no balance, and so no later credit, can pass it. The
+  // counter's row lock serializes deposits (admin calls, never the hot path).
+  auto deposited = LockCounter(kDepositsCounter);
+  if (!deposited.ok()) return deposited.error();
+  REDPACKET_MARIADB_TRY(codec::CheckDepositWithinTotal(*deposited, amount_cents));
   auto balance = SelectInt(
       fmt::format("SELECT balance_cents FROM accounts WHERE user_id = {} FOR UPDATE", user_id), 0);
   if (!balance.ok()) return balance.error();
-  if (amount_cents > std::numeric_limits<Cents>::max() - *balance) {
-    return MakeError(ErrorCode::kBadRequest, "the deposit would overflow the balance");
-  }
   const Cents new_balance = *balance + amount_cents;
+  REDPACKET_MARIADB_TRY(connection_.Execute(
+      fmt::format("UPDATE ledger_counters SET value = value + {} WHERE name = {}", amount_cents,
+                  connection_.Quote(kDepositsCounter))));
   REDPACKET_MARIADB_TRY(connection_.Execute(
       fmt::format("UPDATE accounts SET balance_cents = balance_cents + {} WHERE user_id = {}",
                   amount_cents, user_id)));

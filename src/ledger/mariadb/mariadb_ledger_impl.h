@@ -14,8 +14,10 @@
 
 namespace redpacket::ledger::mariadb {
 
-// "Should never happen": the stored data or the event stream contradicts an invariant.
+// "Should never happen": the stored data contradicts an invariant.
 domain::Error Corrupt(std::string message);
+// An event the ledger's rules refuse on its own (ApplyEvents): the worker sets it aside.
+domain::Error Refused(std::string message);
 
 // The column list every query building a PacketRecord selects, from `packets AS p` joined with
 // `packet_shares AS s` (see ReadPacketRow).
@@ -48,6 +50,7 @@ class MariaDbLedger final : public Ledger {
   Status ApplyEvents(std::span<const domain::LedgerEvent> events,
                      const domain::PartitionOffsets& applied) override;
   Result<domain::PartitionOffsets> AppliedOffsets() override;
+  Status SetAside(const SetAsideRecord& record, const domain::PartitionOffsets& applied) override;
 
   // Reads (mariadb_reads.cc).
   Result<Cents> Balance(UserId user_id) override;
@@ -80,6 +83,13 @@ class MariaDbLedger final : public Ledger {
   Result<std::optional<PacketRecord>> ReadPacket(PacketId packet_id);
   // Every partition's offset of this ledger's stream.
   Result<domain::PartitionOffsets> ReadAppliedOffsets();
+  // Records each partition's offset (never moved back); the caller holds the transaction.
+  Status RecordOffsets(const domain::PartitionOffsets& applied);
+  // The body of ApplyEvents; the caller holds the transaction.
+  Status ApplyEventsIn(std::span<const domain::LedgerEvent> events,
+                       const domain::PartitionOffsets& applied);
+  // A ledger counter's value, its row locked until the transaction ends.
+  Result<std::int64_t> LockCounter(std::string_view name);
   Result<std::int64_t> SelectInt(std::string_view sql, std::int64_t absent);
 
   Connection connection_;

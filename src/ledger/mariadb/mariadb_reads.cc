@@ -228,6 +228,19 @@ Result<AuditFacts> MariaDbLedger::ReadAuditFacts() {
   auto offsets = ReadAppliedOffsets();
   if (!offsets.ok()) return offsets.error();
   facts.applied_offsets = std::move(*offsets);
+  auto dead_letters = connection_.Query(
+      "SELECT partition_id, offset_value, coalesce(event_id, ''), payload, reason, at_ms "
+      "FROM dead_letters ORDER BY stream, partition_id, offset_value");
+  if (!dead_letters.ok()) return dead_letters.error();
+  while (dead_letters->Next()) {
+    facts.set_aside.push_back(
+        SetAsideRecord{.partition = static_cast<std::int32_t>(dead_letters->Int(0)),
+                       .offset = static_cast<std::uint64_t>(dead_letters->Int(1)),
+                       .event_id = dead_letters->Text(2),
+                       .payload = dead_letters->Text(3),
+                       .reason = dead_letters->Text(4),
+                       .at = domain::FromUnixMillis(dead_letters->Int(5))});
+  }
   REDPACKET_MARIADB_TRY(transaction->Commit());
   return facts;
 }

@@ -1,7 +1,8 @@
-// Schema version 1 of the MariaDB ledger: the SQLite ledger's tables in InnoDB, with BIGINT money,
-// CHECK constraints (enforced since MariaDB 10.2) and utf8mb4_bin text (request ids compare
-// byte for byte). DDL commits implicitly in MariaDB, so concurrent migrators are serialized with
-// GET_LOCK and every statement is written to be re-runnable (IF NOT EXISTS).
+// The MariaDB ledger's schema and its migrations: the SQLite ledger's tables in InnoDB, with
+// BIGINT money, CHECK constraints (enforced since MariaDB 10.2) and utf8mb4_bin text (request ids
+// compare byte for byte). DDL commits implicitly in MariaDB, so concurrent migrators are
+// serialized with GET_LOCK and every statement is written to be re-runnable (IF NOT EXISTS,
+// INSERT IGNORE).
 #include "ledger/mariadb/schema.h"
 
 #include <fmt/format.h>
@@ -128,17 +129,44 @@ CREATE TABLE IF NOT EXISTS applied_offsets (
   PRIMARY KEY (stream, partition_id),
   CONSTRAINT applied_offsets_valid CHECK (partition_id >= 0 AND offset_value >= 0)
 ))sql" REDPACKET_TABLE_OPTIONS,
-      },
-      // 2: load intents (ledger.h): a packet whose load into Redis is not known to be done. Small:
+  }, {
+      // 2: what the worker set aside (ledger.h SetAside): each message whose event the rules
+      // refuse, whole (the bytes as read), with its reason, written in the transaction that
+      // moves its partition's applied offset past it.
+      R"sql(
+CREATE TABLE IF NOT EXISTS dead_letters (
+  stream VARCHAR(255) NOT NULL,
+  partition_id INT NOT NULL,
+  offset_value BIGINT NOT NULL,
+  event_id VARCHAR(255) NULL,
+  payload LONGBLOB NOT NULL,
+  reason TEXT NOT NULL,
+  at_ms BIGINT NOT NULL,
+  PRIMARY KEY (stream, partition_id, offset_value)
+))sql" REDPACKET_TABLE_OPTIONS,
+      // Counters of the ledger's own: 'next_user_id', which only CreateUser moves (accounts made
+      // with an explicit id would push AUTO_INCREMENT to 2^53 - 1 and leave no id after it), and
+      // 'deposits_cents', the sum of every deposit, bounded by kMaxTotalDepositsCents.
+      R"sql(
+CREATE TABLE IF NOT EXISTS ledger_counters (
+  name VARCHAR(64) NOT NULL PRIMARY KEY,
+  value BIGINT NOT NULL
+))sql" REDPACKET_TABLE_OPTIONS,
+      "INSERT IGNORE INTO ledger_counters (name, value) VALUES ('next_user_id', 1)",
+      "INSERT IGNORE INTO ledger_counters (name, value) "
+      "SELECT 'deposits_cents', LEAST(coalesce(sum(amount_cents), 0), 9000000000000000000) "
+      "FROM deposits",
+  
+  }, {
+      // 3: load intents (ledger.h): a packet whose load into Redis is not known to be done. Small:
       // an intent lives from its packet's creation to the end of its first load (milliseconds),
       // or while a lost packet waits to be restored.
-      {
-          R"sql(
+      R"sql(
 CREATE TABLE IF NOT EXISTS packet_loads (
   packet_id BIGINT NOT NULL PRIMARY KEY,
   requested_at_ms BIGINT NOT NULL
 ))sql" REDPACKET_TABLE_OPTIONS,
-      }};
+  }};
   return migrations;
 }
 

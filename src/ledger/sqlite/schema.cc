@@ -1,5 +1,5 @@
-// Schema version 1 of the SQLite ledger. Tables are STRICT, so an integer overflow (which SQLite
-// would silently turn into a REAL) fails the statement instead of storing a float as money.
+// The SQLite ledger's schema and its migrations. Tables are STRICT, so an integer overflow (which
+// SQLite would silently turn into a REAL) fails the statement instead of storing a float as money.
 #include "ledger/sqlite/schema.h"
 
 #include <fmt/format.h>
@@ -15,7 +15,7 @@ using domain::MakeError;
 
 // Migration i (0-based) brings the schema from version i to version i + 1. Never edit a shipped
 // migration: append a new one.
-constexpr std::array<std::string_view, 2> kMigrations = {
+constexpr std::array<std::string_view, 3> kMigrations = {
     R"sql(
 CREATE TABLE accounts (
   user_id INTEGER PRIMARY KEY,
@@ -103,6 +103,26 @@ CREATE TABLE meta (
     // is 409 idempotency_conflict). Rows from version 1 keep '' and match any request.
     R"sql(
 ALTER TABLE idempotency ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+)sql",
+    // 3: what the applier set aside (ledger.h SetAside): every message whose event the rules
+    // refuse, whole, with its reason, written in the transaction that moves the stream's applied
+    // position past it. `stream` is the meta key of that position. And two counters in meta:
+    // 'deposits_cents', the sum of every deposit (bounded by kMaxTotalDepositsCents; total() is
+    // exact below 2^53 and cannot overflow), and 'next_user_id' (absent: 1), which CreateUser
+    // alone moves.
+    R"sql(
+CREATE TABLE dead_letters (
+  stream TEXT NOT NULL,
+  partition_id INTEGER NOT NULL,
+  offset_value INTEGER NOT NULL,
+  event_id TEXT,
+  payload TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  PRIMARY KEY (stream, partition_id, offset_value)
+) STRICT, WITHOUT ROWID;
+INSERT INTO meta (key, value)
+  SELECT 'deposits_cents', CAST(min(total(amount_cents), 9.0e18) AS INTEGER) FROM deposits;
 )sql",
 };
 

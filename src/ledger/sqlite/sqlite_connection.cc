@@ -16,12 +16,31 @@ using domain::MakeError;
 
 constexpr int kBusyTimeoutMillis = 5000;
 
-bool IsRetryable(int code) {
-  const int primary = code & 0xff;
-  return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
-}
-
 }  // namespace
+
+domain::ErrorCode ErrorCodeFor(int sqlite_code) {
+  switch (sqlite_code & 0xff) {
+    // Another writer holds the lock, or the machine fails the database for now: the disk full,
+    // an I/O error, the file read-only or not openable, no memory, a lock protocol race, the
+    // schema changed under a statement, a transaction rolled back under it by one of these.
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+    case SQLITE_NOLFS:
+    case SQLITE_SCHEMA:
+    case SQLITE_ABORT:
+      return ErrorCode::kUnavailable;
+    // The data or the statement: a constraint broken, a damaged file (retrying cannot help, and
+    // a damaged ledger needs an operator), a misuse.
+    default:
+      return ErrorCode::kInternal;
+  }
+}
 
 // ---- WriteGate ----
 
@@ -223,8 +242,9 @@ Status Connection::Execute(std::string_view sql) {
   char* message = nullptr;
   const int code = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &message);
   if (code == SQLITE_OK) return {};
+  last_error_code_ = sqlite3_extended_errcode(db_);
   Error error{
-      IsRetryable(code) ? ErrorCode::kUnavailable : ErrorCode::kInternal,
+      ErrorCodeFor(code),
       fmt::format("sqlite: {} ({})", message != nullptr ? message : sqlite3_errstr(code), code)};
   sqlite3_free(message);
   return error;
@@ -232,7 +252,8 @@ Status Connection::Execute(std::string_view sql) {
 
 Error Connection::LastError(std::string_view context) const {
   const int code = sqlite3_extended_errcode(db_);
-  return Error{IsRetryable(code) ? ErrorCode::kUnavailable : ErrorCode::kInternal,
+  last_error_code_ = code;
+  return Error{ErrorCodeFor(code),
                fmt::format("sqlite: {} ({}) in: {}", sqlite3_errmsg(db_), code, context)};
 }
 

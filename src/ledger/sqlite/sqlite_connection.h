@@ -35,6 +35,12 @@ using domain::Status;
 
 class Connection;
 
+// How an SQLite result code reads to the ledger's callers: kUnavailable for what may pass on a
+// retry (busy or locked, and whatever the machine causes: the disk full, an I/O error, the file
+// read-only or not openable, no memory), kInternal for the rest (a broken constraint, a damaged
+// file, a misuse).
+domain::ErrorCode ErrorCodeFor(int sqlite_code);
+
 // Serializes, inside this process, the write transactions of every connection to one database
 // file. A waiter wakes the moment the holder finishes, where SQLite's busy handler sleeps (up
 // to 100 ms a try); and a foreground writer (creates, deposits: a client waits) goes before a
@@ -120,9 +126,12 @@ class Connection {
   // true when no transaction is open (SQLite rolls some failed transactions back by itself).
   bool autocommit() const { return sqlite3_get_autocommit(db_) != 0; }
   std::int64_t changes() const { return sqlite3_changes64(db_); }
-  // The connection's last error as an Error: busy/locked are kUnavailable (retryable), the rest
-  // kInternal.
+  // The connection's last error as an Error, its code by ErrorCodeFor.
   Error LastError(std::string_view context) const;
+  // The extended result code of the last error made into an Error (0: none since the last
+  // ClearLastError), for a caller that sorts errors further (a broken constraint).
+  int last_error_code() const { return last_error_code_; }
+  void ClearLastError() { last_error_code_ = 0; }
 
  private:
   struct StatementDeleter {
@@ -138,6 +147,7 @@ class Connection {
   std::filesystem::path file_;
   bool read_only_;
   bool background_writer_ = false;
+  mutable int last_error_code_ = 0;
   std::shared_ptr<WriteGate> gate_;  // null for a read-only connection
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<sqlite3_stmt, StatementDeleter>, StringHash,

@@ -41,12 +41,20 @@ constexpr std::string_view kAppliedPositionKey = "applied_position";
 // Bound on the shares kept by the packet cache of ApplyEvents (8 bytes each: 32 MB).
 constexpr std::size_t kMaxCachedShares = std::size_t{4} << 20;
 
-// "Should never happen": the stored data or the event stream contradicts an invariant.
+// "Should never happen": the stored data contradicts an invariant.
 Error Corrupt(std::string message) { return MakeError(ErrorCode::kInternal, std::move(message)); }
+// An event the ledger's rules refuse on its own (ApplyEvents): the worker sets it aside.
+Error Refused(std::string message) { return MakeError(ErrorCode::kRefused, std::move(message)); }
 
 // ---- SQL ----
 
 constexpr char kSelectBalance[] = "SELECT balance_cents FROM accounts WHERE user_id = ?";
+constexpr char kSelectMeta[] = "SELECT value FROM meta WHERE key = ?";
+constexpr char kUpsertMeta[] =
+    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2";
+// meta keys besides the applied positions (schema.cc, migration 3).
+constexpr std::string_view kNextUserIdKey = "next_user_id";
+constexpr std::string_view kDepositsKey = "deposits_cents";
 constexpr char kCredit[] =
     "INSERT INTO accounts (user_id, name, balance_cents) VALUES (?1, '', ?2) "
     "ON CONFLICT (user_id) DO UPDATE SET balance_cents = balance_cents + excluded.balance_cents";
@@ -255,18 +263,31 @@ class SqliteLedger final : public Ledger {
     return result;
   }
 
+  // Why a counter of its own rather than max(user_id) + 1: accounts are also made with explicit
+  // ids (a deposit, a grab's credit), and one of those at 2^53 - 1 would leave no id after it.
   Result<UserRecord> CreateUserIn(std::string_view name) {
-    auto last = SelectInt(connection_.Prepare("SELECT coalesce(max(user_id), 0) FROM accounts"), 0);
-    if (!last.ok()) return last.error();
-    if (*last >= domain::kMaxUserId) {
+    auto next = SelectInt(connection_.Prepare(kSelectMeta).Bind(kNextUserIdKey), 1);
+    if (!next.ok()) return next.error();
+    // The counter itself when it is free, else the first id after a run of held ones.
+    auto free_id = SelectInt(connection_.Prepare(
+                                 "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM accounts WHERE "
+                                 "user_id = ?1) THEN ?1 ELSE (SELECT a.user_id + 1 FROM accounts "
+                                 "AS a WHERE a.user_id >= ?1 AND NOT EXISTS (SELECT 1 FROM "
+                                 "accounts AS b WHERE b.user_id = a.user_id + 1) ORDER BY "
+                                 "a.user_id LIMIT 1) END")
+                                 .Bind(*next),
+                             0);
+    if (!free_id.ok()) return free_id.error();
+    if (*free_id < 1 || *free_id > domain::kMaxUserId) {
       return MakeError(ErrorCode::kInternal, "no user id left below 2^53");
     }
-    UserRecord user{.user_id = *last + 1, .name = std::string(name), .balance_cents = 0};
+    UserRecord user{.user_id = *free_id, .name = std::string(name), .balance_cents = 0};
     REDPACKET_SQLITE_TRY(
         connection_.Prepare("INSERT INTO accounts (user_id, name, balance_cents) VALUES (?, ?, 0)")
             .Bind(user.user_id)
             .Bind(name)
             .Run());
+    REDPACKET_SQLITE_TRY(SetMeta(kNextUserIdKey, user.user_id + 1));
     return user;
   }
 
@@ -281,13 +302,15 @@ class SqliteLedger final : public Ledger {
       if (!first.ok()) return first.error();
       if (*first) return **first;  // a repeat: the first answer, nothing credited
     }
+    // All the money there is, bounded: no balance, and so no later credit, can pass it.
+    auto deposited = SelectInt(connection_.Prepare(kSelectMeta).Bind(kDepositsKey), 0);
+    if (!deposited.ok()) return deposited.error();
+    REDPACKET_SQLITE_TRY(codec::CheckDepositWithinTotal(*deposited, amount_cents));
     auto balance = SelectInt(connection_.Prepare(kSelectBalance).Bind(user_id), 0);
     if (!balance.ok()) return balance.error();
-    if (amount_cents > std::numeric_limits<Cents>::max() - *balance) {
-      return MakeError(ErrorCode::kBadRequest, "the deposit would overflow the balance");
-    }
     const Cents new_balance = *balance + amount_cents;
     REDPACKET_SQLITE_TRY(Credit(user_id, amount_cents));
+    REDPACKET_SQLITE_TRY(SetMeta(kDepositsKey, *deposited + amount_cents));
     REDPACKET_SQLITE_TRY(connection_
                              .Prepare("INSERT INTO deposits (user_id, amount_cents, request_id, "
                                       "created_at_ms) VALUES (?, ?, nullif(?, ''), ?)")
@@ -374,21 +397,83 @@ class SqliteLedger final : public Ledger {
  public:
   Status ApplyEvents(std::span<const LedgerEvent> events,
                      const domain::PartitionOffsets& applied) override {
+    REDPACKET_SQLITE_TRY(CheckOffsets(applied));
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
+    if (!transaction.ok()) return transaction.error();
+    connection_.ClearLastError();
+    Status status = ApplyEventsIn(events, applied);
+    if (status.ok()) status = transaction->Commit();
+    // A statement that broke a constraint: UNIQUE (packet_id, seq), a second user on a paid
+    // share; a CHECK, a packet paying out more than it holds; STRICT, a balance past 2^63. The
+    // event, not the ledger.
+    if (!status.ok() && status.error().code == ErrorCode::kInternal &&
+        (connection_.last_error_code() & 0xff) == SQLITE_CONSTRAINT) {
+      return Refused(status.error().message);
+    }
+    return status;
+  }
+
+  Status SetAside(const SetAsideRecord& record, const domain::PartitionOffsets& applied) override {
+    REDPACKET_SQLITE_TRY(CheckOffsets(applied));
+    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
+    if (!transaction.ok()) return transaction.error();
+    // A repeat (the message handled again after a crash before the bus's commit) keeps the first.
+    REDPACKET_SQLITE_TRY(
+        connection_
+            .Prepare("INSERT INTO dead_letters (stream, partition_id, offset_value, event_id, "
+                     "payload, reason, at_ms) VALUES (?, ?, ?, nullif(?, ''), ?, ?, ?) "
+                     "ON CONFLICT DO NOTHING")
+            .Bind(std::string_view(applied_position_key_))
+            .Bind(std::int64_t{record.partition})
+            .Bind(static_cast<std::int64_t>(record.offset))
+            .Bind(std::string_view(record.event_id))
+            .Bind(std::string_view(record.payload))
+            .Bind(std::string_view(record.reason))
+            .Bind(domain::ToUnixMillis(record.at))
+            .Run());
+    REDPACKET_SQLITE_TRY(RecordOffsets(applied));
+    return transaction->Commit();
+  }
+
+ private:
+  static Status CheckOffsets(const domain::PartitionOffsets& applied) {
     for (const auto& [partition, offset] : applied) {
       if (partition < 0 ||
           offset > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
         return MakeError(ErrorCode::kInternal, "partition or offset out of range");
       }
     }
-    auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
-    if (!transaction.ok()) return transaction.error();
+    return {};
+  }
+
+  // Each partition's offset, never moved back; the caller holds the write transaction.
+  Status RecordOffsets(const domain::PartitionOffsets& applied) {
+    for (const auto& [partition, offset] : applied) {
+      REDPACKET_SQLITE_TRY(
+          connection_
+              .Prepare("INSERT INTO meta (key, value) VALUES (?, ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)")
+              .Bind(std::string_view(OffsetKey(partition)))
+              .Bind(static_cast<std::int64_t>(offset))
+              .Run());
+    }
+    return {};
+  }
+
+  Status SetMeta(std::string_view key, std::int64_t value) {
+    return connection_.Prepare(kUpsertMeta).Bind(key).Bind(value).Run();
+  }
+
+  // The body of ApplyEvents; the caller holds the write transaction.
+  Status ApplyEventsIn(std::span<const LedgerEvent> events,
+                       const domain::PartitionOffsets& applied) {
     // What the batch changes per packet, written with one UPDATE per packet at the end rather
     // than one per event: a hot packet takes most of a batch's grabs.
     std::unordered_map<PacketId, PacketDelta> deltas;
     for (const LedgerEvent& event : events) {
       Status status = event.type == LedgerEvent::Type::kGrab     ? ApplyGrab(event, deltas)
                       : event.type == LedgerEvent::Type::kRefund ? ApplyRefund(event, deltas)
-                                                                 : Status(Corrupt("unknown type"));
+                                                                 : Status(Refused("unknown type"));
       if (!status.ok()) {
         return MakeError(status.error().code,
                          fmt::format("event {}: {}", event.EventId(), status.error().message));
@@ -410,17 +495,10 @@ class SqliteLedger final : public Ledger {
               .Bind(delta.refund_cents)
               .Run());
     }
-    for (const auto& [partition, offset] : applied) {
-      REDPACKET_SQLITE_TRY(
-          connection_
-              .Prepare("INSERT INTO meta (key, value) VALUES (?, ?) "
-                       "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)")
-              .Bind(std::string_view(OffsetKey(partition)))
-              .Bind(static_cast<std::int64_t>(offset))
-              .Run());
-    }
-    return transaction->Commit();
+    return RecordOffsets(applied);
   }
+
+ public:
 
   Result<domain::PartitionOffsets> AppliedOffsets() override {
     auto transaction = Transaction::Begin(connection_, Transaction::Mode::kRead);
@@ -583,6 +661,21 @@ class SqliteLedger final : public Ledger {
     auto offsets = ReadAppliedOffsets();
     if (!offsets.ok()) return offsets.error();
     facts.applied_offsets = std::move(*offsets);
+    Query dead_letters = connection_.Prepare(
+        "SELECT partition_id, offset_value, coalesce(event_id, ''), payload, reason, at_ms "
+        "FROM dead_letters ORDER BY stream, partition_id, offset_value");
+    while (true) {
+      auto row = dead_letters.Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      facts.set_aside.push_back(
+          SetAsideRecord{.partition = static_cast<std::int32_t>(dead_letters.Int(0)),
+                         .offset = static_cast<std::uint64_t>(dead_letters.Int(1)),
+                         .event_id = dead_letters.Text(2),
+                         .payload = dead_letters.Text(3),
+                         .reason = dead_letters.Text(4),
+                         .at = domain::FromUnixMillis(dead_letters.Int(5))});
+    }
     REDPACKET_SQLITE_TRY(transaction->Commit());
     return facts;
   }
@@ -627,13 +720,13 @@ class SqliteLedger final : public Ledger {
     if (!shape.ok()) return shape.error();
     // The hot path hands out shares[seq - 1] to the seq-th grabber; any other amount means the
     // journal or the engine is corrupt, and crediting it would break conservation of money.
-    if (*shape == nullptr) return Corrupt("grab of an unknown packet");
+    if (*shape == nullptr) return Refused("grab of an unknown packet");
     const std::vector<Cents>& shares = (*shape)->shares;
     if (grab.seq < 1 || static_cast<std::uint64_t>(grab.seq) > shares.size()) {
-      return Corrupt(fmt::format("seq {} outside 1..{}", grab.seq, shares.size()));
+      return Refused(fmt::format("seq {} outside 1..{}", grab.seq, shares.size()));
     }
     if (grab.amount_cents != shares[static_cast<std::size_t>(grab.seq - 1)]) {
-      return Corrupt(fmt::format("amount {} but share {} is {}", grab.amount_cents, grab.seq,
+      return Refused(fmt::format("amount {} but share {} is {}", grab.amount_cents, grab.seq,
                                  shares[static_cast<std::size_t>(grab.seq - 1)]));
     }
     // Only a conflict on (packet_id, user_id) is a repeat to skip; a conflict on
@@ -659,13 +752,13 @@ class SqliteLedger final : public Ledger {
   Status ApplyRefund(const LedgerEvent& refund, std::unordered_map<PacketId, PacketDelta>& deltas) {
     auto shape = FindShape(refund.packet_id);
     if (!shape.ok()) return shape.error();
-    if (*shape == nullptr) return Corrupt("refund of an unknown packet");
+    if (*shape == nullptr) return Refused("refund of an unknown packet");
     if (refund.user_id != (*shape)->sender_id) {
-      return Corrupt(fmt::format("refund to user {} but the sender is {}", refund.user_id,
+      return Refused(fmt::format("refund to user {} but the sender is {}", refund.user_id,
                                  (*shape)->sender_id));
     }
     if (refund.amount_cents < 0 || refund.amount_cents > (*shape)->total_cents) {
-      return Corrupt(fmt::format("refund of {} cents from a packet of {}", refund.amount_cents,
+      return Refused(fmt::format("refund of {} cents from a packet of {}", refund.amount_cents,
                                  (*shape)->total_cents));
     }
     REDPACKET_SQLITE_TRY(

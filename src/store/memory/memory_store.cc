@@ -5,6 +5,7 @@
 #include "store/memory/sweep_index.h"
 
 #include <array>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
@@ -100,13 +101,27 @@ class MemoryStore final : public PacketStore {
       result.amount_cents = first.grab.amount_cents;
       result.seq = first.grab.seq;
       result.remaining_count = count - static_cast<std::int64_t>(entry->grabs.size());
+      const std::uint64_t first_position = first.position;
       lock.unlock();
-      sink_.WhenDurable(first.position, [done = std::move(done), result = std::move(result)]() mutable {
-        done(std::move(result));
-      });
+      // One of the two runs: the 409 once the first grab is durable, or a 503 if the journal's
+      // disk is full before it is.
+      auto shared_done = std::make_shared<GrabCallback>(std::move(done));
+      sink_.WhenDurableOrFail(
+          first_position,
+          [shared_done, result = std::move(result)]() mutable {
+            (*shared_done)(std::move(result));
+          },
+          [shared_done](domain::Error error) {
+            (*shared_done)(Reject(error.code, std::move(error.message)));
+          });
       return;
     }
     if (decision != domain::GrabDecision::kTake) return done(Refusal(decision));
+    // Nothing is decided that could not be written: while the journal's disk is full, a new
+    // grab is refused (503) before it takes a share.
+    if (domain::Status accepting = sink_.Accepting(); !accepting.ok()) {
+      return done(Reject(accepting.error().code, accepting.error().message));
+    }
     // No oversell (invariant 1): the seq-th grab takes shares[seq - 1] (taken < count here).
 
     GrabEntry grab_entry;
@@ -124,9 +139,14 @@ class MemoryStore final : public PacketStore {
     result.seq = event.seq;
     result.remaining_count = count - event.seq;
     // Appended under the packet's lock: a later refund of this packet is durable only after it.
-    grab_entry.position = sink_.Append(event, [done = std::move(done), result]() mutable {
-      done(std::move(result));
-    });
+    // If the disk fills before it is durable, the client hears 503: the share stays taken (the
+    // event is written once there is room, and credited), and a retry answers 409 with it.
+    auto shared_done = std::make_shared<GrabCallback>(std::move(done));
+    grab_entry.position = sink_.AppendOrFail(
+        event, [shared_done, result]() mutable { (*shared_done)(std::move(result)); },
+        [shared_done](domain::Error error) {
+          (*shared_done)(Reject(error.code, std::move(error.message)));
+        });
     entry->last_position = grab_entry.position;
     entry->by_user.emplace(user_id, static_cast<std::uint32_t>(entry->grabs.size()));
     entry->grabs.push_back(grab_entry);
