@@ -219,10 +219,15 @@ void HandleHealth(Call& call) {
 void HandleReady(Call& call) {
   const Reply reply = MakeReply(call, MetricsOf(call));
   if (!call.service().ready()) {
-    Response response;
-    response.status = 503;
-    response.body = R"({"status":"not_ready","checks":{"service":"starting"}})";
-    return reply(std::move(response));
+    // Starting; and why it takes long when a dependency is the reason (the ledger's applier
+    // stalled on a full disk while it catches up with the journal).
+    return call.service().CheckReady([reply](service::RedPacketService::Checks checks) {
+      json::object body_checks{{"service", "starting"}};
+      for (const auto& [name, state] : checks) {
+        if (state != "ok" && name != "store") body_checks[name] = state;
+      }
+      reply.Json(503, json::object{{"status", "not_ready"}, {"checks", std::move(body_checks)}});
+    });
   }
   call.service().CheckReady([reply](service::RedPacketService::Checks checks) {
     json::object body_checks;

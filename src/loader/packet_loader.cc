@@ -98,7 +98,14 @@ PacketLoader::Step PacketLoader::Load(domain::PacketId id, LoaderStats& stats) {
   }
   switch (*reservation) {
     case store::Reservation::kHeld:
-      return complete();  // loaded (by its creator, or restored by an earlier pass)
+      // Its keys are there, but the load may have stopped after them (the creator's Add failed
+      // at its last step, the registration for expiry): Add again, which changes no key of a
+      // packet that exists and registers it (a packet never swept is never refunded).
+      if (domain::Status added = AddToStore(**record); !added) {
+        spdlog::warn("loader: cannot finish loading packet {}: {}", id, added.error().message);
+        return Step::kFailed;
+      }
+      return complete();
     case store::Reservation::kLoading:
       // A load cut short: nobody could grab the packet meanwhile, so the ledger's record is
       // all there is. Add resumes where it stopped.

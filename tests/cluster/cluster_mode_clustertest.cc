@@ -250,7 +250,19 @@ TEST(ClusterMode, PoisonEventsAreSetAsideAndTheWorkerGoesOn) {
       milliseconds(15000)))
       << worker->Log();
   EXPECT_FALSE(worker->PollExit().has_value());  // still running
-  run.Finish();
+  EXPECT_EQ(run.server.Stop(), 0);
+  EXPECT_EQ(worker->Stop(), 0);
+  // Both are kept whole in the ledger (dead_letters), and the audit reports each: money decided
+  // and never credited is a violation until an operator has dealt with it.
+  const CommandResult audit = ClusterAudit();
+  EXPECT_NE(audit.exit_code, 0) << audit.output;
+  EXPECT_NE(audit.output.find("undecodable"), std::string::npos) << audit.output;
+  EXPECT_NE(audit.output.find("g-999999999-7"), std::string::npos) << audit.output;
+  // Dealt with (nothing to credit: neither is money): removed, and the audit is clean again.
+  const std::string primary = MariaDbPrimary();
+  Shell("mariadb --host=127.0.0.1 --port=" + primary.substr(primary.find(':') + 1) +
+        " --user=redpacket --password=redpacket redpacket -e 'DELETE FROM dead_letters' 2>&1");
+  ExpectAuditClean();
 }
 
 TEST(ClusterMode, AGrabWhileTheBrokerIsDownIsAnsweredAndCreditedOnceItIsBack) {

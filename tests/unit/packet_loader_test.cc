@@ -249,11 +249,14 @@ TEST_F(PacketLoaderTest, ALoadCutShortIsResumedAtOnce) {
   EXPECT_TRUE(ledger_->intents.empty());
 }
 
-TEST_F(PacketLoaderTest, AHeldPacketOnlyCompletesItsIntent) {
+TEST_F(PacketLoaderTest, AHeldPacketIsAddedAgainToFinishItsRegistrationThenCompleted) {
   const ledger::PacketRecord packet = Create({10, 20});
   store_.states[packet.packet_id] = FakeStore::State::kHeld;
   const LoaderStats stats = Pass();
   EXPECT_EQ(stats.loaded + stats.restored, 0u);
+  EXPECT_TRUE(store_.loaded.contains(packet.packet_id))
+      << "Add is idempotent on a held packet and registers it for expiry";
+  EXPECT_EQ(bus_.asked, 0) << "no wait: nothing is offered again";
   EXPECT_TRUE(ledger_->intents.empty());
 }
 
