@@ -146,6 +146,12 @@ class MoneyAndWriteRules(unittest.TestCase):
         facts.packets["3"] = dict(facts.packets["1"])
         self.assertIn("no-invented-packet", rule_names(rules.check_writes([first], facts)))
 
+    def test_a_set_aside_event(self):
+        facts = Facts()
+        self.assertEqual([], rules.check_set_aside(facts))
+        facts.dead_letters.append(("partition 0 offset 7", "g-1-5: seq 9 outside 1..3"))
+        self.assertEqual(["nothing-set-aside"], rule_names(rules.check_set_aside(facts)))
+
     def test_the_audit_must_agree(self):
         facts = Facts()
         output = "checked: money: deposits 0 == balances 0 + escrow 0 + pending 0\naudit OK\n"

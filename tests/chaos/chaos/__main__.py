@@ -238,6 +238,7 @@ def main(argv):
         violations += rules.check_packets(facts, now_ms, 30_000, history.ops)
         violations += rules.check_money(facts, balances)
         violations += rules.check_writes(history.ops, facts)
+        violations += rules.check_set_aside(facts)
         if getattr(topology, "crashes", None):
             for at, code in topology.crashes:
                 violations.append(rules.Violation(

@@ -250,12 +250,13 @@ class ClusterTopology:
         time.sleep(2)
         slot = resp.key_slot(HOST, self._live_redis_ports(), packet_tag(packet_id))
         port = resp.master_of_slot(HOST, self._live_redis_ports(), slot)
-        deleted = []
         with resp.Redis(HOST, port) as redis:
-            for key in slot_keys(redis, slot):
-                if packet_tag(packet_id).encode() in key:
-                    redis.call("DEL", key)
-                    deleted.append(key.decode())
+            keys = [key for key in slot_keys(redis, slot) if packet_tag(packet_id).encode() in key]
+            # One DEL: the packet is lost whole (a grab between two DELs would see half a packet,
+            # which no real loss of a shard produces).
+            if keys:
+                redis.call("DEL", *keys)
+        deleted = [key.decode() for key in keys]
         return {"target": f"packet-{packet_id}", "packet": packet_id, "slot": slot,
                 "detail": f"workers paused; deleted {len(deleted)} keys on redis-{port}: "
                           + " ".join(deleted[:6]), "pids": pids}
@@ -273,9 +274,16 @@ class ClusterTopology:
         port = resp.master_of_slot(HOST, self._live_redis_ports(), slot)
         copy = []
         with resp.Redis(HOST, port) as redis:
-            for key in slot_keys(redis, slot):
-                dump = redis.call("DUMP", key)
-                ttl = redis.call("PTTL", key)
+            keys = slot_keys(redis, slot)
+            # One transaction, so the copy is of one moment (a grab between two DUMPs would
+            # leave a copy no shard ever held).
+            redis.call("MULTI")
+            for key in keys:
+                redis.call("DUMP", key)
+                redis.call("PTTL", key)
+            replies = redis.call("EXEC") or []
+            for index, key in enumerate(keys):
+                dump, ttl = replies[2 * index], replies[2 * index + 1]
                 if dump is not None:
                     copy.append((key, dump, max(0, ttl)))
         return {"target": f"slot-{slot}", "packet": packet_id, "slot": slot, "copy": copy,
@@ -284,10 +292,14 @@ class ClusterTopology:
     def _roll_back_slot(self, handle, history):
         port = resp.master_of_slot(HOST, self._live_redis_ports(), handle["slot"])
         with resp.Redis(HOST, port) as redis:
-            for key in slot_keys(redis, handle["slot"]):
-                redis.call("DEL", key)
+            current = slot_keys(redis, handle["slot"])
+            # One transaction: as a shard that restarts from a copy, no command sees half of it.
+            redis.call("MULTI")
+            if current:
+                redis.call("DEL", *current)
             for key, dump, ttl in handle["copy"]:
                 redis.call("RESTORE", key, ttl, dump, "REPLACE")
+            redis.call("EXEC")
         return f"slot {handle['slot']} restored from the copy on redis-{port}"
 
     def heal(self, history):

@@ -32,6 +32,7 @@ _QUERIES = {
     "grabs": "SELECT packet_id, user_id, amount_cents, seq FROM grabs",
     "refunds": "SELECT packet_id, user_id, amount_cents FROM refunds",
     "idempotency": "SELECT user_id, request_id, kind, result FROM idempotency",
+    "dead_letters": "SELECT partition_id, offset_value, coalesce(event_id, ''), reason FROM dead_letters",
 }
 
 
@@ -60,6 +61,9 @@ def _fill(facts, rows):
         facts.refunds[str(packet_id)] = (int(user), int(amount))
     for user, request_id, kind, result in rows["idempotency"]:
         facts.idempotency[(int(user), str(request_id), str(kind))] = str(result)
+    for partition, offset, event_id, reason in rows["dead_letters"]:
+        facts.dead_letters.append((f"partition {partition} offset {offset}",
+                                   f"{event_id}: {reason}"))
     return facts
 
 

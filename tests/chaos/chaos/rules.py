@@ -154,6 +154,12 @@ def check_packets(facts, now_ms, finish_grace_ms, ops):
     return violations
 
 
+def check_set_aside(facts):
+    """An event the ledger's rules refused is money decided and never credited."""
+    return [Violation("nothing-set-aside", f"the ledger set aside {where}: {what}")
+            for where, what in facts.dead_letters]
+
+
 def check_money(facts, balances):
     """Conservation in the ledger, and the API's balances equal to the ledger's."""
     violations = []
