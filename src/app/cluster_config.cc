@@ -40,6 +40,7 @@ bus::KafkaSinkOptions KafkaSinkFrom(const Config& config) {
   bus::KafkaSinkOptions options;
   options.brokers = config.kafka_brokers;
   options.topic = config.kafka_topic;
+  options.linger = std::chrono::milliseconds(config.kafka_linger_ms);
   return options;
 }
 

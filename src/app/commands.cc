@@ -60,7 +60,9 @@ int RunMigrate(const Config& config) {
 namespace {
 
 audit::AuditReport AuditCluster(const Config& config, std::chrono::seconds pending_deadline) {
-  const ClusterOptions options = ClusterOptionsFrom(config);
+  ClusterOptions options = ClusterOptionsFrom(config);
+  // One snapshot of the whole ledger: on a big one that read takes longer than a request's.
+  options.primary.read_timeout = std::chrono::minutes(10);
   auto ledger = ledger::OpenMariaDbLedger(options.primary);
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);

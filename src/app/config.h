@@ -24,6 +24,7 @@ struct Config {
   std::string redis_nodes = "127.0.0.1:7001";
   std::string kafka_brokers = "127.0.0.1:9092";
   std::string kafka_topic = "red_packet_transactions";
+  std::int64_t kafka_linger_ms = 50;
   std::string kafka_group = "redpacket-worker";
   std::string mariadb_primary = "127.0.0.1:3307";
   std::string mariadb_replica = "127.0.0.1:3308";  // "": read from the primary

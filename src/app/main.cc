@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
                              "redis_nodes",
                              "kafka_brokers",
                              "kafka_topic",
+                             "kafka_linger_ms",
                              "mariadb_primary",
                              "mariadb_replica",
                              "mariadb_user",

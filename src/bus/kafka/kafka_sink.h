@@ -32,7 +32,7 @@ struct KafkaSinkOptions {
   // How long the producer waits to fill a batch: nobody waits for an event's ack any more (the
   // relay publishes in the background), so batches of hundreds per produce request are worth
   // a few milliseconds.
-  std::chrono::milliseconds linger{5};
+  std::chrono::milliseconds linger{50};
 };
 
 class KafkaSink final : public EventSink, public BusPositions {
