@@ -54,8 +54,8 @@ std::vector<std::string> Merge(std::vector<std::string> defaults,
 std::vector<std::string> ClusterServeFlags(std::vector<std::string> extra) {
   return Merge(
       {"--mode", "cluster", "--redis-nodes", RedisNodes(), "--kafka-brokers", KafkaBrokers(),
-       "--mariadb-primary", MariaDbPrimary(), "--mariadb-replica", MariaDbReplica(), "--max-count",
-       "1000", "--max-total-cents", "10000000", "--threads", "2",
+       "--kafka-topic", ClusterTopic(), "--mariadb-primary", MariaDbPrimary(), "--mariadb-replica",
+       MariaDbReplica(), "--max-count", "1000", "--max-total-cents", "10000000", "--threads", "2",
        // Quick expiry, sweeps and reconciliation: tests take seconds.
        "--min-expires-in-s", "1", "--sweep-interval-ms", "100", "--reconcile-interval-ms", "500",
        "--outbox-claim-age-ms", "1000"},
@@ -63,7 +63,18 @@ std::vector<std::string> ClusterServeFlags(std::vector<std::string> extra) {
 }
 
 std::vector<std::string> WorkerFlags(std::vector<std::string> extra) {
-  return Merge({"--kafka-brokers", KafkaBrokers(), "--mariadb-primary", MariaDbPrimary()}, extra);
+  return Merge({"--kafka-brokers", KafkaBrokers(), "--kafka-topic", ClusterTopic(),
+                "--mariadb-primary", MariaDbPrimary()},
+               extra);
+}
+
+const std::string& ClusterTopic() {
+  static const std::string topic = [] {
+    std::string name = "red_packet_clustertest";
+    RunServiceScript("kafka", {"up", "--topic", name});
+    return name;
+  }();
+  return topic;
 }
 
 void RunServiceScript(const std::string& service, std::vector<std::string> arguments) {

@@ -18,6 +18,10 @@ namespace redpacket::e2e {
 
 std::string RedisNodes();
 std::string KafkaBrokers();
+// The events topic of these tests (and its .dlq), created on the fixture's broker at first use.
+// The kafka tests publish grabs of packets no ledger holds to the default topic of the same
+// broker; a worker that read them would set them aside, and the audit would rightly fail.
+const std::string& ClusterTopic();
 std::string MariaDbPrimary();
 std::string MariaDbReplica();
 

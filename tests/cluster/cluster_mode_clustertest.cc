@@ -223,6 +223,7 @@ TEST(ClusterMode, PoisonEventsAreSetAsideAndTheWorkerGoesOn) {
   {
     bus::KafkaSinkOptions options;
     options.brokers = KafkaBrokers();
+    options.topic = ClusterTopic();
     auto sink = bus::KafkaSink::Connect(options, milliseconds(10000));
     std::promise<bool> raw;
     sink->PublishRaw(
