@@ -1,4 +1,4 @@
-// ClusterBackend: Kafka, MariaDB, the Redis store, the sweeper lease, the reconciler, health.
+// ClusterBackend (Kafka, MariaDB, health), the Redis store and the relay as components.
 #include "app/cluster_backend.h"
 
 #include <fmt/format.h>
@@ -50,24 +50,22 @@ void ClusterBackend::Start() {
   // Fail fast with the address that is wrong: the primary first (every write), then Kafka.
   ledger::OpenMariaDbLedger(options_.primary);
   sink_ = bus::KafkaSink::Connect(options_.kafka, kConnectWait);
-  relay_ = std::make_unique<relay::OutboxRelay>(*sink_, options_.relay);
-  lease_ = std::make_unique<lease::RedisLease>(options_.redis_seeds, "sweeper");
   if (options_.replica) {
     health_replica_ = std::make_unique<ledger::ReplicaLagProbe>(*options_.replica);
   }
   CheckDependencies();  // /readyz tells the truth from the first request
-  health_stop_ = false;
-  health_thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "rp-health");
-    HealthLoop();
-  });
+  health_ = std::make_unique<threads::TaskThread>(
+      threads::TaskThread::Options{.name = "rp-health", .period = kHealthInterval},
+      [this] { CheckDependencies(); });
+  health_->Start();
   started_ = true;
 }
 
-service::ServiceParts ClusterBackend::MakeServiceParts(
-    std::shared_ptr<std::vector<boost::asio::io_context*>> io_contexts) {
-  service::ServiceParts parts;
-  parts.writer = ledger::OpenMariaDbLedger(options_.primary);
+std::unique_ptr<ledger::Ledger> ClusterBackend::OpenWriter() const {
+  return ledger::OpenMariaDbLedger(options_.primary);
+}
+
+std::unique_ptr<ledger::Ledger> ClusterBackend::OpenReader() const {
   std::unique_ptr<ledger::Ledger> replica;
   std::function<std::unique_ptr<ledger::Ledger>()> open_replica;
   ledger::ReadRouter::LagProbe lag;
@@ -82,130 +80,39 @@ service::ServiceParts ClusterBackend::MakeServiceParts(
     auto probe = std::make_shared<ledger::ReplicaLagProbe>(replica_options);
     lag = [probe] { return probe->LagSeconds(); };
   }
-  parts.reader = std::make_unique<ledger::ReadRouter>(
+  return std::make_unique<ledger::ReadRouter>(
       ledger::OpenMariaDbLedger(options_.primary), std::move(replica), std::move(lag),
       std::move(open_replica), options_.read_routing, read_stats_);
-  parts.store_factory = [this, io_contexts] {
-    store::redis::RedisStoreOptions store_options;
-    // Decided and replicated: published at once (the relay's fast path).
-    store_options.on_recorded = [relay = relay_.get()](store::OutboxEntry entry) {
-      relay->Hand(std::move(entry));
-    };
-    auto store = ConnectRedisStore(*io_contexts, options_.redis_seeds, options_.redis_nodes,
-                                   std::move(store_options));
-    redis_store_ = store.get();
-    relay_->Start(*store);
-    return std::unique_ptr<store::PacketStore>(std::move(store));
-  };
-  parts.store_keeps_packets = true;
-  // The Redis store still reads the system clock for its own cache and snapshot decisions.
-  parts.clock = &domain::SystemTime();
-  parts.sweep = [this](domain::TimePoint now) { return Sweep(now); };
-  parts.dependency_checks = [this] { return Checks(); };
-  parts.after_sweep = [this](store::PacketStore& store) { AfterSweep(store); };
-  return parts;
 }
 
-// Sweeper thread. Redis decides each close and refund once whoever sweeps; the lease keeps the
-// servers from doing the same work at the same time, and the reconciler from racing itself.
-std::optional<std::uint64_t> ClusterBackend::HoldLease() {
-  auto token = lease_->TryAcquire(options_.server_name, options_.lease_ttl);
-  const std::uint64_t before = lease_token_.load();
-  if (!token.ok() || !token->has_value()) {
-    if (before != 0) spdlog::info("sweeper lease lost: another server sweeps");
-    if (!token.ok()) spdlog::warn("sweeper lease: {}", token.error().message);
-    lease_token_ = 0;
-    return std::nullopt;
-  }
-  if (before != **token) {
-    spdlog::info("sweeper lease taken: this server sweeps (fencing token {})", **token);
-  }
-  lease_token_ = **token;
-  return **token;
+std::unique_ptr<RedisStoreComponent> MakeRedisStoreComponent(
+    const ClusterOptions& options,
+    std::function<std::vector<boost::asio::io_context*>()> io_contexts, RelayComponent& relay) {
+  return std::make_unique<RedisStoreComponent>(
+      "redis store", [&options, io_contexts = std::move(io_contexts), &relay] {
+        store::redis::RedisStoreOptions store_options;
+        // Decided and replicated: published at once (the relay's fast path).
+        store_options.on_recorded = [&relay](store::OutboxEntry entry) {
+          relay.Hand(std::move(entry));
+        };
+        return ConnectRedisStore(io_contexts(), options.redis_seeds, options.redis_nodes,
+                                 std::move(store_options));
+      });
 }
 
-// A sweep fenced by the token: a holder that stalled past its lease and woke up after another
-// server took over is refused by Redis, batch by batch. Packets it found lost go to the loader.
-std::optional<store::SweepStats> ClusterBackend::Sweep(domain::TimePoint now) {
-  const std::optional<std::uint64_t> token = HoldLease();
-  if (!token || redis_store_ == nullptr) return std::nullopt;
-  auto swept = redis_store_->FencedSweep(now, *token);
-  if (!swept) {
-    spdlog::warn("sweeper: {}", swept.error().message);
-    return std::nullopt;
-  }
-  if (!swept->lost.empty()) {
-    spdlog::warn("sweeper: {} expired packets have lost their keys; the loader restores them",
-                 swept->lost.size());
-    if (EnsureSweeperParts()) loader_->Lost(swept->lost);
-  }
-  return *swept;
+void RelayComponent::Start() {
+  relay_ = std::make_unique<relay::OutboxRelay>(backend_.sink(), backend_.options().relay);
+  relay_->Start(outbox_());
+  live_.store(relay_.get());
 }
 
-bool ClusterBackend::EnsureSweeperParts() {
-  try {
-    if (!sweeper_ledger_) sweeper_ledger_ = ledger::OpenMariaDbLedger(options_.primary);
-  } catch (const std::exception& error) {
-    spdlog::warn("sweeper: {}", error.what());
-    return false;
-  }
-  if (!loader_) {
-    loader_ = std::make_unique<loader::PacketLoader>(*redis_store_, *redis_store_, *redis_store_,
-                                                     *sweeper_ledger_, *sink_, options_.loader);
-  }
-  if (!reconciler_) {
-    reconciler_ = std::make_unique<reconciler::Reconciler>(*redis_store_, *sweeper_ledger_,
-                                                           options_.reconcile);
-  }
-  return true;
+void RelayComponent::Stop() {
+  live_.store(nullptr);
+  relay_->Stop();
 }
 
-// After each sweep of the lease holder: the relay's recovery (what no fast path published), the
-// loader (creations left unloaded, lost packets), and now and then the check.
-void ClusterBackend::AfterSweep(store::PacketStore& /*store*/) {
-  if (redis_store_ == nullptr) return;
-  const auto now = std::chrono::steady_clock::now();
-  if (now >= next_recovery_) {
-    next_recovery_ = now + options_.recovery_interval;
-    auto recovered = relay_->RecoverOnce();
-    if (!recovered) spdlog::warn("relay recovery: {}", recovered.error().message);
-  }
-  if (!EnsureSweeperParts()) return;
-  auto loaded = loader_->RunOnce();
-  if (!loaded) {
-    // A lost connection fails this pass; the ledger reconnects on the next call.
-    spdlog::warn("loader: {}", loaded.error().message);
-  } else {
-    packets_restored_ += loaded->restored;
-    packets_loaded_ += loaded->loaded;
-    packets_waiting_restore_ = loaded->waiting;
-  }
-  if (now < next_reconcile_) return;
-  next_reconcile_ = now + options_.reconcile_interval;
-  auto checked = reconciler_->RunOnce();
-  if (!checked) {
-    spdlog::warn("check: {}", checked.error().message);
-    return;
-  }
-  packets_lost_seen_ = checked->packets_lost;
-  grabs_behind_ = static_cast<std::uint64_t>(checked->grabs_behind);
-  if (checked->packets_lost || checked->failures) {
-    spdlog::info(
-        "check: {} unfinished packets, {} lost, {} with {} grabs not yet applied, {} failures",
-        checked->packets_checked, checked->packets_lost, checked->packets_behind,
-        checked->grabs_behind, checked->failures);
-  }
-}
-
-void ClusterBackend::HealthLoop() {
-  std::unique_lock lock(health_mutex_);
-  while (!health_stop_) {
-    health_wake_.wait_for(lock, kHealthInterval);
-    if (health_stop_) break;
-    lock.unlock();
-    CheckDependencies();
-    lock.lock();
-  }
+void RelayComponent::Hand(store::OutboxEntry entry) {
+  if (relay::OutboxRelay* relay = live_.load()) relay->Hand(std::move(entry));
 }
 
 // Each dependency once, blocking (about 2 s at worst: Kafka's metadata timeout).
@@ -235,36 +142,20 @@ void ClusterBackend::CheckDependencies() {
                                       : fmt::format("{} s behind: reads go to the primary", **lag);
     }
   }
-  std::lock_guard lock(health_mutex_);
+  std::lock_guard lock(checks_mutex_);
   checks_ = std::move(checks);
 }
 
 std::map<std::string, std::string> ClusterBackend::Checks() const {
-  std::lock_guard lock(health_mutex_);
+  std::lock_guard lock(checks_mutex_);
   return checks_;
-}
-
-void ClusterBackend::StopRelay() {
-  if (relay_) relay_->Stop();
 }
 
 void ClusterBackend::Stop() {
   if (!started_) return;
   started_ = false;
-  {
-    std::lock_guard lock(health_mutex_);
-    health_stop_ = true;
-  }
-  health_wake_.notify_all();
-  if (health_thread_.joinable()) health_thread_.join();
-  if (lease_token_.load() != 0) {
-    if (auto released = lease_->Release(options_.server_name); !released) {
-      spdlog::warn("releasing the sweeper lease: {}", released.error().message);
-    }
-  }
-  lease_.reset();
-  relay_->Stop();
-  // Settles every publish (the relay's callbacks run now); the relay goes with the backend.
+  health_->Stop();
+  // Settles every publish (the relay's callbacks run now).
   sink_->Close();
 }
 
@@ -280,45 +171,6 @@ void ClusterBackend::AddMetrics(http::Metrics& metrics) {
   metrics.AddGauge("redpacket_reads_on_primary_total",
                    "Ledger reads served by the primary (the replica down, lagging or unsure)",
                    [this] { return static_cast<double>(read_stats_->reads_on_primary.load()); });
-  metrics.AddGauge("redpacket_sweeper_lease_token",
-                   "Fencing token of the sweeper lease this server holds (0: none)",
-                   [this] { return static_cast<double>(lease_token_.load()); });
-  auto relay_stat = [this](auto read) {
-    return [this, read] { return static_cast<double>(read(relay_->stats())); };
-  };
-  metrics.AddGauge("redpacket_relay_handed_total",
-                   "Grab and refund events handed to the relay once recorded and replicated",
-                   relay_stat([](const relay::RelayStats& s) { return s.handed; }));
-  metrics.AddGauge("redpacket_relay_acknowledged_total",
-                   "Outbox events published and acknowledged by Kafka (both paths)",
-                   relay_stat([](const relay::RelayStats& s) { return s.acknowledged; }));
-  metrics.AddGauge("redpacket_relay_failed_total",
-                   "Outbox events Kafka did not acknowledge (left in the outbox, published later)",
-                   relay_stat([](const relay::RelayStats& s) { return s.failed; }));
-  metrics.AddGauge("redpacket_relay_dropped_total",
-                   "Events handed while too many were in flight (left in the outbox)",
-                   relay_stat([](const relay::RelayStats& s) { return s.dropped; }));
-  metrics.AddGauge("redpacket_relay_recovered_total",
-                   "Outbox entries claimed by the recovery (older than outbox_claim_age_ms)",
-                   relay_stat([](const relay::RelayStats& s) { return s.recovered; }));
-  metrics.AddGauge("redpacket_relay_in_flight_events",
-                   "Outbox events published and not yet acknowledged",
-                   relay_stat([](const relay::RelayStats& s) { return s.in_flight; }));
-  metrics.AddGauge("redpacket_loader_packets_restored_total",
-                   "Lost packets restored from the ledger by this server's loader",
-                   [this] { return static_cast<double>(packets_restored_.load()); });
-  metrics.AddGauge("redpacket_loader_packets_loaded_total",
-                   "Packet loads finished for a creator that did not",
-                   [this] { return static_cast<double>(packets_loaded_.load()); });
-  metrics.AddGauge("redpacket_loader_packets_waiting",
-                   "Lost packets reserved, waiting for the ledger to hold every event",
-                   [this] { return static_cast<double>(packets_waiting_restore_.load()); });
-  metrics.AddGauge("redpacket_check_packets_lost",
-                   "Unfinished packets the store had lost, at the check's last pass",
-                   [this] { return static_cast<double>(packets_lost_seen_.load()); });
-  metrics.AddGauge("redpacket_check_grabs_not_applied",
-                   "Grabs Redis holds that the ledger has not applied, at the check's last pass",
-                   [this] { return static_cast<double>(grabs_behind_.load()); });
   for (const char* dependency : {"kafka", "mariadb_primary", "mariadb_replica"}) {
     metrics.AddGauge(std::string("redpacket_dependency_") + dependency + "_up",
                      fmt::format("1 when {} answered the last health check", dependency),
@@ -328,6 +180,33 @@ void ClusterBackend::AddMetrics(http::Metrics& metrics) {
                        return it != checks.end() && it->second == "ok" ? 1.0 : 0.0;
                      });
   }
+}
+
+void RelayComponent::AddMetrics(http::Metrics& metrics) {
+  auto stat = [this](auto read) {
+    return [this, read] {
+      relay::OutboxRelay* relay = live_.load();
+      return relay != nullptr ? static_cast<double>(read(relay->stats())) : 0.0;
+    };
+  };
+  metrics.AddGauge("redpacket_relay_handed_total",
+                   "Grab and refund events handed to the relay once recorded and replicated",
+                   stat([](const relay::RelayStats& s) { return s.handed; }));
+  metrics.AddGauge("redpacket_relay_acknowledged_total",
+                   "Outbox events published and acknowledged by Kafka (both paths)",
+                   stat([](const relay::RelayStats& s) { return s.acknowledged; }));
+  metrics.AddGauge("redpacket_relay_failed_total",
+                   "Outbox events Kafka did not acknowledge (left in the outbox, published later)",
+                   stat([](const relay::RelayStats& s) { return s.failed; }));
+  metrics.AddGauge("redpacket_relay_dropped_total",
+                   "Events handed while too many were in flight (left in the outbox)",
+                   stat([](const relay::RelayStats& s) { return s.dropped; }));
+  metrics.AddGauge("redpacket_relay_recovered_total",
+                   "Outbox entries claimed by the recovery (older than outbox_claim_age_ms)",
+                   stat([](const relay::RelayStats& s) { return s.recovered; }));
+  metrics.AddGauge("redpacket_relay_in_flight_events",
+                   "Outbox events published and not yet acknowledged",
+                   stat([](const relay::RelayStats& s) { return s.in_flight; }));
 }
 
 }  // namespace redpacket::app

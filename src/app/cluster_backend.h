@@ -1,23 +1,23 @@
-// Cluster mode's backend, wired here: the Redis Cluster store (packets, grabs, and the outbox
-// their scripts record events in), the relay that publishes the outbox to Kafka (an idempotent
-// producer, acks=all), MariaDB as the ledger (writes on the primary, lag-tolerant reads on the
-// replica with fallback), the sweeper lease on Redis and what its holder runs (expiry, the
-// relay's recovery, the loader, the check), and a health thread behind /readyz. An API server
-// keeps no state another server needs.
-// Not thread-safe: drive it from the main thread (its health and lease state are atomics).
+// Cluster mode's backend, wired here: Kafka (the relay's producer), MariaDB as the ledger (writes
+// on the primary, lag-tolerant reads on the replica with fallback), the health checks behind
+// /readyz; and the components of the mode: the Redis Cluster store with its outbox, the relay
+// that publishes the outbox, and the sweep policy (only the holder of the sweeper lease sweeps;
+// the rest of its work is in lease_work.h). An API server keeps no state another server needs.
+// Not thread-safe: drive it from the main thread (its health state is read from any thread).
 #pragma once
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "app/components.h"
+#include "app/store_component.h"
 #include "bus/kafka/kafka_sink.h"
 #include "http/metrics.h"
 #include "lease/lease.h"
@@ -29,6 +29,8 @@
 #include "relay/outbox_relay.h"
 #include "service/red_packet_service.h"
 #include "store/redis/redis_store.h"
+#include "sweeper/sweeper.h"
+#include "threads/task_thread.h"
 
 namespace redpacket::app {
 
@@ -49,71 +51,77 @@ struct ClusterOptions {
   std::string server_name;  // this server's lease holder name (host:port:pid)
 };
 
-class ClusterBackend {
+// Kafka, MariaDB and the health checks, as a component.
+class ClusterBackend final : public Component, public service::DependencyChecks {
  public:
   explicit ClusterBackend(ClusterOptions options);
-  ~ClusterBackend();
+  ~ClusterBackend() override;
 
-  // Blocking: reaches Kafka and the MariaDB primary (throws std::runtime_error "cannot reach
-  // Kafka at ..." / "cannot reach MariaDB at ..."), then starts the health thread.
-  void Start();
-  // The Redis store runs on the server's I/O loops: `io_contexts` is filled once the server
-  // has started, before the service starts.
-  service::ServiceParts MakeServiceParts(
-      std::shared_ptr<std::vector<boost::asio::io_context*>> io_contexts);
+  std::string name() const override { return "cluster backend"; }
+  // Blocking: reaches the MariaDB primary and Kafka (throws std::runtime_error "cannot reach
+  // MariaDB at ..." / "cannot reach Kafka at ..."), then starts the health checks.
+  void Start() override;
+  // Blocking: stops the health checks, flushes Kafka (every publish settles). After the relay.
+  void Stop() override;
+
+  // For the service: a connection to the primary, and the reads' router (replica, fallback).
+  std::unique_ptr<ledger::Ledger> OpenWriter() const;
+  std::unique_ptr<ledger::Ledger> OpenReader() const;
+  bus::KafkaSink& sink() { return *sink_; }
+  const ClusterOptions& options() const { return options_; }
   // For /readyz: each dependency and "ok" or why not.
-  std::map<std::string, std::string> Checks() const;
-  // Blocking: stops removing published entries from the outbox (the store is about to go; what
-  // is acknowledged later is claimed again by a later recovery). Call before the service stops.
-  void StopRelay();
-  // Blocking: releases the sweeper lease, flushes Kafka, joins the health thread. Call after
-  // the service stopped.
-  void Stop();
+  std::map<std::string, std::string> Checks() const override;
 
   void AddMetrics(http::Metrics& metrics);
 
  private:
-  void HealthLoop();
   void CheckDependencies();
-  // The sweeper lease's fencing token when this server holds it, else nullopt.
-  std::optional<std::uint64_t> HoldLease();
-  std::optional<store::SweepStats> Sweep(domain::TimePoint now);
-  void AfterSweep(store::PacketStore& store);
-  // The sweeper thread's own primary connection and the components it drives; false when
-  // MariaDB cannot be reached now.
-  bool EnsureSweeperParts();
 
   ClusterOptions options_;
   std::unique_ptr<bus::KafkaSink> sink_;
-  // After the sink (destroyed before it, once Stop() has closed it and settled every callback).
-  std::unique_ptr<relay::OutboxRelay> relay_;
-  std::unique_ptr<lease::Lease> lease_;
   std::shared_ptr<ledger::ReadRouterStats> read_stats_ =
       std::make_shared<ledger::ReadRouterStats>();
-
-  store::redis::RedisStore* redis_store_ = nullptr;  // made by the service's store factory
-  // Sweeper thread only.
-  std::unique_ptr<ledger::Ledger> sweeper_ledger_;
-  std::unique_ptr<reconciler::Reconciler> reconciler_;
-  std::unique_ptr<loader::PacketLoader> loader_;
-  std::chrono::steady_clock::time_point next_reconcile_{};
-  std::chrono::steady_clock::time_point next_recovery_{};
-  std::atomic<std::uint64_t> lease_token_{0};        // 0: not held
-  std::atomic<std::uint64_t> packets_lost_seen_{0};  // the check's last pass
-  std::atomic<std::uint64_t> grabs_behind_{0};       // the check's last pass
-  std::atomic<std::uint64_t> packets_restored_{0};
-  std::atomic<std::uint64_t> packets_loaded_{0};
-  std::atomic<std::uint64_t> packets_waiting_restore_{0};
-
-  // Health checks' own connections (the health thread, or Start() before it runs).
+  // The health checks' own connections (the health thread, or Start() before it runs).
   std::unique_ptr<ledger::Ledger> health_primary_;
   std::unique_ptr<ledger::ReplicaLagProbe> health_replica_;
-  mutable std::mutex health_mutex_;
+  mutable std::mutex checks_mutex_;
   std::map<std::string, std::string> checks_;
-  std::condition_variable health_wake_;
-  bool health_stop_ = false;
-  std::thread health_thread_;
+  std::unique_ptr<threads::TaskThread> health_;  // "rp-health", every 2 s
   bool started_ = false;
 };
+
+// The relay, as a component: made at Start() (the backend's sink exists then), started on the
+// store's outbox. Before Start() and after Stop() a handed entry is left in the outbox (the
+// recovery of the lease holder publishes it). Stop() after the HTTP server drained (no grab is
+// recorded afterwards) and before its loops stop (the relay removes from the outbox through
+// them). Hand() is thread-safe.
+class RelayComponent final : public Component {
+ public:
+  RelayComponent(ClusterBackend& backend, std::function<store::Outbox&()> outbox)
+      : backend_(backend), outbox_(std::move(outbox)) {}
+  std::string name() const override { return "relay"; }
+  void Start() override;
+  // Blocking: what is acknowledged later stays in the outbox (a later recovery claims it).
+  void Stop() override;
+  // The store's on_recorded: a grab or refund recorded and replicated.
+  void Hand(store::OutboxEntry entry);
+  // Valid after Start().
+  relay::OutboxRelay& relay() { return *relay_; }
+  void AddMetrics(http::Metrics& metrics);
+
+ private:
+  ClusterBackend& backend_;
+  std::function<store::Outbox&()> outbox_;
+  std::unique_ptr<relay::OutboxRelay> relay_;
+  std::atomic<relay::OutboxRelay*> live_{nullptr};  // relay_ between Start() and Stop()
+};
+
+// The Redis Cluster store on the server's I/O loops, as a component. Its maker blocks until
+// every client has the slot map, or throws "cannot reach Redis at ...". Its recorded events go to
+// `relay`. The store is destroyed with the list, after the loops stopped (redis_store.h).
+using RedisStoreComponent = StoreComponent<store::redis::RedisStore>;
+std::unique_ptr<RedisStoreComponent> MakeRedisStoreComponent(
+    const ClusterOptions& options,
+    std::function<std::vector<boost::asio::io_context*>()> io_contexts, RelayComponent& relay);
 
 }  // namespace redpacket::app

@@ -1,4 +1,4 @@
-// EmbeddedBackend: journal recovery, the worker, and the service's parts in embedded mode.
+// EmbeddedBackend: journal recovery, the applier, and what the service needs in embedded mode.
 #include "app/embedded_backend.h"
 
 #include <fmt/format.h>
@@ -7,7 +7,6 @@
 #include <stdexcept>
 
 #include "ledger/sqlite/sqlite_ledger.h"
-#include "store/memory/memory_store.h"
 
 namespace redpacket::app {
 
@@ -24,11 +23,11 @@ void EmbeddedBackend::Start() {
   }
   // The applier's writes wait behind creates and deposits that are waiting (a client waits
   // for those; the applier's work is deferred).
-  worker_ledger_ = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name, true);
-  if (auto status = worker_ledger_->Migrate(); !status) {
+  applier_ledger_ = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name, true);
+  if (auto status = applier_ledger_->Migrate(); !status) {
     throw std::runtime_error("cannot migrate the ledger: " + status.error().message);
   }
-  auto offsets = worker_ledger_->AppliedOffsets();
+  auto offsets = applier_ledger_->AppliedOffsets();
   if (!offsets) {
     throw std::runtime_error("cannot read the ledger's position: " + offsets.error().message);
   }
@@ -47,22 +46,23 @@ void EmbeddedBackend::Start() {
   sink_ = std::make_unique<bus::JournalSink>(*journal_);
   source_ = std::make_unique<bus::JournalSource>(*journal_);
 
-  worker::WorkerOptions worker_options;
-  worker_options.name = "rp-worker";
-  worker_options.max_batch_events = options_.apply_batch_events;
-  worker_options.poll_wait = std::chrono::milliseconds(0);
-  worker_options.batch_interval = options_.apply_interval;
-  worker_options.background = true;
-  worker_ = std::make_unique<worker::Worker>(*source_, *worker_ledger_, worker_options,
-                                             [this](std::span<const bus::ConsumedMessage> handled) {
-                                               std::uint64_t last = 0;
-                                               for (const auto& message : handled) {
-                                                 last = std::max(last, message.offset);
-                                               }
-                                               pending_.Remove(last);
-                                               if (last > applied_position_.load())
-                                                 applied_position_.store(last);
-                                             });
+  applier::ApplierOptions applier_options;
+  applier_options.name = "rp-applier";
+  applier_options.max_batch_events = options_.apply_batch_events;
+  applier_options.poll_wait = std::chrono::milliseconds(0);
+  applier_options.batch_interval = options_.apply_interval;
+  applier_options.background = true;
+  applier_ =
+      std::make_unique<applier::Applier>(*source_, *applier_ledger_, applier_options,
+                                         [this](std::span<const bus::ConsumedMessage> handled) {
+                                           std::uint64_t last = 0;
+                                           for (const auto& message : handled) {
+                                             last = std::max(last, message.offset);
+                                           }
+                                           pending_.Remove(last);
+                                           if (last > applied_position_.load())
+                                             applied_position_.store(last);
+                                         });
 
   // Recovery: every durable grab and refund the ledger has not applied yet is applied by
   // CatchUp() (a poison event is set aside, never a reason not to start).
@@ -84,12 +84,12 @@ void EmbeddedBackend::Start() {
 
 void EmbeddedBackend::CatchUp() {
   if (!started_ || caught_up_) return;
-  // Blocking while the ledger cannot write (its disk full): the worker retries, /readyz says
+  // Blocking while the ledger cannot write (its disk full): the applier retries, /readyz says
   // why, and the process stays up rather than exiting into a crash loop.
-  worker_->Drain();
+  applier_->Drain();
   if (recovered_events_ > 0) spdlog::info("recovery: applied {} journal events", recovered_events_);
   journal_->ReleaseUpTo(applied_position_.load());
-  worker_->Start();
+  applier_->Start();
   caught_up_ = true;
 }
 
@@ -107,39 +107,33 @@ void EmbeddedBackend::AttachLoop(boost::asio::io_context& loop) {
   if (!journal_->StartOnLoop(on_durable_, loop)) journal_->Start(on_durable_);
 }
 
-service::ServiceParts EmbeddedBackend::MakeServiceParts() {
-  service::ServiceParts parts;
-  parts.writer = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name);
-  parts.reader = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name);
-  parts.store_factory = [this] { return store::MakeMemoryStore(*sink_, *options_.clock); };
-  parts.clock = options_.clock;
-  parts.store_keeps_packets = false;
-  parts.pending = &pending_;
-  parts.applied_position = [this] { return applied_position_.load(); };
-  parts.dependency_checks = [this] {
-    std::map<std::string, std::string> checks{{"journal", "ok"}, {"ledger", "ok"}};
-    if (const auto stall = journal_->stall()) {
-      checks["journal"] = fmt::format("stalled since {}: {}", domain::FormatTime(stall->since),
-                                      stall->reason);
-    }
-    if (const auto stall = worker_->stall()) {
-      checks["ledger"] = fmt::format("applier stalled since {}: {}",
-                                     domain::FormatTime(stall->since), stall->reason);
-    }
-    return checks;
-  };
-  return parts;
+std::unique_ptr<ledger::Ledger> EmbeddedBackend::OpenLedger() const {
+  return ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name);
+}
+
+std::map<std::string, std::string> EmbeddedBackend::Checks() const {
+  std::map<std::string, std::string> checks{{"journal", "ok"}, {"ledger", "ok"}};
+  if (!journal_ || !applier_) return checks;
+  if (const auto stall = journal_->stall()) {
+    checks["journal"] =
+        fmt::format("stalled since {}: {}", domain::FormatTime(stall->since), stall->reason);
+  }
+  if (const auto stall = applier_->stall()) {
+    checks["ledger"] = fmt::format("applier stalled since {}: {}", domain::FormatTime(stall->since),
+                                   stall->reason);
+  }
+  return checks;
 }
 
 void EmbeddedBackend::Stop() {
   if (!started_) return;
   started_ = false;
-  // The journal acknowledges what is queued; the worker then applies all of it before it goes
+  // The journal acknowledges what is queued; the applier then applies all of it before it goes
   // (what the ledger cannot write now stays in the journal for the next start).
   journal_->Stop();
-  worker_->Stop();
+  applier_->Stop();
   source_->Close();
-  worker_->Drain();
+  applier_->Drain();
   spdlog::info("embedded backend stopped: journal position {}, applied {}",
                journal_->durable_position(), applied_position_.load());
 }
@@ -168,15 +162,15 @@ void EmbeddedBackend::AddMetrics(http::Metrics& metrics) {
                    });
   metrics.AddGauge("redpacket_worker_dead_lettered_total",
                    "Events set aside (the ledger's dead_letters table) with their reason",
-                   [this] { return static_cast<double>(worker_->stats().dead_lettered); });
+                   [this] { return static_cast<double>(applier_->stats().dead_lettered); });
   metrics.AddGauge("redpacket_applier_stalled",
                    "1 while the ledger cannot write and the applier retries (nothing is applied)",
-                   [this] { return worker_->stall() ? 1.0 : 0.0; });
+                   [this] { return applier_->stall() ? 1.0 : 0.0; });
   metrics.AddGauge("redpacket_journal_stalled",
                    "1 while the journal's disk is full (grabs answer 503, nothing is acknowledged)",
                    [this] { return journal_->stall() ? 1.0 : 0.0; });
-  metrics.AddGauge("redpacket_worker_batches_total", "Ledger transactions of the worker",
-                   [this] { return static_cast<double>(worker_->stats().batches); });
+  metrics.AddGauge("redpacket_worker_batches_total", "Ledger transactions of the applier",
+                   [this] { return static_cast<double>(applier_->stats().batches); });
 }
 
 }  // namespace redpacket::app

@@ -1,6 +1,7 @@
-// Embedded mode's backend, wired here: the local journal (group commit) as the bus, the memory
-// store on it, the SQLite ledger (a writer, a reader and the worker's own connection), and the
-// worker applying the journal to the ledger. Not thread-safe: drive it from the main thread.
+// Embedded mode's backend, wired here: the local journal (group commit) as the bus, the SQLite
+// ledger (the service's writer and reader, and the applier's own connection), and the applier
+// applying the journal to the ledger; the sweep policy of the mode. Not thread-safe: drive it
+// from the main thread.
 #pragma once
 
 #include <chrono>
@@ -8,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "app/components.h"
+#include "applier/applier.h"
 #include "bus/local/journal.h"
 #include "bus/local/journal_sink.h"
 #include "bus/local/journal_source.h"
@@ -15,7 +18,8 @@
 #include "http/metrics.h"
 #include "ledger/ledger.h"
 #include "service/red_packet_service.h"
-#include "worker/worker.h"
+#include "store/store.h"
+#include "sweeper/sweeper.h"
 
 namespace redpacket::app {
 
@@ -38,16 +42,24 @@ struct EmbeddedOptions {
   const domain::TimeSource* clock = &domain::SystemTime();
 };
 
-class EmbeddedBackend {
+// The journal and the applier, as a component: Start() opens and migrates the ledger and
+// recovers the journal; Stop() makes durable and acknowledges what the journal holds and applies
+// all of it. Also what the service and the sweeper need of this mode.
+class EmbeddedBackend final : public Component, public service::DependencyChecks {
  public:
   explicit EmbeddedBackend(EmbeddedOptions options);
-  ~EmbeddedBackend();
+  ~EmbeddedBackend() override;
 
+  std::string name() const override { return "embedded backend"; }
   // Blocking: opens the ledger, migrates it, recovers the journal (what it holds beyond the
-  // ledger is handed to the worker), then starts the journal (unless journal_on_loop: then
+  // ledger is handed to the applier), then starts the journal (unless journal_on_loop: then
   // AttachLoop does). Throws std::runtime_error (startup error).
-  void Start();
-  // Blocking: the worker applies what the journal held beyond the ledger (so the ledger is
+  void Start() override;
+  // Blocking: the journal makes durable and acknowledges what is queued, the applier applies
+  // all of it, threads join. Call after the HTTP server stopped taking requests.
+  void Stop() override;
+
+  // Blocking: the applier applies what the journal held beyond the ledger (so the ledger is
   // complete before the service rebuilds the open packets from it; while the ledger cannot
   // write, this waits and /readyz says why), then runs on its own thread. Call after Start(),
   // before the service starts; the server may already answer (503 until the service is ready).
@@ -56,18 +68,22 @@ class EmbeddedBackend {
   // threads of its own where io_uring is unavailable. Call after Start(), before the service
   // starts. The loop must stop before Stop() and be destroyed after it.
   void AttachLoop(boost::asio::io_context& loop);
-  // The service's parts: SQLite writer and reader, the memory store on the journal.
-  service::ServiceParts MakeServiceParts();
-  // Blocking: the journal makes durable and acknowledges what is queued, the worker applies
-  // all of it, threads join. Call after the HTTP server stopped taking requests.
-  void Stop();
+
+  // What the service takes (valid after Start()): a new connection to the ledger, the sink the
+  // memory store records grabs and refunds in, the credits not applied yet.
+  std::unique_ptr<ledger::Ledger> OpenLedger() const;
+  bus::EventSink& sink() { return *sink_; }
+  service::PendingCredits& pending() { return pending_; }
+  // The highest journal position the ledger has applied (the sweeper evicts only below it).
+  std::uint64_t applied_position() const { return applied_position_.load(); }
+  const domain::TimeSource& clock() const { return *options_.clock; }
+  // For /readyz: "journal" and "ledger", each "ok" or since when and why it is stalled.
+  std::map<std::string, std::string> Checks() const override;
 
   void AddMetrics(http::Metrics& metrics);
-  // Where the store sends grabs and refunds (valid after Start()).
-  bus::EventSink& sink() { return *sink_; }
 
  private:
-  // Durable events are pending credits until the worker applies them.
+  // Durable events are pending credits until the applier applies them.
   void AddPending(std::span<const bus::PositionedEvent> durable);
   std::filesystem::path LedgerFile() const { return options_.data_dir / "ledger.sqlite"; }
 
@@ -76,13 +92,30 @@ class EmbeddedBackend {
   std::unique_ptr<bus::Journal> journal_;
   std::unique_ptr<bus::JournalSink> sink_;
   std::unique_ptr<bus::JournalSource> source_;
-  std::unique_ptr<ledger::Ledger> worker_ledger_;
-  std::unique_ptr<worker::Worker> worker_;
+  std::unique_ptr<ledger::Ledger> applier_ledger_;
+  std::unique_ptr<applier::Applier> applier_;
   std::atomic<std::uint64_t> applied_position_{0};
   bus::Journal::DurableListener on_durable_;
   std::size_t recovered_events_ = 0;
   bool started_ = false;
   bool caught_up_ = false;
+};
+
+// Embedded mode's sweep: the memory store's, evicting finished packets only once the ledger has
+// applied their events.
+class EmbeddedSweep final : public sweeper::SweepPolicy {
+ public:
+  EmbeddedSweep(store::PacketStore& store, const EmbeddedBackend& backend,
+                std::chrono::milliseconds finished_retention)
+      : store_(store), backend_(backend), retention_(finished_retention) {}
+  std::optional<store::SweepStats> SweepOnce(domain::TimePoint now) override {
+    return store_.Sweep(now, backend_.applied_position(), retention_);
+  }
+
+ private:
+  store::PacketStore& store_;
+  const EmbeddedBackend& backend_;
+  std::chrono::milliseconds retention_;
 };
 
 }  // namespace redpacket::app

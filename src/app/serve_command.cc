@@ -1,5 +1,5 @@
-// `redpacket serve`: wiring of the backend of the chosen mode, the service and the HTTP server;
-// signals and graceful shutdown.
+// `redpacket serve`: the parts of the chosen mode wired as one ComponentList (started in order,
+// stopped in reverse), signals and graceful shutdown.
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,10 +15,16 @@
 #include "app/cluster_backend.h"
 #include "app/cluster_config.h"
 #include "app/commands.h"
+#include "app/components.h"
 #include "app/embedded_backend.h"
+#include "app/lease_work.h"
+#include "app/store_component.h"
 #include "http/api.h"
 #include "http/packet_events.h"
 #include "http/server.h"
+#include "lease/redis/redis_lease.h"
+#include "store/memory/memory_store.h"
+#include "sweeper/sweeper.h"
 
 namespace redpacket::app {
 namespace {
@@ -77,6 +83,47 @@ std::size_t ConnectionCapWithinFileLimit(std::int64_t configured) {
   return static_cast<std::size_t>(within);
 }
 
+// Embedded mode: a finished packet stays in memory this long after its events are applied
+// (its page and late grabs answer from memory; afterwards from the ledger).
+constexpr std::chrono::milliseconds kFinishedRetention{60000};
+
+void LogListening(const Config& config, const http::Server& server, int threads) {
+  if (config.mode == "cluster") {
+    spdlog::info(
+        "listening on http://{}:{} mode=cluster threads={} dev={} redis={} kafka={} "
+        "mariadb_primary={} mariadb_replica={}",
+        config.host, server.port(), threads, config.dev, config.redis_nodes, config.kafka_brokers,
+        config.mariadb_primary, config.mariadb_replica);
+  } else {
+    spdlog::info("listening on http://{}:{} mode=embedded threads={} dev={} data_dir={}",
+                 config.host, server.port(), threads, config.dev, config.data_dir);
+  }
+}
+
+http::ServerOptions ServerOptionsFrom(const Config& config) {
+  http::ServerOptions options;
+  options.host = config.host;
+  options.port = config.port;
+  options.threads = config.threads > 0
+                        ? config.threads
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
+  options.max_connections = ConnectionCapWithinFileLimit(config.max_connections);
+  options.max_connections_per_ip = static_cast<std::size_t>(config.max_connections_per_ip);
+  options.stream_buffer_limit = static_cast<std::size_t>(config.event_stream_buffer_bytes);
+  return options;
+}
+
+EmbeddedOptions EmbeddedOptionsFrom(const Config& config) {
+  EmbeddedOptions options;
+  options.data_dir = config.data_dir;
+  options.journal_name = config.journal_name;
+  options.journal_gather = std::chrono::microseconds(config.journal_gather_us);
+  options.journal_on_loop = config.journal_writer == "loop";
+  return options;
+}
+
 }  // namespace
 
 int RunServe(const Config& config) {
@@ -94,120 +141,156 @@ int RunServe(const Config& config) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Every part is made here; none does I/O before parts.StartAll(). The components are owned
+  // by `parts`, declared after the server: the list stops them and destroys them (the Redis
+  // store, whose sockets live on the server's loops) before the server goes.
+  std::vector<boost::asio::io_context*> io_contexts;  // the server's loops, once it started
+  std::unique_ptr<EmbeddedBackend> embedded_part;
+  std::unique_ptr<ClusterBackend> cluster_part;
+  std::unique_ptr<RelayComponent> relay_part;
+  std::unique_ptr<RedisStoreComponent> redis_part;
+  std::unique_ptr<StoreComponent<store::PacketStore>> memory_part;
+  // The parts by name, valid while `parts` holds them.
+  EmbeddedBackend* embedded = nullptr;
+  ClusterBackend* clustered = nullptr;
+  RedisStoreComponent* redis_store = nullptr;
+  RelayComponent* relay = nullptr;
+  store::PacketStore* store = nullptr;
+  service::ServiceDeps deps;
+  if (cluster) {
+    cluster_part = std::make_unique<ClusterBackend>(ClusterOptionsFrom(config));
+    ClusterBackend& backend = *cluster_part;
+    clustered = &backend;
+    relay_part = std::make_unique<RelayComponent>(
+        backend, [&redis_store]() -> store::Outbox& { return redis_store->engine(); });
+    relay = relay_part.get();
+    redis_part = MakeRedisStoreComponent(
+        backend.options(), [&io_contexts] { return io_contexts; }, *relay);
+    redis_store = redis_part.get();
+    store = redis_store;
+    deps.open_writer = [&backend] { return backend.OpenWriter(); };
+    deps.open_reader = [&backend] { return backend.OpenReader(); };
+    deps.store_kind = service::StoreKind::kKeepsPackets;
+    deps.checks = &backend;
+  } else {
+    embedded_part = std::make_unique<EmbeddedBackend>(EmbeddedOptionsFrom(config));
+    EmbeddedBackend& backend = *embedded_part;
+    embedded = &backend;
+    memory_part = std::make_unique<StoreComponent<store::PacketStore>>("memory store", [&backend] {
+      return store::MakeMemoryStore(backend.sink(), backend.clock());
+    });
+    store = memory_part.get();
+    deps.open_writer = [&backend] { return backend.OpenLedger(); };
+    deps.open_reader = [&backend] { return backend.OpenLedger(); };
+    deps.store_kind = service::StoreKind::kRebuiltFromLedger;
+    deps.pending = &backend.pending();
+    deps.clock = &backend.clock();
+    deps.checks = &backend;
+  }
+  deps.store = store;
+  service::ServiceOptions service_options;
+  service_options.limits = config.limits;
+  service::RedPacketService service(service_options, std::move(deps));
+
   http::ApiOptions api_options;
   api_options.dev = config.dev;
   api_options.token_secrets = EffectiveTokenSecrets(config);
   api_options.rate_limit_per_s = config.rate_limit_per_user;
   api_options.rate_limit_burst = config.rate_limit_burst;
-  service::ServiceOptions service_options;
-  service_options.limits = config.limits;
-  service_options.sweep_interval = std::chrono::milliseconds(config.sweep_interval_ms);
-
-  // Exactly one backend. Its parts are made once it has started (the store needs its bus); the
-  // Redis store also runs on the server's I/O loops (no thread of its own, no hop between an
-  // HTTP request and its Redis command), which exist only once the server has started.
-  std::unique_ptr<EmbeddedBackend> embedded;
-  std::unique_ptr<ClusterBackend> clustered;
-  auto io_contexts = std::make_shared<std::vector<boost::asio::io_context*>>();
-  std::unique_ptr<service::RedPacketService> service;
-  try {
-    if (cluster) {
-      clustered = std::make_unique<ClusterBackend>(ClusterOptionsFrom(config));
-      clustered->Start();
-      service = std::make_unique<service::RedPacketService>(
-          service_options, clustered->MakeServiceParts(io_contexts));
-    } else {
-      EmbeddedOptions embedded_options;
-      embedded_options.data_dir = config.data_dir;
-      embedded_options.journal_name = config.journal_name;
-      embedded_options.journal_gather = std::chrono::microseconds(config.journal_gather_us);
-      embedded_options.journal_on_loop = config.journal_writer == "loop";
-      embedded = std::make_unique<EmbeddedBackend>(embedded_options);
-      embedded->Start();
-      service = std::make_unique<service::RedPacketService>(service_options,
-                                                            embedded->MakeServiceParts());
-    }
-  } catch (const std::exception& error) {
-    spdlog::critical("startup failed: {}", error.what());
-    return 1;
-  }
-  http::Api api(api_options, *service);
+  http::Api api(api_options, service);
   http::PacketEventsOptions events_options;
   events_options.max_streams = static_cast<std::size_t>(config.event_streams_max);
   events_options.poll_interval = std::chrono::milliseconds(config.event_poll_ms);
-  // Declared before the server: it outlives it (streams end when the server stops).
-  http::PacketEvents events(events_options, *service);
+  http::PacketEvents events(events_options, service);
   api.SetPacketEvents(&events);
-  if (clustered) clustered->AddMetrics(api.metrics());
-  if (embedded) embedded->AddMetrics(api.metrics());
-
-  http::ServerOptions server_options;
-  server_options.host = config.host;
-  server_options.port = config.port;
-  server_options.threads =
-      config.threads > 0 ? config.threads
-                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  server_options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
-  server_options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
-  server_options.max_connections = ConnectionCapWithinFileLimit(config.max_connections);
-  server_options.max_connections_per_ip = static_cast<std::size_t>(config.max_connections_per_ip);
-  server_options.stream_buffer_limit = static_cast<std::size_t>(config.event_stream_buffer_bytes);
+  const http::ServerOptions server_options = ServerOptionsFrom(config);
   http::Server server(server_options, api);
-  try {
-    server.Start();
-  } catch (const std::exception& error) {
-    spdlog::critical("{}", error.what());
-    return 1;
-  }
-  api.WatchServer(server);
-  *io_contexts = server.io_contexts();
-  // The first I/O thread writes the journal (the one thread of the pinned benchmark: no hop).
-  if (embedded) embedded->AttachLoop(*io_contexts->front());
+
+  // The sweep of the mode: embedded, the memory store's; cluster, fenced by the sweeper lease.
+  std::unique_ptr<sweeper::SweepPolicy> sweep_policy;
+  std::unique_ptr<LeaseHolder> lease_part;
   if (cluster) {
-    spdlog::info(
-        "listening on http://{}:{} mode=cluster threads={} dev={} redis={} kafka={} "
-        "mariadb_primary={} mariadb_replica={}",
-        config.host, server.port(), server_options.threads, config.dev, config.redis_nodes,
-        config.kafka_brokers, config.mariadb_primary, config.mariadb_replica);
+    const ClusterOptions& options = clustered->options();
+    lease_part = std::make_unique<LeaseHolder>(
+        std::make_unique<lease::RedisLease>(options.redis_seeds, "sweeper"), options.server_name,
+        options.lease_ttl);
+    sweep_policy = std::make_unique<ClusterSweep>(*lease_part, *redis_store);
   } else {
-    spdlog::info("listening on http://{}:{} mode=embedded threads={} dev={} data_dir={}",
-                 config.host, server.port(), server_options.threads, config.dev, config.data_dir);
+    sweep_policy = std::make_unique<EmbeddedSweep>(*store, *embedded, kFinishedRetention);
   }
+  auto sweeper = std::make_unique<sweeper::Sweeper>(
+      *sweep_policy, embedded != nullptr ? embedded->clock() : domain::SystemTime(),
+      sweeper::SweeperOptions{std::chrono::milliseconds(config.sweep_interval_ms)});
+  api.metrics().AddCounter(
+      "redpacket_packets_expired_total", "Packets this server's sweeper closed at expiry", {},
+      [&sweeper = *sweeper] { return static_cast<double>(sweeper.expired()); });
+
+  // The start order; each stops in the reverse order. The server answers from its start
+  // (/readyz: 503 and why until the service is ready); it drains before anything that serves
+  // a request stops, and its loops stop after every part that talks to Redis through them.
+  ComponentList parts;
+  if (cluster) {
+    parts.Add(std::move(cluster_part)).AddMetrics(api.metrics());
+  } else {
+    parts.Add(std::move(embedded_part)).AddMetrics(api.metrics());
+  }
+  parts.Add(std::make_unique<Step>(
+      "http server",
+      [&] {
+        server.Start();
+        api.WatchServer(server);
+        io_contexts = server.io_contexts();
+        LogListening(config, server, server_options.threads);
+      },
+      [&server] { server.Stop(std::chrono::milliseconds(0)); }));
+  if (cluster) {
+    parts.Add(std::move(redis_part));
+  } else {
+    parts.Add(std::move(memory_part));
+    // The journal written from the first I/O loop (the one thread of the pinned benchmark: no
+    // hop); then what it held beyond the ledger is applied before the service rebuilds from it.
+    parts.Add(std::make_unique<Step>("journal catch-up", [embedded, &io_contexts] {
+      embedded->AttachLoop(*io_contexts.front());
+      embedded->CatchUp();
+    }));
+  }
+  parts.Add(std::make_unique<Step>(
+      "service", [&service] { service.Start(); }, [&service] { service.Stop(); }));
+  LeaseHolder* lease = nullptr;
+  if (cluster) {
+    parts.Add(std::move(relay_part)).AddMetrics(api.metrics());
+    lease = &parts.Add(std::move(lease_part));
+  }
+  parts.Add(std::make_unique<Owned<sweeper::Sweeper>>("sweeper", std::move(sweeper)));
+  if (cluster) {
+    parts.Add(std::make_unique<LeaseWork>(*clustered, *lease, *redis_store, *relay))
+        .AddMetrics(api.metrics());
+  }
+  parts.Add(std::make_unique<Step>("http drain", nullptr, [&server, &config] {
+    server.Drain(std::chrono::milliseconds(config.shutdown_grace_ms));
+  }));
+  // Last: its streams end first, so the server's drain does not wait for them.
+  parts.Add(std::make_unique<Step>(
+      "live events", [&events] { events.Start(); }, [&events] { events.Stop(); }));
+
   spdlog::info(
       "limits: rate_limit_per_user={} rate_limit_burst={} header_timeout_ms={} max_connections={} "
       "max_connections_per_ip={} (0 = off)",
       config.rate_limit_per_user, config.rate_limit_burst, config.header_timeout_ms,
       server_options.max_connections, server_options.max_connections_per_ip);
   try {
-    // /readyz answers 503 (saying why) until this returns.
-    if (embedded) embedded->CatchUp();
-    service->Start();
+    parts.StartAll();
   } catch (const std::exception& error) {
     spdlog::critical("startup failed: {}", error.what());
-    server.Stop(std::chrono::milliseconds(0));
-    if (embedded) embedded->Stop();  // before the server (and the journal's loop) is destroyed
     return 1;
   }
-  events.Start();
   spdlog::info("ready");
   if (config.dev) PrintDevExample(config, server.port());
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("received {}, draining", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
-  // Order: the sweeper ends first, while the loops still deliver its Redis replies (afterwards
-  // a cluster sweep would wait out its timeout); the server stops taking requests, answers what
-  // it has (their bus acks arrive meanwhile) and stops its io_contexts. Embedded: the journal
-  // flushes and the worker applies all of it, then the service stops. Cluster: the service
-  // destroys the Redis store (it must not outlive the loops' owner nor go while they run), then
-  // the backend flushes Kafka and releases the sweeper lease.
-  service->StopSweeper();
-  events.Stop();  // ends the streams, so the server's drain does not wait for them
-  server.Stop(std::chrono::milliseconds(config.shutdown_grace_ms));
-  if (embedded) embedded->Stop();
-  if (clustered) clustered->StopRelay();  // it removes from the store's outbox: before the store
-  service->Stop();
-  if (clustered) clustered->Stop();
+  parts.StopAll();
   spdlog::info("stopped cleanly");
   return 0;
 }

@@ -10,39 +10,39 @@
 
 #include "app/cluster_config.h"
 #include "app/commands.h"
+#include "applier/applier.h"
 #include "bus/kafka/kafka_source.h"
 #include "http/metrics.h"
 #include "http/ops_handler.h"
 #include "http/server.h"
 #include "ledger/mariadb/mariadb_ledger.h"
-#include "worker/worker.h"
 
 namespace redpacket::app {
 namespace {
 
 constexpr std::chrono::seconds kConnectWait{10};
 
-void AddWorkerMetrics(http::Metrics& metrics, const worker::Worker& worker) {
+void AddWorkerMetrics(http::Metrics& metrics, const applier::Applier& worker) {
   auto stat = [&worker](auto field) {
     return [&worker, field] { return static_cast<double>(worker.stats().*field); };
   };
   metrics.AddGauge("redpacket_worker_applied_events_total",
                    "Events applied to the ledger (redeliveries included; each credits once)",
-                   stat(&worker::WorkerStats::applied_events));
+                   stat(&applier::ApplierStats::applied_events));
   metrics.AddGauge("redpacket_worker_dead_lettered_total",
                    "Events set aside (the ledger's dead_letters table, copied to the dead-letter "
                    "topic) with their reason",
-                   stat(&worker::WorkerStats::dead_lettered));
+                   stat(&applier::ApplierStats::dead_lettered));
   metrics.AddGauge("redpacket_worker_commits_dropped_total",
                    "Offset commits dropped because the consumer group had moved on",
-                   stat(&worker::WorkerStats::commits_dropped));
+                   stat(&applier::ApplierStats::commits_dropped));
   metrics.AddGauge("redpacket_applier_stalled",
                    "1 while the ledger cannot write and the worker retries (nothing is applied)",
                    [&worker] { return worker.stall() ? 1.0 : 0.0; });
   metrics.AddGauge("redpacket_worker_batches_total", "Ledger transactions committed",
-                   stat(&worker::WorkerStats::batches));
+                   stat(&applier::ApplierStats::batches));
   metrics.AddGauge("redpacket_worker_retries_total", "Transient failures retried with backoff",
-                   stat(&worker::WorkerStats::retries));
+                   stat(&applier::ApplierStats::retries));
   metrics.AddGauge("redpacket_worker_credit_latency_p50_seconds",
                    "Grab to credit (the grab's time to the ledger commit), median of the last 4096",
                    [&worker] { return worker.stats().credit_latency_p50.count() / 1000.0; });
@@ -80,7 +80,7 @@ int RunWorker(const Config& config) {
     return 1;
   }
 
-  worker::WorkerOptions options;
+  applier::ApplierOptions options;
   options.name = "rp-worker";
   options.max_batch_events = static_cast<std::size_t>(config.worker_batch);
   // A poll returns with the first message that arrives: waiting longer adds no latency, and an
@@ -89,7 +89,7 @@ int RunWorker(const Config& config) {
   // A poll takes what has arrived; a short pause after a partial batch lets the next one fill
   // (fewer, larger transactions: each costs the primary a commit and Kafka an offset commit).
   options.batch_interval = std::chrono::milliseconds(2);
-  worker::Worker worker(*source, *ledger, options);
+  applier::Applier worker(*source, *ledger, options);
 
   http::Metrics metrics({"ops"});
   AddWorkerMetrics(metrics, worker);
@@ -126,7 +126,7 @@ int RunWorker(const Config& config) {
                signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   worker.Stop();
   server.Stop(std::chrono::milliseconds(1000));
-  const worker::WorkerStats stats = worker.stats();
+  const applier::ApplierStats stats = worker.stats();
   spdlog::info("worker stopped cleanly: {} events applied in {} batches, {} dead-lettered",
                stats.applied_events, stats.batches, stats.dead_lettered);
   return 0;

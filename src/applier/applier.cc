@@ -1,12 +1,10 @@
-// Worker: poll, apply in one transaction, commit offsets. A ledger that cannot write stalls the
+// Applier: poll, apply in one transaction, commit offsets. A ledger that cannot write stalls the
 // worker (retried with backoff, nothing committed); an event the ledger refuses is isolated and
 // set aside in the ledger itself.
-#include "worker/worker.h"
+#include "applier/applier.h"
 
 #include <fmt/format.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,7 +12,7 @@
 
 #include "bus/codec/event_codec.h"
 
-namespace redpacket::worker {
+namespace redpacket::applier {
 namespace {
 
 using domain::ErrorCode;
@@ -32,48 +30,48 @@ bus::PartitionOffsets OffsetsOf(std::span<const bus::ConsumedMessage> messages) 
 
 }  // namespace
 
-Worker::Worker(bus::EventSource& source, ledger::LedgerWriter& ledger, WorkerOptions options,
-               HandledListener on_handled)
+Applier::Applier(bus::EventSource& source, ledger::LedgerWriter& ledger, ApplierOptions options,
+                 HandledListener on_handled)
     : source_(source),
       ledger_(ledger),
       options_(std::move(options)),
-      on_handled_(std::move(on_handled)) {}
+      on_handled_(std::move(on_handled)),
+      thread_({.name = options_.name,
+               .period = std::chrono::milliseconds(0),
+               .background = options_.background},
+              [this] { Round(); }) {}
 
-Worker::~Worker() { Stop(); }
+Applier::~Applier() { Stop(); }
 
-void Worker::Start() {
+void Applier::Start() {
   stopping_ = false;
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), options_.name.substr(0, 15).c_str());
-    // On Linux a thread's nice value is its own (setpriority on its tid).
-    if (options_.background && setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19) != 0) {
-      spdlog::warn("worker {}: cannot lower its priority", options_.name);
-    }
-    while (!stopping_.load(std::memory_order_acquire)) {
-      const std::size_t handled = RunOnce();
-      if (handled < options_.max_batch_events && options_.batch_interval.count() > 0 &&
-          !stopping_.load(std::memory_order_acquire)) {
-        std::this_thread::sleep_for(options_.batch_interval);
-      }
-    }
-  });
+  thread_.Start();
 }
 
-void Worker::Stop() {
+// One round on the applier's thread; after a batch smaller than max_batch_events it waits
+// batch_interval for the next (fewer, larger transactions).
+void Applier::Round() {
+  const std::size_t handled = RunOnce();
+  if (handled < options_.max_batch_events && options_.batch_interval.count() > 0) {
+    thread_.WaitFor(options_.batch_interval);
+  }
+}
+
+void Applier::Stop() {
   stopping_.store(true, std::memory_order_release);
-  if (thread_.joinable()) thread_.join();
+  thread_.Stop();
 }
 
-void Worker::Drain() {
+void Applier::Drain() {
   while (RunOnce() > 0) {
   }
 }
 
-std::size_t Worker::RunOnce() {
+std::size_t Applier::RunOnce() {
   auto polled = source_.Poll(options_.max_batch_events, options_.poll_wait);
   if (!polled.ok()) {
     ++retries_;
-    spdlog::warn("worker: cannot read the bus: {}", polled.error().message);
+    spdlog::warn("applier: cannot read the bus: {}", polled.error().message);
     std::this_thread::sleep_for(options_.retry_initial);
     return 0;
   }
@@ -91,7 +89,7 @@ std::size_t Worker::RunOnce() {
   return messages.size();
 }
 
-bool Worker::Handle(std::span<const bus::ConsumedMessage> messages) {
+bool Applier::Handle(std::span<const bus::ConsumedMessage> messages) {
   // In poll order, so that within a partition no offset is recorded before the messages
   // ahead of it are in the ledger.
   std::size_t start = 0;
@@ -109,14 +107,14 @@ bool Worker::Handle(std::span<const bus::ConsumedMessage> messages) {
   return true;
 }
 
-bool Worker::ApplyRun(std::span<const bus::ConsumedMessage> run) {
+bool Applier::ApplyRun(std::span<const bus::ConsumedMessage> run) {
   auto whole = Apply(run);
   if (!whole) return false;
   if (whole->ok()) return true;
   // The ledger refuses an event of the run (an unknown packet, a wrong amount...): apply them
   // one at a time, so the good ones go through and each refused one is set aside with its
   // own reason.
-  spdlog::error("worker: a batch of {} events was refused ({}); applying them one by one",
+  spdlog::error("applier: a batch of {} events was refused ({}); applying them one by one",
                 run.size(), whole->error().message);
   for (std::size_t i = 0; i < run.size(); ++i) {
     auto single = run.size() == 1 ? whole : Apply(run.subspan(i, 1));
@@ -126,7 +124,7 @@ bool Worker::ApplyRun(std::span<const bus::ConsumedMessage> run) {
   return true;
 }
 
-std::optional<Status> Worker::Apply(std::span<const bus::ConsumedMessage> run) {
+std::optional<Status> Applier::Apply(std::span<const bus::ConsumedMessage> run) {
   std::vector<domain::LedgerEvent> events;
   events.reserve(run.size());
   for (const auto& message : run) events.push_back(*message.event);
@@ -147,8 +145,8 @@ std::optional<Status> Worker::Apply(std::span<const bus::ConsumedMessage> run) {
       "apply events to the ledger", /*retry_refused=*/false);
 }
 
-bool Worker::SetAside(const bus::ConsumedMessage& message, const std::string& reason) {
-  spdlog::error("worker: setting aside partition {} offset {}: {}", message.partition,
+bool Applier::SetAside(const bus::ConsumedMessage& message, const std::string& reason) {
+  spdlog::error("applier: setting aside partition {} offset {}: {}", message.partition,
                 message.offset, reason);
   ledger::SetAsideRecord record{.partition = message.partition,
                                 .offset = message.offset,
@@ -163,23 +161,24 @@ bool Worker::SetAside(const bus::ConsumedMessage& message, const std::string& re
   // Why in the ledger, in the transaction that moves the offset: a set-aside event is then never
   // lost, and a full disk fails both (the message is handled again), never only the first.
   // The ledger never refuses this write, so every failure is retried.
-  auto kept = RetryLedger(
-      [&] { return ledger_.SetAside(record, OffsetsOf(std::span(&message, 1))); },
-      "set an event aside in the ledger", /*retry_refused=*/true);
+  auto kept =
+      RetryLedger([&] { return ledger_.SetAside(record, OffsetsOf(std::span(&message, 1))); },
+                  "set an event aside in the ledger", /*retry_refused=*/true);
   if (!kept) return false;
   ++dead_lettered_;
   Notify(std::span(&message, 1));
   // For operators' tools (Kafka: the dead-letter topic): a copy, once; the ledger has it.
   if (Status copied = source_.DeadLetter(message, reason); !copied.ok()) {
-    spdlog::warn("worker: set-aside partition {} offset {} is in the ledger; copying it to the "
-                 "dead-letter channel failed: {}",
-                 message.partition, message.offset, copied.error().message);
+    spdlog::warn(
+        "applier: set-aside partition {} offset {} is in the ledger; copying it to the "
+        "dead-letter channel failed: {}",
+        message.partition, message.offset, copied.error().message);
   }
   return true;
 }
 
-std::optional<Status> Worker::RetryLedger(const std::function<Status()>& attempt,
-                                          const char* what, bool retry_refused) {
+std::optional<Status> Applier::RetryLedger(const std::function<Status()>& attempt, const char* what,
+                                           bool retry_refused) {
   auto backoff = options_.retry_initial;
   while (true) {
     Status status = attempt();
@@ -195,14 +194,14 @@ std::optional<Status> Worker::RetryLedger(const std::function<Status()>& attempt
     // ledger does not hold the events: the position stays, and they are tried again.
     ++retries_;
     MarkStalled(status.error().message);
-    spdlog::warn("worker: cannot {} (retrying in {} ms): {}", what, backoff.count(),
+    spdlog::warn("applier: cannot {} (retrying in {} ms): {}", what, backoff.count(),
                  status.error().message);
     if (!Backoff(backoff)) return std::nullopt;
     backoff = std::min(options_.retry_max, backoff * 2);
   }
 }
 
-void Worker::CommitOffsets(const bus::PartitionOffsets& offsets) {
+void Applier::CommitOffsets(const bus::PartitionOffsets& offsets) {
   auto backoff = options_.retry_initial;
   while (true) {
     Status committed = source_.Commit(offsets);
@@ -214,22 +213,23 @@ void Worker::CommitOffsets(const bus::PartitionOffsets& offsets) {
     }
     if (committed.error().code != ErrorCode::kUnavailable) {
       // The consumer group moved on (this member was presumed dead, or a rebalance is under
-      // way): retrying would never pass and would keep the worker from polling again, which is
+      // way): retrying would never pass and would keep the applier from polling again, which is
       // how it rejoins. The ledger holds the events; the partitions' owner reads them again
       // and applies nothing twice.
       ++commits_dropped_;
-      spdlog::warn("worker: dropping the commit of the bus offsets: {}", committed.error().message);
+      spdlog::warn("applier: dropping the commit of the bus offsets: {}",
+                   committed.error().message);
       return;
     }
     ++retries_;
-    spdlog::warn("worker: cannot commit the bus offsets (retrying in {} ms): {}", backoff.count(),
+    spdlog::warn("applier: cannot commit the bus offsets (retrying in {} ms): {}", backoff.count(),
                  committed.error().message);
     if (!Backoff(backoff)) return;  // the bus delivers them again after a restart
     backoff = std::min(options_.retry_max, backoff * 2);
   }
 }
 
-bool Worker::Backoff(std::chrono::milliseconds backoff) {
+bool Applier::Backoff(std::chrono::milliseconds backoff) {
   // Sleep in small steps so Stop() is not held up by a long backoff.
   const auto until = std::chrono::steady_clock::now() + backoff;
   while (std::chrono::steady_clock::now() < until) {
@@ -239,31 +239,31 @@ bool Worker::Backoff(std::chrono::milliseconds backoff) {
   return !stopping_.load(std::memory_order_acquire);
 }
 
-void Worker::MarkStalled(const std::string& reason) {
+void Applier::MarkStalled(const std::string& reason) {
   std::lock_guard lock(stall_mutex_);
   if (!stalled_since_) {
     stalled_since_ = domain::Clock::now();
-    spdlog::error("worker: the ledger cannot write; applying nothing until it can: {}", reason);
+    spdlog::error("applier: the ledger cannot write; applying nothing until it can: {}", reason);
   }
   stall_reason_ = reason;
 }
 
-void Worker::ClearStalled() {
+void Applier::ClearStalled() {
   std::lock_guard lock(stall_mutex_);
   if (!stalled_since_) return;
-  spdlog::info("worker: the ledger writes again (stalled {} ms)",
-               std::chrono::duration_cast<std::chrono::milliseconds>(domain::Clock::now() -
-                                                                     *stalled_since_)
-                   .count());
+  spdlog::info(
+      "applier: the ledger writes again (stalled {} ms)",
+      std::chrono::duration_cast<std::chrono::milliseconds>(domain::Clock::now() - *stalled_since_)
+          .count());
   stalled_since_.reset();
   stall_reason_.clear();
 }
 
-void Worker::Notify(std::span<const bus::ConsumedMessage> handled) {
+void Applier::Notify(std::span<const bus::ConsumedMessage> handled) {
   if (on_handled_) on_handled_(handled);
 }
 
-void Worker::RecordLatencies(std::span<const domain::LedgerEvent> events) {
+void Applier::RecordLatencies(std::span<const domain::LedgerEvent> events) {
   const std::int64_t now_ms = domain::ToUnixMillis(domain::Clock::now());
   std::lock_guard lock(latency_mutex_);
   for (const auto& event : events) {
@@ -278,14 +278,14 @@ void Worker::RecordLatencies(std::span<const domain::LedgerEvent> events) {
   }
 }
 
-std::optional<Worker::Stall> Worker::stall() const {
+std::optional<Applier::Stall> Applier::stall() const {
   std::lock_guard lock(stall_mutex_);
   if (!stalled_since_) return std::nullopt;
   return Stall{*stalled_since_, stall_reason_};
 }
 
-WorkerStats Worker::stats() const {
-  WorkerStats stats;
+ApplierStats Applier::stats() const {
+  ApplierStats stats;
   stats.applied_events = applied_events_.load();
   stats.dead_lettered = dead_lettered_.load();
   stats.batches = batches_.load();
@@ -317,4 +317,4 @@ WorkerStats Worker::stats() const {
   return stats;
 }
 
-}  // namespace redpacket::worker
+}  // namespace redpacket::applier

@@ -1,9 +1,9 @@
-// The worker: consumes grab and refund events from the bus and applies them to the ledger in
+// The applier: consumes grab and refund events from the bus and applies them to the ledger in
 // batched transactions, exactly once, then commits the bus offsets. One component for both
 // modes: fed by the local journal (embedded, in-process) or by a Kafka consumer group
 // (cluster, `redpacket worker`).
 // The applied position never moves past an event the ledger does not hold: a ledger that cannot
-// write (the disk full, an I/O error, read-only, unreachable) stalls the worker, which retries
+// write (the disk full, an I/O error, read-only, unreachable) stalls the applier, which retries
 // with backoff and commits nothing meanwhile; only an event the ledger's rules refuse on its own
 // (kRefused) is set aside, kept whole in the ledger in the transaction that moves the position
 // past it (then copied to the bus's dead-letter channel, best effort).
@@ -17,16 +17,16 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "bus/bus.h"
 #include "domain/clock.h"
 #include "ledger/ledger.h"
+#include "threads/task_thread.h"
 
-namespace redpacket::worker {
+namespace redpacket::applier {
 
-struct WorkerOptions {
+struct ApplierOptions {
   std::string name = "rp-worker";          // thread name (at most 15 characters)
   std::size_t max_batch_events = 1000;     // events per ledger transaction
   std::chrono::milliseconds poll_wait{5};  // how long a poll waits for the first message
@@ -38,11 +38,11 @@ struct WorkerOptions {
   bool background = false;  // run the thread at nice 19 (embedded: the hot path comes first)
 };
 
-struct WorkerStats {
-  std::uint64_t applied_events = 0;  // events handed to the ledger (repeats included)
-  std::uint64_t dead_lettered = 0;   // messages set aside (kept in the ledger's dead_letters)
-  std::uint64_t batches = 0;         // ledger transactions committed
-  std::uint64_t retries = 0;         // failed ledger writes, polls and commits retried
+struct ApplierStats {
+  std::uint64_t applied_events = 0;   // events handed to the ledger (repeats included)
+  std::uint64_t dead_lettered = 0;    // messages set aside (kept in the ledger's dead_letters)
+  std::uint64_t batches = 0;          // ledger transactions committed
+  std::uint64_t retries = 0;          // failed ledger writes, polls and commits retried
   std::uint64_t commits_dropped = 0;  // bus commits dropped: the consumer group had moved on
   std::uint64_t last_offset = 0;      // highest offset committed (any partition)
   std::optional<std::uint64_t> lag;   // from the source, when it knows
@@ -56,17 +56,17 @@ struct WorkerStats {
   std::chrono::milliseconds credit_latency_p99{0};
 };
 
-class Worker {
+class Applier {
  public:
   // Called after each ledger transaction (a batch applied, or a message set aside) with the
-  // messages it handled, on the worker's thread.
+  // messages it handled, on the applier's thread.
   using HandledListener = std::function<void(std::span<const bus::ConsumedMessage>)>;
 
-  Worker(bus::EventSource& source, ledger::LedgerWriter& ledger, WorkerOptions options,
-         HandledListener on_handled = {});
-  ~Worker();
-  Worker(const Worker&) = delete;
-  Worker& operator=(const Worker&) = delete;
+  Applier(bus::EventSource& source, ledger::LedgerWriter& ledger, ApplierOptions options,
+          HandledListener on_handled = {});
+  ~Applier();
+  Applier(const Applier&) = delete;
+  Applier& operator=(const Applier&) = delete;
 
   // Blocking: one poll, apply, commit round. Returns how many messages it handled. A ledger
   // write that fails is retried with backoff until it passes or Stop() is called (then nothing
@@ -80,7 +80,7 @@ class Worker {
   void Start();
   void Stop();
 
-  WorkerStats stats() const;
+  ApplierStats stats() const;
 
   struct Stall {
     domain::TimePoint since;  // the first failed write of the run
@@ -102,7 +102,7 @@ class Worker {
   // (retried until it commits), then copies it to the bus's dead-letter channel, best effort.
   // false: stopped while retrying.
   bool SetAside(const bus::ConsumedMessage& message, const std::string& reason);
-  // Retries a ledger write with backoff while it fails, reporting the worker stalled meanwhile;
+  // Retries a ledger write with backoff while it fails, reporting the applier stalled meanwhile;
   // a kRefused answer is final unless `retry_refused`. nullopt: stopped while retrying.
   std::optional<domain::Status> RetryLedger(const std::function<domain::Status()>& attempt,
                                             const char* what, bool retry_refused);
@@ -117,10 +117,11 @@ class Worker {
 
   bus::EventSource& source_;
   ledger::LedgerWriter& ledger_;
-  WorkerOptions options_;
+  ApplierOptions options_;
   HandledListener on_handled_;
+  void Round();
+
   std::atomic<bool> stopping_{false};
-  std::thread thread_;
 
   std::atomic<std::uint64_t> applied_events_{0};
   std::atomic<std::uint64_t> dead_lettered_{0};
@@ -140,6 +141,8 @@ class Worker {
   mutable std::mutex latency_mutex_;
   std::vector<std::int64_t> latencies_ms_;  // a ring of kLatencyWindow
   std::size_t latency_next_ = 0;
+
+  threads::TaskThread thread_;  // last: it stops (and joins) before the rest goes
 };
 
-}  // namespace redpacket::worker
+}  // namespace redpacket::applier

@@ -530,9 +530,6 @@ Api::Api(ApiOptions options, service::RedPacketService& service)
                        stat(&service::ServiceStats::writes));
   metrics_->AddGauge("redpacket_packets_in_memory", "Open packets held by the hot-path store",
                      stat(&service::ServiceStats::packets_in_memory));
-  metrics_->AddGauge("redpacket_packets_expired_total",
-                     "Packets this server's sweeper closed at expiry",
-                     stat(&service::ServiceStats::packets_expired));
   metrics_->AddGauge("redpacket_ready", "1 once recovery is done",
                      [&service] { return service.ready() ? 1.0 : 0.0; });
   metrics_->AddGauge("redpacket_rate_limit_buckets",

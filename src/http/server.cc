@@ -539,10 +539,8 @@ std::vector<boost::asio::io_context*> Server::io_contexts() const {
   return contexts;
 }
 
-void Server::Stop(std::chrono::milliseconds grace) {
-  // The loops (and their io_contexts) stay alive until the destructor: a handler still waiting
-  // on the journal may deliver its response after this returns; it is then dropped, not a crash.
-  if (loops_.empty() || std::exchange(stopped_, true)) return;
+void Server::Drain(std::chrono::milliseconds grace) {
+  if (loops_.empty() || std::exchange(drained_, true)) return;
   for (auto& loop : loops_) {
     asio::post(loop->io, [&loop = *loop] {
       loop.draining = true;
@@ -558,6 +556,13 @@ void Server::Stop(std::chrono::milliseconds grace) {
   while (stats_.open_connections.load() > 0 && SteadyClock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+void Server::Stop(std::chrono::milliseconds grace) {
+  // The loops (and their io_contexts) stay alive until the destructor: a handler still waiting
+  // on the journal may deliver its response after this returns; it is then dropped, not a crash.
+  if (loops_.empty() || std::exchange(stopped_, true)) return;
+  Drain(grace);
   for (auto& loop : loops_) loop->io.stop();
   for (auto& loop : loops_) {
     if (loop->thread.joinable()) loop->thread.join();

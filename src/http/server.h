@@ -103,8 +103,11 @@ class Server {
   // Binds every thread's acceptor (throws std::runtime_error "cannot listen on host:port: ...")
   // and starts the I/O threads.
   void Start();
-  // Stops accepting; connections finish the requests they have and close; waits up to `grace`
-  // for them, then stops the I/O threads.
+  // Blocking: stops accepting; connections finish the requests they have and close; waits up to
+  // `grace` for them. The I/O threads go on running (what else runs on them can still finish).
+  // Idempotent.
+  void Drain(std::chrono::milliseconds grace);
+  // Blocking: Drain(grace), then stops the I/O threads. Idempotent.
   void Stop(std::chrono::milliseconds grace);
   std::uint16_t port() const { return port_; }
   // The loops' io_contexts, one per I/O thread, after Start(); they live until the destructor
@@ -115,6 +118,7 @@ class Server {
   struct Loop;  // one I/O thread: io_context, acceptor, connections (defined in server.cc)
 
  private:
+  bool drained_ = false;
   bool stopped_ = false;
   ServerOptions options_;
   RequestHandler& handler_;

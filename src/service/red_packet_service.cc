@@ -1,8 +1,7 @@
-// RedPacketService: API operations over the parts app/ hands in, and the sweeper.
+// RedPacketService: API operations over the dependencies app/ hands in.
 #include "service/red_packet_service.h"
 
 #include <fmt/format.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <stdexcept>
@@ -42,39 +41,38 @@ void LostPackets::Insert(PacketId packet_id, std::chrono::steady_clock::time_poi
   until_[packet_id] = now + kRemembered;
 }
 
-RedPacketService::RedPacketService(ServiceOptions options, ServiceParts parts)
+RedPacketService::RedPacketService(ServiceOptions options, ServiceDeps deps)
     : options_(std::move(options)),
-      parts_(std::move(parts)),
-      clock_(parts_.clock != nullptr ? *parts_.clock : domain::SystemTime()) {}
+      deps_(std::move(deps)),
+      clock_(deps_.clock != nullptr ? *deps_.clock : domain::SystemTime()),
+      own_random_(deps_.random == nullptr ? std::make_unique<domain::CryptoRandom>() : nullptr),
+      random_(deps_.random != nullptr ? *deps_.random : *own_random_),
+      store_(*deps_.store) {
+  if (!deps_.open_writer || !deps_.open_reader || deps_.store == nullptr) {
+    throw std::logic_error("the service needs a writer, a reader and a store");
+  }
+}
 
 RedPacketService::~RedPacketService() { Stop(); }
 
 void RedPacketService::Start() {
-  if (!parts_.writer || !parts_.reader || !parts_.store_factory) {
-    throw std::logic_error("the service needs a writer, a reader and a store factory");
-  }
-  ledger::Ledger& ledger = *parts_.writer;
+  std::unique_ptr<ledger::Ledger> writer = deps_.open_writer();
+  std::unique_ptr<ledger::Ledger> reader = deps_.open_reader();
+  ledger::Ledger& ledger = *writer;
   if (Status status = ledger.Migrate(); !status) {
     throw std::runtime_error("cannot migrate the ledger: " + status.error().message);
   }
-  store_ = parts_.store_factory();
-  if (!store_) throw std::runtime_error("the store factory made no store");
-  if (!parts_.store_keeps_packets) {
+  if (deps_.store_kind == StoreKind::kRebuiltFromLedger) {
     auto unfinished = ledger.LoadUnfinishedPackets();
     if (!unfinished) throw std::runtime_error("cannot load packets: " + unfinished.error().message);
-    for (const auto& packet : *unfinished) store_->Add(packet, nullptr);
+    for (const auto& packet : *unfinished) store_.Add(packet, nullptr);
     spdlog::info("recovery: {} unfinished packets in memory", unfinished->size());
   }
-  writer_ = std::make_unique<WriteBatcher>("rp-ledger-write", std::move(parts_.writer),
+  writer_ = std::make_unique<WriteBatcher>("rp-ledger-write", std::move(writer),
                                            options_.max_batch_writes);
-  reader_ = std::make_unique<LedgerWorker>("rp-ledger-read", std::move(parts_.reader));
+  reader_ = std::make_unique<ReadQueue>("rp-ledger-read", std::move(reader));
   writer_->Start();
   reader_->Start();
-  sweep_stop_ = false;
-  sweeper_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "rp-sweeper");
-    SweepLoop();
-  });
   started_ = true;
   ready_.store(true, std::memory_order_release);
 }
@@ -82,79 +80,19 @@ void RedPacketService::Start() {
 void RedPacketService::Stop() {
   if (!started_.exchange(false)) return;
   ready_ = false;
-  StopSweeper();
   reader_->Stop();
   writer_->Stop();
-  // Nothing calls into the store any more; a Redis store must go now, while the server still
-  // owns the io_contexts its connections were made on (destroying it after them would touch
-  // freed reactors).
-  store_.reset();
   spdlog::info("service stopped");
 }
 
-void RedPacketService::StopSweeper() {
-  {
-    std::lock_guard lock(sweep_mutex_);
-    sweep_stop_ = true;
-  }
-  sweep_wake_.notify_all();
-  if (sweeper_.joinable()) sweeper_.join();
-}
-
-void RedPacketService::SweepLoop() {
-  std::unique_lock lock(sweep_mutex_);
-  while (!sweep_stop_) {
-    sweep_wake_.wait_for(lock, options_.sweep_interval,
-                         [this] { return sweep_stop_ || sweep_requested_; });
-    if (sweep_stop_) break;
-    sweep_requested_ = false;
-    sweeping_ = true;
-    lock.unlock();
-    std::optional<store::SweepStats> swept;
-    if (parts_.sweep) {
-      swept = parts_.sweep(clock_.Now());
-    } else {
-      const std::uint64_t applied = parts_.applied_position ? parts_.applied_position() : 0;
-      swept = store_->Sweep(clock_.Now(), applied, options_.finished_retention);
-    }
-    if (swept) {
-      expired_ += swept->closed;
-      if (swept->closed || swept->evicted) {
-        spdlog::info("sweeper: {} packets expired, {} finished packets evicted", swept->closed,
-                     swept->evicted);
-      }
-      if (parts_.after_sweep) parts_.after_sweep(*store_);
-    }
-    lock.lock();
-    sweeping_ = false;
-    ++sweeps_done_;
-    sweep_done_.notify_all();
-  }
-  sweep_done_.notify_all();  // a SweepNow() waiting during Stop() returns
-}
-
-void RedPacketService::SweepNow() {
-  std::unique_lock lock(sweep_mutex_);
-  // The sweep that starts after this request: one already under way may have read "now" before.
-  const std::uint64_t target = sweeps_done_ + (sweeping_ ? 2 : 1);
-  sweep_requested_ = true;
-  sweep_wake_.notify_all();
-  sweep_done_.wait(lock, [&] { return sweeps_done_ >= target || sweep_stop_; });
-}
-
 void RedPacketService::CreateUser(std::string name, Callback<ledger::UserRecord> done) {
-  writer_->Post(ledger::CreateUserWrite{std::move(name)}, nullptr,
-                [done = std::move(done)](ledger::WriteResult result) {
-                  done(std::move(std::get<0>(result)));
-                });
+  writer_->Post<ledger::CreateUserWrite>({std::move(name)}, nullptr, std::move(done));
 }
 
 void RedPacketService::Deposit(UserId user_id, Cents amount_cents, std::string request_id,
                                Callback<Cents> done) {
-  writer_->Post(ledger::DepositWrite{user_id, amount_cents, std::move(request_id)}, nullptr,
-                [done = std::move(done)](ledger::WriteResult result) {
-                  done(std::move(std::get<1>(result)));
-                });
+  writer_->Post<ledger::DepositWrite>({user_id, amount_cents, std::move(request_id)}, nullptr,
+                                      std::move(done));
 }
 
 void RedPacketService::CreatePacket(domain::PacketSpec spec, std::string request_id,
@@ -165,9 +103,8 @@ void RedPacketService::CreatePacket(domain::PacketSpec spec, std::string request
   // The split runs on the writer's thread (a 1,000,000-share split must not stall an I/O
   // thread); the completion keeps the shares for a ledger that answers without them.
   auto shares = std::make_shared<std::vector<Cents>>();
-  auto prepare = [this, shares](ledger::Write& write) {
-    auto& create = std::get<ledger::CreatePacketWrite>(write);
-    create.shares = domain::SplitShares(create.spec, domain::ThreadCryptoRandom());
+  auto prepare = [this, shares](ledger::CreatePacketWrite& create) {
+    create.shares = domain::SplitShares(create.spec, random_);
     *shares = create.shares;
     create.created_at = clock_.Now();
     create.expires_at = create.created_at + std::chrono::seconds(create.spec.expires_in_s);
@@ -175,10 +112,9 @@ void RedPacketService::CreatePacket(domain::PacketSpec spec, std::string request
   ledger::CreatePacketWrite write;
   write.spec = std::move(spec);
   write.request_id = std::move(request_id);
-  writer_->Post(
+  writer_->Post<ledger::CreatePacketWrite>(
       std::move(write), std::move(prepare),
-      [this, shares, done = std::move(done)](ledger::WriteResult result) {
-        auto created = std::move(std::get<2>(result));
+      [this, shares, done = std::move(done)](Result<ledger::PacketRecord> created) {
         // Only a packet created now enters the store: a repeated request_id returns the
         // first packet, which may have been grabbed, finished or lost since, and
         // loading it again could hand a share out twice. (Embedded: the first create
@@ -187,12 +123,12 @@ void RedPacketService::CreatePacket(domain::PacketSpec spec, std::string request
         if (created && created->status == domain::PacketStatus::kOpen && !created->repeated) {
           if (created->shares.empty()) created->shares = *shares;
           auto record = std::make_shared<ledger::PacketRecord>(std::move(created.value()));
-          store_->Add(*record, [this, record, done](Status added) {
+          store_.Add(*record, [this, record, done](Status added) {
             if (!added) return done(added.error());
-            if (parts_.store_keeps_packets) {
+            if (deps_.store_kind == StoreKind::kKeepsPackets) {
               // Loaded: the ledger's load intent is done (nothing waits for this).
-              writer_->Post(ledger::CompleteLoadWrite{record->packet_id}, nullptr,
-                            [](const ledger::WriteResult&) {});
+              writer_->Post<ledger::CompleteLoadWrite>({record->packet_id}, nullptr,
+                                                       [](const Result<bool>&) {});
             }
             done(std::move(*record));
           });
@@ -206,14 +142,13 @@ void RedPacketService::Grab(PacketId packet_id, UserId user_id, GrabCallback don
   if (lost_.Contains(packet_id, std::chrono::steady_clock::now())) {
     return done(BeingRestored());
   }
-  store_->Grab(
-      packet_id, user_id, clock_.Now(),
-      [this, packet_id, user_id, done = std::move(done)](store::GrabResult result) mutable {
-        if (result.code == ErrorCode::kNotFound && result.message.empty()) {
-          return GrabFromLedger(packet_id, user_id, std::move(done));
-        }
-        done(std::move(result));
-      });
+  store_.Grab(packet_id, user_id, clock_.Now(),
+              [this, packet_id, user_id, done = std::move(done)](store::GrabResult result) mutable {
+                if (result.code == ErrorCode::kNotFound && result.message.empty()) {
+                  return GrabFromLedger(packet_id, user_id, std::move(done));
+                }
+                done(std::move(result));
+              });
 }
 
 // The packet is not in memory: unknown, or finished and evicted (its events are all applied).
@@ -234,7 +169,7 @@ void RedPacketService::GrabFromLedger(PacketId packet_id, UserId user_id, GrabCa
       // again would pay a share twice. The loader restores it once that is safe; until then
       // the grab is retryable.
       lost_.Insert(packet_id, std::chrono::steady_clock::now());
-      store_->ReportLost(packet_id);
+      store_.ReportLost(packet_id);
       result = BeingRestored();
     } else {
       // Finished and evicted (the store drops only finished packets): never a kTake, but the
@@ -264,8 +199,8 @@ void RedPacketService::GrabFromLedger(PacketId packet_id, UserId user_id, GrabCa
 }
 
 void RedPacketService::GetPacket(PacketId packet_id, Callback<store::PacketSnapshot> done) {
-  store_->Snapshot(packet_id, [this, packet_id, done = std::move(done)](
-                                  std::optional<store::PacketSnapshot> held) mutable {
+  store_.Snapshot(packet_id, [this, packet_id, done = std::move(done)](
+                                 std::optional<store::PacketSnapshot> held) mutable {
     if (held) return done(std::move(*held));
     GetPacketFromLedger(packet_id, std::move(done));
   });
@@ -299,10 +234,10 @@ void RedPacketService::Balance(UserId user_id, Callback<BalanceView> done) {
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
       auto snapshot = ledger.BalanceWithOffsets(user_id);
       if (!snapshot) return done(snapshot.error());
-      if (!parts_.pending) return done(BalanceView{user_id, snapshot->balance_cents, 0});
+      if (!deps_.pending) return done(BalanceView{user_id, snapshot->balance_cents, 0});
       const auto& offsets = snapshot->applied_offsets;
       const std::uint64_t applied = offsets.contains(0) ? offsets.at(0) : 0;
-      if (auto pending = parts_.pending->Beyond(user_id, applied)) {
+      if (auto pending = deps_.pending->Beyond(user_id, applied)) {
         return done(BalanceView{user_id, snapshot->balance_cents, *pending});
       }
       // The applier committed twice while this read ran: a newer snapshot answers.
@@ -319,12 +254,12 @@ void RedPacketService::History(UserId user_id, ledger::HistoryKind kind, int lim
 }
 
 void RedPacketService::CheckReady(std::function<void(Checks)> done) {
-  Checks checks = parts_.dependency_checks ? parts_.dependency_checks() : Checks{};
+  Checks checks = deps_.checks != nullptr ? deps_.checks->Checks() : Checks{};
   if (!ready()) {
     checks["store"] = "recovering";
     return done(std::move(checks));
   }
-  store_->CheckHealth([checks = std::move(checks), done = std::move(done)](Status status) mutable {
+  store_.CheckHealth([checks = std::move(checks), done = std::move(done)](Status status) mutable {
     checks["store"] = status ? std::string("ok") : status.error().message;
     done(std::move(checks));
   });
@@ -338,8 +273,7 @@ ServiceStats RedPacketService::stats() const {
     stats.write_batches = written.batches;
     stats.writes = written.writes;
   }
-  stats.packets_in_memory = store_ ? store_->size() : 0;
-  stats.packets_expired = expired_.load();
+  stats.packets_in_memory = store_.size();
   return stats;
 }
 

@@ -1,30 +1,27 @@
-// The service: every API operation, independent of HTTP and of the backends. app/ hands it its
-// parts (ServiceParts): the ledger it writes to, the ledger it reads from, and the hot-path
-// store (which sends decided grabs and refunds to the bus). Embedded: memory store + local
-// journal + SQLite; cluster: Redis Cluster store + Kafka + MariaDB primary/replica. The service
-// runs the sweeper (expiry) and, when the store does not keep packets itself, reloads the open
-// packets from the ledger on start.
+// The service: every API operation, independent of HTTP and of the backends, and nothing else (the
+// sweeper, the relay, the loader run as components of their own, app/serve_command.cc). app/
+// hands it its dependencies: the ledger it writes to, the ledger it reads from (may lag), the
+// hot-path store, the clock and the randomness of the splits. Embedded: memory store + local
+// journal + SQLite; cluster: Redis store + outbox relay + MariaDB primary/replica.
 // Thread-safe. Calls never block; callbacks run on a service thread (callers re-post them).
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <string>
-#include <thread>
 #include <unordered_map>
 
 #include "domain/clock.h"
 #include "domain/packet.h"
+#include "domain/random.h"
 #include "ledger/ledger.h"
-#include "service/ledger_worker.h"
 #include "service/pending_credits.h"
+#include "service/read_queue.h"
 #include "service/write_batcher.h"
 #include "store/store.h"
 
@@ -38,9 +35,6 @@ using domain::UserId;
 
 struct ServiceOptions {
   domain::Limits limits;
-  std::chrono::milliseconds sweep_interval{1000};
-  // Finished packets stay in memory this long after the ledger has them (details stay hot).
-  std::chrono::milliseconds finished_retention{60000};
   // Creates, deposits and new users committed together at most (group commit).
   std::size_t max_batch_writes = 1024;
 };
@@ -50,36 +44,43 @@ struct ServiceStats {
   std::uint64_t write_batches = 0;     // ledger transactions of creates, deposits, new users
   std::uint64_t writes = 0;            // writes answered
   std::size_t packets_in_memory = 0;
-  std::uint64_t packets_expired = 0;  // closed by this server's sweeper
 };
 
-struct ServiceParts {
-  // Creates, deposits, and the reads that must see them (a grab of a packet the store does
-  // not hold). Migrated by Start().
-  std::unique_ptr<ledger::Ledger> writer;
-  // Details, history, balance. May lag the writer (a replica).
-  std::unique_ptr<ledger::Ledger> reader;
-  // Makes the hot-path store during Start(). It may throw std::runtime_error (a startup
-  // error, e.g. Redis unreachable).
-  std::function<std::unique_ptr<store::PacketStore>()> store_factory;
-  // The store keeps packets itself (Redis: across API-server restarts, shared by every server):
-  // Start() does not reload the ledger's open packets into it.
-  bool store_keeps_packets = false;
-  // Embedded: the pending credits; null in cluster mode (pending_cents is then 0).
+// Where the store's packets come from.
+enum class StoreKind {
+  // In-process (embedded): Start() loads the ledger's unfinished packets into it.
+  kRebuiltFromLedger,
+  // Keeps packets itself, shared by every server (cluster): a created packet's load intent is
+  // completed in the ledger once the store has it.
+  kKeepsPackets,
+};
+
+// For /readyz: each dependency beyond the store ("kafka", "journal"...) and "ok" or what is
+// wrong. Implemented by each mode's backend; must not block (cached by its own health checks).
+class DependencyChecks {
+ public:
+  virtual ~DependencyChecks() = default;
+  virtual std::map<std::string, std::string> Checks() const = 0;
+};
+
+struct ServiceDeps {
+  using OpenLedger = std::function<std::unique_ptr<ledger::Ledger>()>;
+  // Each called once by Start() (the backend has started by then; a throw is a startup error).
+  // The writer: creates, deposits, and the reads that must see them; migrated by Start().
+  OpenLedger open_writer;
+  // The reader: details, history, balance. May lag the writer (a replica).
+  OpenLedger open_reader;
+  store::PacketStore* store = nullptr;  // must outlive the service
+  StoreKind store_kind = StoreKind::kRebuiltFromLedger;
+  // Embedded: the credits the journal holds and the ledger has not applied; null in cluster
+  // mode (pending_cents is then 0).
   PendingCredits* pending = nullptr;
-  // The highest bus position the ledger has applied: the memory store evicts finished packets
-  // only once their events are applied. Empty: never evicts on that ground (0).
-  std::function<std::uint64_t()> applied_position;
-  // Replaces the store's plain Sweep (cluster: only the holder of the sweeper lease sweeps,
-  // fenced by its token). nullopt: this server did not sweep this time.
-  std::function<std::optional<store::SweepStats>(domain::TimePoint now)> sweep;
-  // Runs on the sweeper thread after each sweep this server made (cluster: the reconciler).
-  std::function<void(store::PacketStore&)> after_sweep;
-  // "Now" for expiry, creation and sweeps (must outlive the service). Null: the system clock.
-  const domain::TimeSource* clock = nullptr;
-  // For /readyz: each dependency beyond the store ("kafka", "mariadb_primary"...) and "ok" or
-  // what is wrong. Must not block (cached by the caller's own health checks).
-  std::function<std::map<std::string, std::string>()> dependency_checks;
+  // "Now" of creation and of the grab's expiry check (must outlive the service).
+  const domain::TimeSource* clock = &domain::SystemTime();
+  // The shares' randomness, used on the writer's thread only (must outlive the service; tests
+  // hand in a SeededRandom). Null: a cryptographic generator of the service's own.
+  domain::RandomSource* random = nullptr;
+  const DependencyChecks* checks = nullptr;  // may be null
 };
 
 struct BalanceView {
@@ -109,28 +110,20 @@ class RedPacketService {
   using Callback = std::function<void(Result<T>)>;
   using GrabCallback = std::function<void(store::GrabResult)>;
 
-  RedPacketService(ServiceOptions options, ServiceParts parts);
+  RedPacketService(ServiceOptions options, ServiceDeps deps);
   ~RedPacketService();
 
-  // Blocking: migrates the writer's ledger, makes the store, reloads the open packets into it
-  // (unless the store keeps them), then starts the ledger and sweeper threads. Throws
-  // std::runtime_error with a clear message on failure (startup error). Whatever must be
-  // recovered into the ledger first (the embedded journal) is recovered before this.
+  // Blocking: opens the ledgers, migrates the writer's, loads the open packets into the store
+  // (unless it keeps them), then starts the ledger threads. Throws std::runtime_error with a clear
+  // message on failure (startup error). Whatever must be recovered into the ledger first (the
+  // embedded journal) is recovered before this.
   void Start();
-  // Blocking: the sweeper and ledger threads finish their queues and join; the store is
-  // destroyed. Call after the HTTP server stopped taking requests, after the bus delivered
-  // every completion, and (Redis store) while its io_contexts still exist but no longer run.
+  // Blocking: the ledger threads finish their queues and join. Call after the HTTP server
+  // stopped taking requests.
   void Stop();
-  // Blocking: ends the sweeper thread. Cluster mode calls it before the server stops its
-  // io_contexts: a sweep of the Redis store waits for replies that only those loops deliver.
-  // Idempotent; Stop() calls it too.
-  void StopSweeper();
-  // Blocking: wakes the sweeper and returns once it has swept (with the parts' clock's "now").
-  // For tests that move a manual clock past an expiry; the sweeper must be running.
-  void SweepNow();
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   // For /readyz: every check ("store" and the dependency checks) with "ok" or what is wrong.
-  // Ready when every check is "ok" except "mariadb_replica" (reads fall back to the primary).
+  // Ready when every check is "ok" except "mariadb_replica" and "kafka" (http/api.cc).
   using Checks = std::map<std::string, std::string>;
   void CheckReady(std::function<void(Checks)> done);
 
@@ -151,29 +144,21 @@ class RedPacketService {
   ServiceStats stats() const;
 
  private:
-  void SweepLoop();
   void GrabFromLedger(PacketId packet_id, UserId user_id, GrabCallback done);
   void GetPacketFromLedger(PacketId packet_id, Callback<store::PacketSnapshot> done);
 
   ServiceOptions options_;
-  ServiceParts parts_;
+  ServiceDeps deps_;
   const domain::TimeSource& clock_;
-  std::unique_ptr<store::PacketStore> store_;
+  std::unique_ptr<domain::RandomSource> own_random_;  // when deps_.random is null
+  domain::RandomSource& random_;
+  store::PacketStore& store_;
   std::unique_ptr<WriteBatcher> writer_;  // creates, deposits, new users (group commit)
-  std::unique_ptr<LedgerWorker> reader_;  // details, history, balance
-  std::atomic<std::uint64_t> expired_{0};
+  std::unique_ptr<ReadQueue> reader_;     // details, history, balance
   LostPackets lost_;
 
   std::atomic<bool> ready_{false};
   std::atomic<bool> started_{false};
-  std::mutex sweep_mutex_;
-  std::condition_variable sweep_wake_;
-  bool sweep_stop_ = false;
-  bool sweep_requested_ = false;  // SweepNow: sweep without waiting for the interval
-  bool sweeping_ = false;         // the sweeper is between its wake-up and ++sweeps_done_
-  std::uint64_t sweeps_done_ = 0;
-  std::condition_variable sweep_done_;
-  std::thread sweeper_;
 };
 
 }  // namespace redpacket::service

@@ -12,10 +12,10 @@
 #include <string>
 #include <thread>
 
+#include "applier/applier.h"
 #include "bus/kafka/kafka_sink.h"
 #include "bus/kafka/kafka_source.h"
 #include "kafka_test_support.h"
-#include "worker/worker.h"
 
 namespace redpacket::bus {
 namespace {
@@ -111,10 +111,10 @@ class WorkerGroupTest : public ::testing::Test {
     options.session_timeout = 6000ms;
     options.max_poll_interval = 6000ms;
     source_ = KafkaSource::Connect(options, 10s);
-    worker::WorkerOptions worker_options;
+    applier::ApplierOptions worker_options;
     worker_options.max_batch_events = 500;
     worker_options.poll_wait = 100ms;
-    worker_ = std::make_unique<worker::Worker>(*source_, ledger_, worker_options);
+    worker_ = std::make_unique<applier::Applier>(*source_, ledger_, worker_options);
     worker_->Start();
   }
   void TearDown() override {
@@ -148,7 +148,7 @@ class WorkerGroupTest : public ::testing::Test {
   RecordingLedger ledger_{packet_};
   std::unique_ptr<KafkaSink> sink_;
   std::unique_ptr<KafkaSource> source_;
-  std::unique_ptr<worker::Worker> worker_;
+  std::unique_ptr<applier::Applier> worker_;
 };
 
 TEST_F(WorkerGroupTest, AWorkerStoppedPastItsPollIntervalRejoinsAndCreditsEverything) {

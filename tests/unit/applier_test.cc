@@ -1,10 +1,10 @@
-// The worker over a real SQLite ledger and an in-memory bus: duplicates credit once; a poison
+// The applier over a real SQLite ledger and an in-memory bus: duplicates credit once; a poison
 // event is set aside in the ledger, whole and with its reason, in the transaction that moves the
 // position past it, while the rest of its batch is applied; a ledger that cannot write (any
-// failure but a refusal) stalls the worker, which retries and commits nothing meanwhile; a
+// failure but a refusal) stalls the applier, which retries and commits nothing meanwhile; a
 // commit the consumer group will never take is dropped and polling goes on; balance reads keep
 // answering while the ledger cannot write and after.
-#include "worker/worker.h"
+#include "applier/applier.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -19,7 +19,7 @@
 #include "ledger/sqlite/sqlite_ledger.h"
 #include "service/pending_credits.h"
 
-namespace redpacket::worker {
+namespace redpacket::applier {
 namespace {
 
 namespace fs = std::filesystem;
@@ -153,10 +153,10 @@ domain::Error DiskFull() {
   return domain::MakeError(ErrorCode::kUnavailable, "sqlite: database or disk is full (13)");
 }
 
-class WorkerTest : public ::testing::Test {
+class ApplierTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "rp-worker-XXXXXX").string();
+    std::string pattern = (fs::temp_directory_path() / "rp-applier-XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
     directory_ = pattern;
     ledger_ = ledger::OpenSqliteLedger(directory_ / "ledger.sqlite");
@@ -173,11 +173,11 @@ class WorkerTest : public ::testing::Test {
                                         domain::Clock::now() + std::chrono::seconds(60), "");
     ASSERT_TRUE(packet.ok());
     packet_id_ = packet->packet_id;
-    // The worker's own connection: the test reads through ledger_ while the worker writes.
-    worker_ledger_ = ledger::OpenSqliteLedger(directory_ / "ledger.sqlite");
+    // The applier's own connection: the test reads through ledger_ while the applier writes.
+    applier_ledger_ = ledger::OpenSqliteLedger(directory_ / "ledger.sqlite");
   }
   void TearDown() override {
-    worker_ledger_.reset();
+    applier_ledger_.reset();
     ledger_.reset();
     fs::remove_all(directory_);
   }
@@ -205,26 +205,26 @@ class WorkerTest : public ::testing::Test {
 
   fs::path directory_;
   std::unique_ptr<ledger::Ledger> ledger_;
-  std::unique_ptr<ledger::Ledger> worker_ledger_;
+  std::unique_ptr<ledger::Ledger> applier_ledger_;
   domain::PacketId packet_id_ = 0;
 };
 
-WorkerOptions FastOptions() {
-  WorkerOptions options;
+ApplierOptions FastOptions() {
+  ApplierOptions options;
   options.retry_initial = std::chrono::milliseconds(1);
   options.retry_max = std::chrono::milliseconds(2);
   return options;
 }
 
-TEST_F(WorkerTest, DuplicateDeliveriesCreditOnce) {
+TEST_F(ApplierTest, DuplicateDeliveriesCreditOnce) {
   FakeSource source;
   source.Queue(0, 1, Grab(7, 50, 1));
   source.Queue(0, 2, Grab(7, 50, 1));  // redelivered in the same batch
   source.Queue(3, 9, Grab(8, 30, 2));
-  Worker worker(source, *ledger_, FastOptions());
-  worker.Drain();
+  Applier applier(source, *ledger_, FastOptions());
+  applier.Drain();
   source.Queue(0, 1, Grab(7, 50, 1));  // and again in a later batch (a rebalance, a restart)
-  worker.Drain();
+  applier.Drain();
   EXPECT_EQ(BalanceOf(7), 50);
   EXPECT_EQ(BalanceOf(8), 30);
   EXPECT_EQ(source.committed[0], 2u);
@@ -233,7 +233,7 @@ TEST_F(WorkerTest, DuplicateDeliveriesCreditOnce) {
   EXPECT_TRUE(SetAside().empty());
 }
 
-TEST_F(WorkerTest, APoisonEventIsKeptInTheLedgerAndTheRestOfItsBatchApplied) {
+TEST_F(ApplierTest, APoisonEventIsKeptInTheLedgerAndTheRestOfItsBatchApplied) {
   FakeSource source;
   source.Queue(0, 1, Grab(7, 50, 1));
   source.Queue(0, 2, Grab(8, 999, 2));  // not share 2's amount
@@ -241,10 +241,10 @@ TEST_F(WorkerTest, APoisonEventIsKeptInTheLedgerAndTheRestOfItsBatchApplied) {
   source.Queue(0, 4, LedgerEvent{LedgerEvent::Type::kGrab, 424242, 9, 5, 1, 1});  // unknown packet
   source.Queue(0, 5, Grab(10, 20, 3));
   std::vector<std::uint64_t> handled;
-  Worker worker(source, *ledger_, FastOptions(), [&](std::span<const bus::ConsumedMessage> done) {
+  Applier applier(source, *ledger_, FastOptions(), [&](std::span<const bus::ConsumedMessage> done) {
     for (const auto& message : done) handled.push_back(message.offset);
   });
-  worker.Drain();
+  applier.Drain();
   EXPECT_EQ(BalanceOf(7), 50);
   EXPECT_EQ(BalanceOf(8), 0);
   EXPECT_EQ(BalanceOf(9), 0);
@@ -267,58 +267,58 @@ TEST_F(WorkerTest, APoisonEventIsKeptInTheLedgerAndTheRestOfItsBatchApplied) {
   EXPECT_EQ(source.dead[0].first, 2u);
   EXPECT_EQ(Applied(), 5u);
   EXPECT_EQ(source.committed[0], 5u);  // the partition goes on
-  EXPECT_EQ(worker.stats().dead_lettered, 3u);
+  EXPECT_EQ(applier.stats().dead_lettered, 3u);
   std::sort(handled.begin(), handled.end());
   EXPECT_EQ(handled, (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
 }
 
-TEST_F(WorkerTest, ALedgerThatCannotWriteStallsTheWorkerAndNothingIsCommittedBefore) {
+TEST_F(ApplierTest, ALedgerThatCannotWriteStallsTheApplierAndNothingIsCommittedBefore) {
   FakeSource source;
   source.Queue(1, 40, Grab(7, 50, 1));
   source.Queue(1, 41, Grab(8, 30, 2));
-  FailingLedger ledger(*worker_ledger_);
+  FailingLedger ledger(*applier_ledger_);
   // Not only "retryable" errors: whatever fails the whole batch and is not a refusal (a damaged
   // file, an I/O error reported as internal) leaves the events in the bus, never set aside.
   ledger.FailWith(domain::MakeError(ErrorCode::kInternal, "sqlite: disk I/O error (10)"), 3);
-  Worker worker(source, ledger, FastOptions());
-  EXPECT_EQ(worker.RunOnce(), 2u);
+  Applier applier(source, ledger, FastOptions());
+  EXPECT_EQ(applier.RunOnce(), 2u);
   EXPECT_EQ(BalanceOf(7), 50);
   EXPECT_EQ(BalanceOf(8), 30);
-  EXPECT_EQ(worker.stats().retries, 3u);
+  EXPECT_EQ(applier.stats().retries, 3u);
   EXPECT_EQ(source.committed[1], 41u);
   EXPECT_TRUE(SetAside().empty());
-  EXPECT_FALSE(worker.stall());  // writes again
+  EXPECT_FALSE(applier.stall());  // writes again
 }
 
-TEST_F(WorkerTest, WhileStalledTheWorkerSaysWhyAndMovesNoPosition) {
+TEST_F(ApplierTest, WhileStalledTheApplierSaysWhyAndMovesNoPosition) {
   FakeSource source;
   source.Queue(0, 1, Grab(7, 50, 1));
-  FailingLedger ledger(*worker_ledger_);
+  FailingLedger ledger(*applier_ledger_);
   ledger.FailWith(DiskFull());
-  WorkerOptions options = FastOptions();
-  Worker worker(source, ledger, options);
-  worker.Start();
+  ApplierOptions options = FastOptions();
+  Applier applier(source, ledger, options);
+  applier.Start();
   WaitFor([&] { return ledger.failures() >= 5; });
-  const auto stall = worker.stall();
+  const auto stall = applier.stall();
   ASSERT_TRUE(stall.has_value());
   EXPECT_NE(stall->reason.find("database or disk is full"), std::string::npos);
-  EXPECT_TRUE(worker.stats().stalled_since.has_value());
+  EXPECT_TRUE(applier.stats().stalled_since.has_value());
   EXPECT_EQ(Applied(), 0u);
   EXPECT_TRUE(source.committed.empty());
   ledger.Heal();
   WaitFor([&] { return source.Committed(0) == 1u; });
-  worker.Stop();
+  applier.Stop();
   EXPECT_EQ(BalanceOf(7), 50);
   EXPECT_EQ(Applied(), 1u);
-  EXPECT_FALSE(worker.stall());
+  EXPECT_FALSE(applier.stall());
 }
 
-TEST_F(WorkerTest, APoisonEventOnAFullDiskWaitsForRoomAndIsNeverSkipped) {
+TEST_F(ApplierTest, APoisonEventOnAFullDiskWaitsForRoomAndIsNeverSkipped) {
   FakeSource source;
   source.Queue(0, 1, Grab(7, 50, 1));
   source.Queue(0, 2, Grab(8, 999, 2));  // refused: set aside once the disk has room
   source.Queue(0, 3, Grab(10, 20, 3));
-  FailingLedger ledger(*worker_ledger_);
+  FailingLedger ledger(*applier_ledger_);
   // The whole batch is refused, the first event is applied alone, then the disk is full when
   // the second is to be set aside: it is tried again until there is room, and meanwhile the
   // position stays before it.
@@ -329,8 +329,8 @@ TEST_F(WorkerTest, APoisonEventOnAFullDiskWaitsForRoomAndIsNeverSkipped) {
     kept_meanwhile += SetAside().size();
   });
   ledger.FailWith(DiskFull(), 5);
-  Worker worker(source, ledger, FastOptions());
-  EXPECT_EQ(worker.RunOnce(), 3u);
+  Applier applier(source, ledger, FastOptions());
+  EXPECT_EQ(applier.RunOnce(), 3u);
   EXPECT_EQ(applied_meanwhile, std::vector<std::uint64_t>(5, 1));
   EXPECT_EQ(kept_meanwhile, 0u);
   ASSERT_EQ(SetAside().size(), 1u);
@@ -340,45 +340,45 @@ TEST_F(WorkerTest, APoisonEventOnAFullDiskWaitsForRoomAndIsNeverSkipped) {
   EXPECT_EQ(source.committed[0], 3u);
 }
 
-TEST_F(WorkerTest, StopWhileTheLedgerCannotWriteCommitsNothing) {
+TEST_F(ApplierTest, StopWhileTheLedgerCannotWriteCommitsNothing) {
   FakeSource source;
   source.Queue(0, 1, Grab(7, 50, 1));
-  FailingLedger ledger(*worker_ledger_);
+  FailingLedger ledger(*applier_ledger_);
   ledger.FailWith(DiskFull());
-  Worker worker(source, ledger, FastOptions());
-  worker.Start();
-  while (worker.stats().retries < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  worker.Stop();
+  Applier applier(source, ledger, FastOptions());
+  applier.Start();
+  while (applier.stats().retries < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  applier.Stop();
   EXPECT_TRUE(source.committed.empty());  // the bus delivers it again after a restart
   EXPECT_EQ(BalanceOf(7), 0);
   EXPECT_EQ(Applied(), 0u);
 }
 
-TEST_F(WorkerTest, ACommitTheGroupWillNeverTakeIsDroppedAndPollingGoesOn) {
+TEST_F(ApplierTest, ACommitTheGroupWillNeverTakeIsDroppedAndPollingGoesOn) {
   FakeSource source;
   source.Queue(0, 1, Grab(7, 50, 1));
   source.commit_error =
       domain::MakeError(ErrorCode::kConflict, "kafka: commit failed: Broker: Unknown member");
-  Worker worker(source, *ledger_, FastOptions());
-  EXPECT_EQ(worker.RunOnce(), 1u);
+  Applier applier(source, *ledger_, FastOptions());
+  EXPECT_EQ(applier.RunOnce(), 1u);
   EXPECT_EQ(source.commit_attempts, 1);  // not retried
-  EXPECT_EQ(worker.stats().commits_dropped, 1u);
+  EXPECT_EQ(applier.stats().commits_dropped, 1u);
   EXPECT_EQ(BalanceOf(7), 50);  // the ledger has it: a redelivery credits nothing twice
   // The next round polls (which is how a Kafka member rejoins its group).
   source.commit_error.reset();
   source.Queue(0, 1, Grab(7, 50, 1));
   source.Queue(0, 2, Grab(8, 30, 2));
-  EXPECT_EQ(worker.RunOnce(), 2u);
+  EXPECT_EQ(applier.RunOnce(), 2u);
   EXPECT_EQ(source.committed[0], 2u);
   EXPECT_EQ(BalanceOf(7), 50);
   EXPECT_EQ(BalanceOf(8), 30);
 }
 
-TEST_F(WorkerTest, ACommitThatMayPassIsRetried) {
+TEST_F(ApplierTest, ACommitThatMayPassIsRetried) {
   FakeSource source;
   source.Queue(0, 1, Grab(7, 50, 1));
   source.commit_error = domain::MakeError(ErrorCode::kUnavailable, "kafka: broker down");
-  Worker worker(source, *ledger_, FastOptions());
+  Applier applier(source, *ledger_, FastOptions());
   std::thread heal([&] {
     WaitFor([&] {
       std::lock_guard lock(source.mutex_);
@@ -387,25 +387,25 @@ TEST_F(WorkerTest, ACommitThatMayPassIsRetried) {
     std::lock_guard lock(source.mutex_);
     source.commit_error.reset();
   });
-  EXPECT_EQ(worker.RunOnce(), 1u);
+  EXPECT_EQ(applier.RunOnce(), 1u);
   heal.join();
   EXPECT_EQ(source.committed[0], 1u);
-  EXPECT_EQ(worker.stats().commits_dropped, 0u);
+  EXPECT_EQ(applier.stats().commits_dropped, 0u);
 }
 
 // The embedded server's balance: the ledger's balance and applied position from one snapshot,
 // plus the credits beyond that position. After a full ledger disk the applier used to move its
 // position past events it had set aside without recording it, so every later read found its
 // snapshot older than the credits' and answered 503 "the balance is being updated" for good.
-TEST_F(WorkerTest, BalanceReadsAnswerWhileTheLedgerCannotWriteAndAfter) {
+TEST_F(ApplierTest, BalanceReadsAnswerWhileTheLedgerCannotWriteAndAfter) {
   FakeSource source;
   service::PendingCredits pending;
   pending.Reset(0);
-  FailingLedger ledger(*worker_ledger_);
+  FailingLedger ledger(*applier_ledger_);
   // What SQLITE_FULL read as before errors were sorted: not even "retryable".
   const domain::Error disk_full =
       domain::MakeError(ErrorCode::kInternal, "sqlite: database or disk is full (13)");
-  Worker worker(source, ledger, FastOptions(), [&](std::span<const bus::ConsumedMessage> done) {
+  Applier applier(source, ledger, FastOptions(), [&](std::span<const bus::ConsumedMessage> done) {
     std::uint64_t last = 0;
     for (const auto& message : done) last = std::max(last, message.offset);
     pending.Remove(last);
@@ -423,17 +423,17 @@ TEST_F(WorkerTest, BalanceReadsAnswerWhileTheLedgerCannotWriteAndAfter) {
     source.Queue(0, position, event);
   };
   deliver(1, Grab(7, 50, 1));
-  worker.Drain();
+  applier.Drain();
   ledger.FailWith(disk_full);
   deliver(2, Grab(8, 30, 2));
   deliver(3, Grab(8, 999, 3));  // would be refused (amount): but first the disk must have room
-  worker.Start();
+  applier.Start();
   WaitFor([&] { return ledger.failures() >= 5; });
   EXPECT_EQ(read(7), 50);
   EXPECT_EQ(read(8), 30 + 999);  // pending, as the bus holds it
   ledger.Heal();
   WaitFor([&] { return Applied() == 3u; });
-  worker.Stop();
+  applier.Stop();
   // No event comes after: the last reads must still answer.
   EXPECT_EQ(read(7), 50);
   EXPECT_EQ(read(8), 30);
@@ -441,4 +441,4 @@ TEST_F(WorkerTest, BalanceReadsAnswerWhileTheLedgerCannotWriteAndAfter) {
 }
 
 }  // namespace
-}  // namespace redpacket::worker
+}  // namespace redpacket::applier

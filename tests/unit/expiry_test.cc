@@ -11,9 +11,13 @@
 #include <memory>
 #include <string>
 
+#include "app/components.h"
 #include "app/embedded_backend.h"
+#include "app/store_component.h"
 #include "domain/clock.h"
 #include "service/red_packet_service.h"
+#include "store/memory/memory_store.h"
+#include "sweeper/sweeper.h"
 
 namespace redpacket {
 namespace {
@@ -63,27 +67,43 @@ class ExpiryTest : public ::testing::Test {
     fs::remove_all(root_);
   }
 
+  // The parts of `redpacket serve` in embedded mode, in its order (without HTTP).
   void StartServer() {
     app::EmbeddedOptions options;
     options.data_dir = root_;
     options.clock = &clock_;
-    backend_ = std::make_unique<app::EmbeddedBackend>(options);
-    backend_->Start();
-    backend_->CatchUp();
-    service::ServiceOptions service_options;
-    service_options.sweep_interval = hours(24);  // only SweepNow() sweeps
+    auto backend = std::make_unique<app::EmbeddedBackend>(options);
+    app::EmbeddedBackend& embedded = *backend;
+    auto store = std::make_unique<app::StoreComponent<store::PacketStore>>(
+        "memory store",
+        [&embedded] { return store::MakeMemoryStore(embedded.sink(), embedded.clock()); });
+    service::ServiceDeps deps;
+    deps.open_writer = [&embedded] { return embedded.OpenLedger(); };
+    deps.open_reader = [&embedded] { return embedded.OpenLedger(); };
+    deps.store = store.get();
+    deps.pending = &embedded.pending();
+    deps.clock = &clock_;
     service_ =
-        std::make_unique<service::RedPacketService>(service_options, backend_->MakeServiceParts());
-    service_->Start();
+        std::make_unique<service::RedPacketService>(service::ServiceOptions{}, std::move(deps));
+    policy_ = std::make_unique<app::EmbeddedSweep>(*store, embedded, hours(1));
+    // Only SweepNow() sweeps.
+    auto sweeper =
+        std::make_unique<sweeper::Sweeper>(*policy_, clock_, sweeper::SweeperOptions{hours(24)});
+    sweeper_ = sweeper.get();
+    parts_ = std::make_unique<app::ComponentList>();
+    parts_->Add(std::move(backend));
+    parts_->Add(std::move(store));
+    parts_->Add(std::make_unique<app::Step>("catch-up", [&embedded] { embedded.CatchUp(); }));
+    parts_->Add(std::make_unique<app::Step>(
+        "service", [this] { service_->Start(); }, [this] { service_->Stop(); }));
+    parts_->Add(std::make_unique<app::Owned<sweeper::Sweeper>>("sweeper", std::move(sweeper)));
+    parts_->StartAll();
   }
-  // The order of `redpacket serve`'s shutdown.
   void StopServer() {
-    if (!service_) return;
-    service_->StopSweeper();
-    backend_->Stop();
-    service_->Stop();
+    if (!parts_) return;
+    parts_.reset();  // stops each part in reverse, then destroys it
+    policy_.reset();
     service_.reset();
-    backend_.reset();
   }
 
   domain::UserId CreateFundedUser(const std::string& name) {
@@ -120,14 +140,16 @@ class ExpiryTest : public ::testing::Test {
   // Sweeps, then waits until what the sweep appended is durable and its completions ran: a grab
   // of the marker packet is appended after it, and the journal acknowledges in order.
   void SweepAndSettle() {
-    service_->SweepNow();
+    sweeper_->SweepNow();
     ASSERT_EQ(Grab(marker_, next_marker_user_++).code, ErrorCode::kOk);
   }
 
   fs::path root_;
   domain::ManualTimeSource clock_{domain::FromUnixMillis(1'900'000'000'000)};  // 2030
-  std::unique_ptr<app::EmbeddedBackend> backend_;
   std::unique_ptr<service::RedPacketService> service_;
+  std::unique_ptr<sweeper::SweepPolicy> policy_;
+  std::unique_ptr<app::ComponentList> parts_;  // after what its parts use: it goes first
+  sweeper::Sweeper* sweeper_ = nullptr;
   domain::UserId sender_ = 0;
   domain::PacketId marker_ = 0;
   domain::UserId next_marker_user_ = 900000;
