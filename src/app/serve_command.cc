@@ -16,9 +16,9 @@
 #include "app/cluster_config.h"
 #include "app/commands.h"
 #include "app/embedded_backend.h"
-#include "http/api.h"
-#include "http/packet_events.h"
-#include "http/server.h"
+#include "http/events/packet_events.h"
+#include "http/handlers/api.h"
+#include "http/transport/server.h"
 
 namespace redpacket::app {
 namespace {
