@@ -44,6 +44,10 @@ struct Route {
 
 // Every endpoint, its access, rate limit and handler. Body size and header limits are the
 // server's (64 KiB body, 8 KiB headers; 413 beyond), as are the head deadline and connection caps.
+// The metrics (docs/decisions.md §32) are operators' data: /metrics is public on the server's own
+// port, which is the scrape network's (Prometheus reads every API server and worker there without
+// a token), and the public edge (nginx) does not pass it; from outside, the dashboard reads the
+// same text at /v1/ops/metrics with an admin token.
 constexpr std::array kRoutes = {
     Route{verb::get, "/", "root", Access::kPublic, Limit::kExempt, HandleRoot},
     Route{verb::get, "/healthz", "healthz", Access::kPublic, Limit::kExempt, HandleHealth},

@@ -1,6 +1,7 @@
 // The operations endpoints of a process that serves no API (`redpacket worker`): GET /healthz,
-// GET /readyz (from a readiness function) and GET /metrics (Prometheus). Another method on those
-// is 405, everything else 404. Runs on the I/O threads; `ready` must not block. Thread-safe.
+// GET /readyz (from a readiness function) and GET /metrics (Prometheus, without a token: its port
+// is the scrape network's, docs/decisions.md §32). Another method on those is 405, everything
+// else 404. Runs on the I/O threads; `ready` must not block. Thread-safe.
 #pragma once
 
 #include <functional>
