@@ -3,7 +3,7 @@
 // shards, from 1 and 2 threads.
 #include <benchmark/benchmark.h>
 
-#include "http/rate_limiter.h"
+#include "http/access/rate_limiter.h"
 
 namespace redpacket::http {
 namespace {

@@ -2,16 +2,15 @@
 // /v1/packets, as the query of GET /v1/users/{id}/history and GET /grab, and as a path id.
 // Properties: an accepted value is in its range, and writing it back out as JSON (or a query)
 // decodes to the same value; a refusal is a 400 whose error body is valid JSON.
+#include <boost/json.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include <boost/json.hpp>
-
 #include "fuzz_check.h"
-#include "http/request_fields.h"
-#include "http/response.h"
+#include "http/codec/request_fields.h"
+#include "http/transport/response.h"
 
 namespace {
 
@@ -69,7 +68,8 @@ void CheckCreatePacket(std::string_view body) {
   FUZZ_CHECK(spec.total_cents >= 1 && spec.count >= 1);
   FUZZ_CHECK(spec.kind == domain::PacketKind::kLucky || spec.kind == domain::PacketKind::kEqual);
   FUZZ_CHECK(Characters(spec.greeting) <= limits.max_greeting_bytes);
-  FUZZ_CHECK(!spec.receiver_id || (*spec.receiver_id >= 1 && *spec.receiver_id <= domain::kMaxUserId));
+  FUZZ_CHECK(!spec.receiver_id ||
+             (*spec.receiver_id >= 1 && *spec.receiver_id <= domain::kMaxUserId));
   FUZZ_CHECK(Characters(fields->request_id) <= 64);
   FUZZ_CHECK(spec.sender_id == 0);
   json::object out{{"total_cents", spec.total_cents},
@@ -83,7 +83,8 @@ void CheckCreatePacket(std::string_view body) {
   FUZZ_CHECK(again.ok());
   FUZZ_CHECK(again->spec.total_cents == spec.total_cents && again->spec.count == spec.count &&
              again->spec.kind == spec.kind && again->spec.greeting == spec.greeting &&
-             again->spec.expires_in_s == spec.expires_in_s && again->spec.receiver_id == spec.receiver_id &&
+             again->spec.expires_in_s == spec.expires_in_s &&
+             again->spec.receiver_id == spec.receiver_id &&
              again->request_id == fields->request_id);
   // What the service does next with it: the rules of the limits (any answer, no crash).
   domain::PacketSpec sent = spec;
@@ -97,7 +98,8 @@ void CheckQueries(std::string_view query) {
   if (history) {
     FUZZ_CHECK(history->limit >= 1 && history->limit <= 100);
     const std::string written =
-        std::string("kind=") + (history->kind == redpacket::ledger::HistoryKind::kSent ? "sent" : "received") +
+        std::string("kind=") +
+        (history->kind == redpacket::ledger::HistoryKind::kSent ? "sent" : "received") +
         "&limit=" + std::to_string(history->limit) +
         (history->cursor.empty() ? "" : "&cursor=" + history->cursor);  // kept as sent
     auto again = http::ParseHistoryQuery(written);
@@ -110,7 +112,8 @@ void CheckQueries(std::string_view query) {
     FUZZ_CHECK(seed->user_id >= 1 && seed->user_id <= domain::kMaxUserId && seed->packet_id >= 1);
     auto again = http::ParseSeedGrabQuery("user_id=" + std::to_string(seed->user_id) +
                                           "&red_packet_id=" + std::to_string(seed->packet_id));
-    FUZZ_CHECK(again.ok() && again->user_id == seed->user_id && again->packet_id == seed->packet_id);
+    FUZZ_CHECK(again.ok() && again->user_id == seed->user_id &&
+               again->packet_id == seed->packet_id);
   }
 }
 

@@ -2,15 +2,14 @@
 // a connection would see them. Must never crash, hang or read out of bounds.
 // Build with clang: see fuzz/README.md. Without clang, fuzz_corpus_replay (ctest, label unit)
 // replays the corpus and seeded mutations of it through the same function.
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 
-#include <boost/asio/buffer.hpp>
-#include <boost/beast/http/error.hpp>
-
-#include "http/request_parser.h"
+#include "http/transport/request_parser.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   // The first byte picks the piece size, so the fuzzer explores split points too.
@@ -31,7 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         parser.emplace(request, 8 * 1024, 64 * 1024);
       }
       boost::beast::error_code error;
-      offset += parser->put(boost::asio::buffer(buffer.data() + offset, buffer.size() - offset), error);
+      offset +=
+          parser->put(boost::asio::buffer(buffer.data() + offset, buffer.size() - offset), error);
       if (error == boost::beast::http::error::need_more) break;
       if (error) return 0;  // the connection would answer 400/413 and close
       if (parser->is_done()) {

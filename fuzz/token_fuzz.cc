@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "fuzz_check.h"
-#include "http/token.h"
+#include "http/access/token.h"
 
 namespace {
 
@@ -66,7 +66,8 @@ void CheckToken(std::string_view token) {
     FUZZ_CHECK(again.user_id == claims.user_id && again.admin == claims.admin &&
                again.expires_unix_s == claims.expires_unix_s);
     // One second after its expiry it is refused, whatever else is true.
-    FUZZ_CHECK(http::VerifyToken(resigned, Secrets(), claims.expires_unix_s, &again) == TokenCheck::kExpired);
+    FUZZ_CHECK(http::VerifyToken(resigned, Secrets(), claims.expires_unix_s, &again) ==
+               TokenCheck::kExpired);
   }
 }
 

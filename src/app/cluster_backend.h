@@ -19,7 +19,7 @@
 #include "app/components.h"
 #include "app/store_component.h"
 #include "bus/kafka/kafka_sink.h"
-#include "http/metrics.h"
+#include "http/ops/metrics.h"
 #include "lease/lease.h"
 #include "ledger/mariadb/mariadb_ledger.h"
 #include "ledger/routing/read_router.h"

@@ -14,8 +14,8 @@
 
 #include "app/cluster_config.h"
 #include "audit/audit.h"
-#include "http/client.h"
-#include "http/token.h"
+#include "http/access/token.h"
+#include "http/client/client.h"
 #include "ledger/mariadb/mariadb_ledger.h"
 #include "ledger/sqlite/sqlite_ledger.h"
 #include "store/redis/redis_store.h"

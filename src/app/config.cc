@@ -6,7 +6,7 @@
 
 #include <stdexcept>
 
-#include "http/token.h"
+#include "http/access/token.h"
 
 namespace redpacket::app {
 namespace {
@@ -71,9 +71,16 @@ ConfigBinder::ConfigBinder(CLI::App& command, Config& config, const std::vector<
       {"kafka_brokers", "cluster mode: Kafka bootstrap brokers, host:port[,host:port...]",
        [&](const std::string& flag) { return command.add_option(flag, config.kafka_brokers); },
        [&](const std::string& v) { config.kafka_brokers = v; }},
-      {"kafka_linger_ms", "cluster mode: how long the relay's producer fills a batch before sending it (nobody waits for it)",
-       [&](const std::string& flag) { return command.add_option(flag, config.kafka_linger_ms)->check(CLI::Range(std::int64_t{0}, std::int64_t{5000})); },
-       [&](const std::string& v) { config.kafka_linger_ms = ParseNumber<std::int64_t>("kafka_linger_ms", v); }},
+      {"kafka_linger_ms",
+       "cluster mode: how long the relay's producer fills a batch before sending it (nobody waits "
+       "for it)",
+       [&](const std::string& flag) {
+         return command.add_option(flag, config.kafka_linger_ms)
+             ->check(CLI::Range(std::int64_t{0}, std::int64_t{5000}));
+       },
+       [&](const std::string& v) {
+         config.kafka_linger_ms = ParseNumber<std::int64_t>("kafka_linger_ms", v);
+       }},
       {"kafka_topic", "cluster mode: the topic of grab and refund events",
        [&](const std::string& flag) { return command.add_option(flag, config.kafka_topic); },
        [&](const std::string& v) { config.kafka_topic = v; }},

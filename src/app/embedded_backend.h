@@ -15,7 +15,7 @@
 #include "bus/local/journal_sink.h"
 #include "bus/local/journal_source.h"
 #include "domain/clock.h"
-#include "http/metrics.h"
+#include "http/ops/metrics.h"
 #include "ledger/ledger.h"
 #include "service/red_packet_service.h"
 #include "store/store.h"

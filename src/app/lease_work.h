@@ -14,7 +14,7 @@
 
 #include "app/cluster_backend.h"
 #include "app/components.h"
-#include "http/metrics.h"
+#include "http/ops/metrics.h"
 #include "lease/lease.h"
 #include "loader/packet_loader.h"
 #include "reconciler/reconciler.h"

@@ -12,9 +12,9 @@
 #include "app/commands.h"
 #include "applier/applier.h"
 #include "bus/kafka/kafka_source.h"
-#include "http/metrics.h"
-#include "http/ops_handler.h"
-#include "http/server.h"
+#include "http/ops/metrics.h"
+#include "http/ops/ops_handler.h"
+#include "http/transport/server.h"
 #include "ledger/mariadb/mariadb_ledger.h"
 
 namespace redpacket::app {

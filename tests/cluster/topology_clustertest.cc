@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "cluster_harness.h"
-#include "http/client.h"
-#include "http/token.h"
+#include "http/access/token.h"
+#include "http/client/client.h"
 
 namespace redpacket::e2e {
 namespace {
@@ -62,7 +62,8 @@ ScriptResult RunCluster(const std::string& arguments) {
   if (pipe == nullptr) return result;
   char buffer[4096];
   std::size_t read = 0;
-  while ((read = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, read);
+  while ((read = std::fread(buffer, 1, sizeof buffer, pipe)) > 0)
+    result.output.append(buffer, read);
   const int status = ::pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
   return result;
@@ -98,8 +99,9 @@ std::string Trim(std::string text) {
 class NginxClient {
  public:
   NginxClient() : client_("127.0.0.1", static_cast<std::uint16_t>(kNginxPort)) {}
-  http::ClientResponse Call(std::string_view method, std::string_view target, const std::string& token,
-                            std::string_view body = {}, Headers headers = {}) {
+  http::ClientResponse Call(std::string_view method, std::string_view target,
+                            const std::string& token, std::string_view body = {},
+                            Headers headers = {}) {
     if (!token.empty()) headers["Authorization"] = "Bearer " + token;
     return client_.Request(method, target, body, headers);
   }
@@ -241,8 +243,8 @@ TEST(Topology, ScriptsClusterUpServesThroughNginxWithTokensLimitsAndFailover) {
   ASSERT_EQ(admin_token.exit_code, 0) << admin_token.output;
   const std::string admin = Trim(admin_token.output);
   NginxClient client;
-  const auto anonymous = client.Call("POST", "/v1/users", "", R"({"name":"nobody"})",
-                                     {{"X-User-Id", "1"}});
+  const auto anonymous =
+      client.Call("POST", "/v1/users", "", R"({"name":"nobody"})", {{"X-User-Id", "1"}});
   EXPECT_EQ(anonymous.status, 401) << Show(anonymous);
   const auto created = client.Call("POST", "/v1/users", admin, R"({"name":"sender"})",
                                    {{"X-Request-Id", "topology-create-sender"}});
@@ -255,14 +257,14 @@ TEST(Topology, ScriptsClusterUpServesThroughNginxWithTokensLimitsAndFailover) {
   const std::string sender_bearer = Trim(sender_token.output);
   const auto not_admin = client.Call("POST", "/v1/users", sender_bearer, R"({"name":"x"})");
   EXPECT_EQ(not_admin.status, 403) << Show(not_admin);
-  const auto deposit = client.Call("POST", "/v1/users/" + std::to_string(sender) + "/deposit", admin,
-                                   R"({"amount_cents":1000000,"request_id":"topology-d-1"})");
+  const auto deposit =
+      client.Call("POST", "/v1/users/" + std::to_string(sender) + "/deposit", admin,
+                  R"({"amount_cents":1000000,"request_id":"topology-d-1"})");
   ASSERT_EQ(deposit.status, 200) << Show(deposit);
   const auto create_packet = [&](std::int64_t total, int count) {
-    const auto reply = client.Call(
-        "POST", "/v1/packets", sender_bearer,
-        R"({"total_cents":)" + std::to_string(total) + R"(,"count":)" + std::to_string(count) +
-            R"(,"kind":"lucky"})");
+    const auto reply = client.Call("POST", "/v1/packets", sender_bearer,
+                                   R"({"total_cents":)" + std::to_string(total) + R"(,"count":)" +
+                                       std::to_string(count) + R"(,"kind":"lucky"})");
     EXPECT_EQ(reply.status, 201) << Show(reply);
     return reply.status == 201 ? std::string(Json(reply).as_object().at("packet_id").as_string())
                                : std::string();
@@ -347,7 +349,7 @@ TEST(Topology, ScriptsClusterUpServesThroughNginxWithTokensLimitsAndFailover) {
     }
     for (auto& thread : threads) thread.join();
     EXPECT_EQ(other.load(), 0);
-    EXPECT_GE(ok.load(), 40);            // the burst
+    EXPECT_GE(ok.load(), 40);             // the burst
     EXPECT_GE(rate_limited.load(), 100);  // 300 requests in well under 10 s at 20/s
     ASSERT_EQ(sample.status, 429);
     const json::value body = Json(sample);
@@ -416,7 +418,8 @@ TEST(Topology, ScriptsClusterUpServesThroughNginxWithTokensLimitsAndFailover) {
       EXPECT_TRUE(seen_seqs.insert(grab.seq).second) << "share " << grab.seq << " given twice";
     }
     json::object listed;
-    const std::int64_t listed_sum = ExpectListed(client, sender_bearer, packet, acknowledged, &listed);
+    const std::int64_t listed_sum =
+        ExpectListed(client, sender_bearer, packet, acknowledged, &listed);
     EXPECT_EQ(listed_sum + listed.at("remaining_cents").as_int64(), 100000);
     ExpectCredited(tokens, acknowledged);
 
@@ -437,7 +440,8 @@ TEST(Topology, ScriptsClusterUpServesThroughNginxWithTokensLimitsAndFailover) {
   // --- down: nothing left listening.
   const ScriptResult down = RunCluster("down");
   EXPECT_EQ(down.exit_code, 0) << down.output;
-  for (int port : AllPorts()) EXPECT_FALSE(Listened(port)) << "port " << port << " still listened on";
+  for (int port : AllPorts())
+    EXPECT_FALSE(Listened(port)) << "port " << port << " still listened on";
   EXPECT_NE(RunCluster("status").exit_code, 0);
   std::cerr << "the whole test took "
             << std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count()

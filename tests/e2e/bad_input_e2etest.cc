@@ -7,7 +7,7 @@
 #include <set>
 
 #include "harness.h"
-#include "http/token.h"
+#include "http/access/token.h"
 
 namespace redpacket::e2e {
 namespace {

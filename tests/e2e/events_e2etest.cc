@@ -13,7 +13,7 @@
 #include <regex>
 
 #include "harness.h"
-#include "http/token.h"
+#include "http/access/token.h"
 
 namespace redpacket::e2e {
 namespace {

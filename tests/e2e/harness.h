@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "http/client.h"
+#include "http/client/client.h"
 
 namespace redpacket::e2e {
 
@@ -218,7 +218,8 @@ void RunThreads(int n, const std::function<void(int)>& fn);
 
 // A crowd on one packet: `clients` threads, client i grabbing as user first_user + i on the
 // server `server_for(i)` names; all connect first, then every grab leaves at once.
-std::vector<Reply> SimultaneousGrabs(int clients, std::int64_t first_user, const std::string& packet_id,
+std::vector<Reply> SimultaneousGrabs(int clients, std::int64_t first_user,
+                                     const std::string& packet_id,
                                      const std::function<const ServerProcess&(int)>& server_for);
 
 // What a stampede's replies add up to.
@@ -231,15 +232,15 @@ struct StampedeTally {
 // Checks each reply of SimultaneousGrabs: a 410 "gone", or a 200 for that user and packet with an
 // amount >= 1, the right remaining_count, a seq and a user never seen before (gtest failures
 // otherwise; a reply that is neither is fatal). Use under ASSERT_NO_FATAL_FAILURE.
-void TallyGrabs(const std::vector<Reply>& replies, std::int64_t first_user, const std::string& packet_id,
-                std::int64_t shares, StampedeTally* tally);
+void TallyGrabs(const std::vector<Reply>& replies, std::int64_t first_user,
+                const std::string& packet_id, std::int64_t shares, StampedeTally* tally);
 // The crowd emptied the packet exactly: `shares` winners summing to `total_cents`, every other
 // client told "gone", seqs 1..shares each once. Use under ASSERT_NO_FATAL_FAILURE.
 void ExpectEveryShareTakenOnce(const StampedeTally& tally, int clients, std::int64_t shares,
                                std::int64_t total_cents);
 
-// Polls GET /v1/packets/{id} (50 ms apart, Scaled(15 s) at most) until its status is `status`; `details`
-// holds the last answer. Fatal on timeout: use under ASSERT_NO_FATAL_FAILURE.
+// Polls GET /v1/packets/{id} (50 ms apart, Scaled(15 s) at most) until its status is `status`;
+// `details` holds the last answer. Fatal on timeout: use under ASSERT_NO_FATAL_FAILURE.
 void WaitForPacketStatus(ApiClient& api, const std::string& packet_id, std::string_view status,
                          json::object* details);
 

@@ -1,5 +1,5 @@
 // ConnectionLimiter: the total cap, the per-address cap, places given back; AddressKey.
-#include "http/connection_limiter.h"
+#include "http/transport/connection_limiter.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // RateLimiter: burst then rate, Retry-After, callers apart, off at rate 0, idle buckets dropped.
 // Time is passed in: no test sleeps.
-#include "http/rate_limiter.h"
+#include "http/access/rate_limiter.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,7 @@
-// The field rules of request bodies and query strings (http/request_fields.h): what is accepted,
-// the 400 for what is not, and the query decoders on a view that is not the end of a string.
-#include "http/request_fields.h"
+// The field rules of request bodies and query strings (http/codec/request_fields.h): what is
+// accepted, the 400 for what is not, and the query decoders on a view that is not the end of a
+// string.
+#include "http/codec/request_fields.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +13,8 @@ namespace {
 TEST(RequestFields, DecodesACreatePacketBody) {
   domain::Limits limits;
   auto fields = ParseCreatePacket(
-      R"({"total_cents":1000,"count":10,"kind":"equal","greeting":"hi","receiver_id":7,"request_id":"r1"})", limits);
+      R"({"total_cents":1000,"count":10,"kind":"equal","greeting":"hi","receiver_id":7,"request_id":"r1"})",
+      limits);
   ASSERT_TRUE(fields.ok()) << fields.error().message;
   EXPECT_EQ(fields->spec.total_cents, 1000);
   EXPECT_EQ(fields->spec.count, 10);
@@ -37,12 +39,14 @@ TEST(RequestFields, RefusesWithTheFirstProblemNamed) {
            Case{R"({"total_cents":18446744073709551615,"count":1})", "total_cents is out of range"},
            Case{R"({"total_cents":1,"count":1,"kind":"mega"})", "kind must be lucky or equal"},
            Case{R"({"total_cents":1,"count":1,"receiver_id":0})", "receiver_id is out of range"},
-           Case{R"({"total_cents":1,"count":1,"request_id":""})", "request_id must be 1 to 64 characters"},
+           Case{R"({"total_cents":1,"count":1,"request_id":""})",
+                "request_id must be 1 to 64 characters"},
        }) {
     auto fields = ParseCreatePacket(test.body, limits);
     ASSERT_FALSE(fields.ok()) << test.body;
     EXPECT_EQ(fields.error().code, domain::ErrorCode::kBadRequest);
-    EXPECT_EQ(fields.error().message.find(test.message), 0u) << test.body << ": " << fields.error().message;
+    EXPECT_EQ(fields.error().message.find(test.message), 0u)
+        << test.body << ": " << fields.error().message;
   }
   EXPECT_FALSE(ParseDeposit(R"({"amount_cents":1000000000001})").ok());
   EXPECT_TRUE(ParseDeposit(R"({"amount_cents":1000000000000})").ok());
@@ -74,7 +78,8 @@ TEST(RequestFields, ParsePositiveTakesDigitsInRangeOnly) {
   std::int64_t value = 0;
   EXPECT_TRUE(ParsePositive("9007199254740991", domain::kMaxUserId, &value));
   EXPECT_EQ(value, domain::kMaxUserId);
-  for (const char* text : {"", "0", "-1", "+1", " 1", "1 ", "9007199254740992", "99999999999999999999"}) {
+  for (const char* text :
+       {"", "0", "-1", "+1", " 1", "1 ", "9007199254740992", "99999999999999999999"}) {
     EXPECT_FALSE(ParsePositive(text, domain::kMaxUserId, &value)) << text;
   }
 }

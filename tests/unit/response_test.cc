@@ -1,6 +1,6 @@
 // AppendWire: every response carries the security headers once, whatever its status, and the
 // headers that vary (Retry-After, Allow, Connection: close) only when asked for.
-#include "http/response.h"
+#include "http/transport/response.h"
 
 #include <gtest/gtest.h>
 

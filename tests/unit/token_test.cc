@@ -1,9 +1,9 @@
 // Bearer tokens: round trip, forgery, expiry, secret rotation lists.
+#include "http/access/token.h"
+
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-
-#include "http/token.h"
 
 namespace redpacket::http {
 namespace {
@@ -34,17 +34,21 @@ TEST(Token, RejectsForgeriesAndExpiry) {
 TEST(Token, RotationListVerifiesUnderAnySecret) {
   const std::vector<std::string> secrets = {"new", "old"};
   TokenClaims claims;
-  EXPECT_EQ(VerifyToken(SignToken({7, 2000, false}, "new"), secrets, 1000, &claims), TokenCheck::kValid);
+  EXPECT_EQ(VerifyToken(SignToken({7, 2000, false}, "new"), secrets, 1000, &claims),
+            TokenCheck::kValid);
   EXPECT_EQ(claims.user_id, 7);
-  EXPECT_EQ(VerifyToken(SignToken({8, 2000, true}, "old"), secrets, 1000, &claims), TokenCheck::kValid);
+  EXPECT_EQ(VerifyToken(SignToken({8, 2000, true}, "old"), secrets, 1000, &claims),
+            TokenCheck::kValid);
   EXPECT_EQ(claims.user_id, 8);
   EXPECT_TRUE(claims.admin);
   EXPECT_EQ(VerifyToken(SignToken({9, 2000, false}, "retired"), secrets, 1000, &claims),
             TokenCheck::kBadSignature);
-  EXPECT_EQ(VerifyToken(SignToken({9, 2000, false}, "old"), secrets, 2000, &claims), TokenCheck::kExpired);
+  EXPECT_EQ(VerifyToken(SignToken({9, 2000, false}, "old"), secrets, 2000, &claims),
+            TokenCheck::kExpired);
   EXPECT_EQ(VerifyToken("garbage", secrets, 1000, &claims), TokenCheck::kMalformed);
-  EXPECT_EQ(VerifyToken(SignToken({9, 2000, false}, "new"), std::vector<std::string>{}, 1000, &claims),
-            TokenCheck::kBadSignature);
+  EXPECT_EQ(
+      VerifyToken(SignToken({9, 2000, false}, "new"), std::vector<std::string>{}, 1000, &claims),
+      TokenCheck::kBadSignature);
 }
 
 // Found by fuzz/token_fuzz.cc: "rp1.<the signature of "rp1">" has a payload shorter than its
@@ -53,7 +57,8 @@ TEST(Token, RotationListVerifiesUnderAnySecret) {
 TEST(Token, APayloadOfOnlyThePrefixIsMalformed) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  HMAC(EVP_sha256(), "secret", 6, reinterpret_cast<const unsigned char*>("rp1"), 3, digest, &length);
+  HMAC(EVP_sha256(), "secret", 6, reinterpret_cast<const unsigned char*>("rp1"), 3, digest,
+       &length);
   std::string token = "rp1.";
   for (unsigned int i = 0; i < length; ++i) {
     token += "0123456789abcdef"[digest[i] >> 4];
@@ -61,12 +66,14 @@ TEST(Token, APayloadOfOnlyThePrefixIsMalformed) {
   }
   TokenClaims claims;
   EXPECT_EQ(VerifyToken(token, "secret", 1000, &claims), TokenCheck::kMalformed);
-  EXPECT_EQ(VerifyToken(token, std::vector<std::string>{"secret"}, 1000, &claims), TokenCheck::kMalformed);
+  EXPECT_EQ(VerifyToken(token, std::vector<std::string>{"secret"}, 1000, &claims),
+            TokenCheck::kMalformed);
 }
 
 TEST(Token, ParsesSecretLists) {
   EXPECT_EQ(ParseTokenSecrets("only"), std::vector<std::string>{"only"});
-  EXPECT_EQ(ParseTokenSecrets("new, old ,older"), (std::vector<std::string>{"new", "old", "older"}));
+  EXPECT_EQ(ParseTokenSecrets("new, old ,older"),
+            (std::vector<std::string>{"new", "old", "older"}));
   EXPECT_THROW(ParseTokenSecrets(""), std::invalid_argument);
   EXPECT_THROW(ParseTokenSecrets("new,"), std::invalid_argument);
   EXPECT_THROW(ParseTokenSecrets("new,,old"), std::invalid_argument);

@@ -1,5 +1,5 @@
 """An HTTP/1.1 keep-alive client for the redpacket API, one per client thread, and the bearer tokens
-it sends (the format of src/http/token.cc: rp1.<user>.<expiry>.<admin>.<hex HMAC-SHA256>).
+it sends (the format of src/http/access/token.cc: rp1.<user>.<expiry>.<admin>.<hex HMAC-SHA256>).
 Every call returns an Outcome: the HTTP status and body, or why there is none, sorted the way the
 history needs it: `ok`, `fail` (definite: it did not happen) or `info` (unknown)."""
 
