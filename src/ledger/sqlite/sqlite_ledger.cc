@@ -329,7 +329,7 @@ class SqliteLedger final : public Ledger {
   Result<PacketRecord> CreatePacketIn(const domain::PacketSpec& spec,
                                       const std::vector<Cents>& shares, TimePoint created_at,
                                       TimePoint expires_at, std::string_view request_id) {
-    REDPACKET_SQLITE_TRY(CheckShares(spec, shares));
+    REDPACKET_SQLITE_TRY(codec::CheckShares(spec, shares));
     if (!request_id.empty()) {
       auto first = FindIdempotent(spec.sender_id, request_id, kCreatePacketKind,
                                   codec::PacketFingerprint(spec));
