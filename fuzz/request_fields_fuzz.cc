@@ -97,7 +97,8 @@ void CheckQueries(std::string_view query) {
   if (history) {
     FUZZ_CHECK(history->limit >= 1 && history->limit <= 100);
     const std::string written =
-        std::string("kind=") + (history->kind == redpacket::ledger::HistoryKind::kSent ? "sent" : "received") +
+        std::string("kind=") +
+        (history->kind == redpacket::domain::HistoryKind::kSent ? "sent" : "received") +
         "&limit=" + std::to_string(history->limit) +
         (history->cursor.empty() ? "" : "&cursor=" + history->cursor);  // kept as sent
     auto again = http::ParseHistoryQuery(written);

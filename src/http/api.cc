@@ -261,7 +261,7 @@ void HandleCreateUser(Call& call) {
   const Reply reply = MakeReply(call, MetricsOf(call));
   auto fields = ParseCreateUser(call.request.body);
   if (!fields) return reply.Error(fields.error());
-  call.service().CreateUser(fields->name, [reply](domain::Result<ledger::UserRecord> user) {
+  call.service().CreateUser(fields->name, [reply](domain::Result<domain::UserRecord> user) {
     if (!user) return reply.Error(user.error());
     spdlog::info("user created user_id={} request_id={}", user->user_id, reply.request_id);
     reply.Json(201, json::object{{"user_id", user->user_id},
@@ -305,14 +305,14 @@ void HandleHistory(Call& call) {
   if (!user_id || !OwnsAccount(call, *user_id, reply)) return;
   auto query = ParseHistoryQuery(call.request.query());
   if (!query) return reply.Error(query.error());
-  const ledger::HistoryKind kind = query->kind;
+  const domain::HistoryKind kind = query->kind;
   call.service().History(
       *user_id, kind, static_cast<int>(query->limit), query->cursor,
-      [reply, kind](domain::Result<ledger::HistoryPage> page) {
+      [reply, kind](domain::Result<domain::HistoryPage> page) {
         if (!page) return reply.Error(page.error());
         json::array items;
         for (const auto& item : page->items) {
-          if (kind == ledger::HistoryKind::kReceived) {
+          if (kind == domain::HistoryKind::kReceived) {
             items.push_back(json::object{{"packet_id", Id(item.packet_id)},
                                          {"sender_id", item.sender_id},
                                          {"amount_cents", item.amount_cents},
@@ -343,7 +343,7 @@ void HandleCreatePacket(Call& call) {
   fields->spec.sender_id = call.caller->user_id;
   call.service().CreatePacket(
       std::move(fields->spec), fields->request_id,
-      [reply](domain::Result<ledger::PacketRecord> packet) {
+      [reply](domain::Result<domain::PacketRecord> packet) {
         if (!packet) return reply.Error(packet.error());
         spdlog::info(
             "packet created packet_id={} sender_id={} total_cents={} count={} request_id={}",
