@@ -99,7 +99,7 @@ void CheckQueries(std::string_view query) {
     FUZZ_CHECK(history->limit >= 1 && history->limit <= 100);
     const std::string written =
         std::string("kind=") +
-        (history->kind == redpacket::ledger::HistoryKind::kSent ? "sent" : "received") +
+        (history->kind == redpacket::domain::HistoryKind::kSent ? "sent" : "received") +
         "&limit=" + std::to_string(history->limit) +
         (history->cursor.empty() ? "" : "&cursor=" + history->cursor);  // kept as sent
     auto again = http::ParseHistoryQuery(written);

@@ -35,7 +35,7 @@ class StoreComponent final : public Component, public store::PacketStore {
     return *engine_;
   }
 
-  void Add(const ledger::PacketRecord& packet, StatusCallback done) override {
+  void Add(const domain::PacketRecord& packet, StatusCallback done) override {
     engine().Add(packet, std::move(done));
   }
   void Grab(domain::PacketId packet_id, domain::UserId user_id, domain::TimePoint now,

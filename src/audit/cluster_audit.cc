@@ -45,8 +45,9 @@ AuditReport RunClusterAudit(ledger::LedgerReader& ledger, store::PacketStore& st
     for (const auto& grab : snapshot->record.grabs) {
       auto it = in_ledger.find(grab.user_id);
       if (it == in_ledger.end()) {
-        pending.push_back({domain::LedgerEvent::Type::kGrab, packet.packet_id, grab.user_id,
-                           grab.amount_cents, grab.seq, domain::ToUnixMillis(grab.grabbed_at)});
+        pending.push_back(domain::LedgerEvent::Grab(packet.packet_id, grab.user_id,
+                                                    grab.amount_cents, grab.seq,
+                                                    domain::ToUnixMillis(grab.grabbed_at)));
         const auto age = options.now - grab.grabbed_at;
         if (age > options.pending_deadline) {
           overdue.push_back(fmt::format(
@@ -68,8 +69,8 @@ AuditReport RunClusterAudit(ledger::LedgerReader& ledger, store::PacketStore& st
                                        snapshot->record.grabs.size()));
     }
     if (snapshot->record.refund_cents && !packet.refund_cents) {
-      pending.push_back({domain::LedgerEvent::Type::kRefund, packet.packet_id, packet.sender_id,
-                         *snapshot->record.refund_cents, 0, 0});
+      pending.push_back(domain::LedgerEvent::Refund(packet.packet_id, packet.sender_id,
+                                                    *snapshot->record.refund_cents, 0));
     }
     // Expired in Redis (closed or not yet swept), not refunded in the ledger, long after expiry:
     // the refund is overdue.

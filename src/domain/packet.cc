@@ -57,6 +57,55 @@ std::vector<Cents> SplitShares(const PacketSpec& spec, RandomSource& random) {
                                          : SplitLucky(spec.total_cents, spec.count, random);
 }
 
+Status CheckShares(const PacketSpec& spec, const std::vector<Cents>& shares) {
+  auto wrong = [](std::string message) {
+    return Status(MakeError(ErrorCode::kInternal, std::move(message)));
+  };
+  if (spec.count < 1 || shares.size() != static_cast<std::size_t>(spec.count)) {
+    return wrong(fmt::format("{} shares for a packet of count {}", shares.size(), spec.count));
+  }
+  Cents sum = 0;
+  for (Cents share : shares) {
+    // Compared with what is left rather than summed first: a sum could overflow.
+    if (share < 1 || share > spec.total_cents - sum) {
+      return wrong("every share must be at least 1 cent and the shares must sum to the total");
+    }
+    sum += share;
+  }
+  if (sum != spec.total_cents) {
+    return wrong(
+        fmt::format("the shares sum to {}, the packet's total is {}", sum, spec.total_cents));
+  }
+  return {};
+}
+
+Status CheckFunds(Cents balance_cents, const PacketSpec& spec) {
+  if (balance_cents >= spec.total_cents) return {};
+  return MakeError(
+      ErrorCode::kInsufficientFunds,
+      fmt::format("balance is {} cents, the packet needs {}", balance_cents, spec.total_cents));
+}
+
+LedgerEvent LedgerEvent::Grab(PacketId packet_id, UserId user_id, Cents amount_cents,
+                              std::int64_t seq, std::int64_t at_millis) {
+  return LedgerEvent{.type = Type::kGrab,
+                     .packet_id = packet_id,
+                     .user_id = user_id,
+                     .amount_cents = amount_cents,
+                     .seq = seq,
+                     .at_millis = at_millis};
+}
+
+LedgerEvent LedgerEvent::Refund(PacketId packet_id, UserId sender_id, Cents amount_cents,
+                                std::int64_t at_millis) {
+  return LedgerEvent{.type = Type::kRefund,
+                     .packet_id = packet_id,
+                     .user_id = sender_id,
+                     .amount_cents = amount_cents,
+                     .seq = 0,
+                     .at_millis = at_millis};
+}
+
 std::string LedgerEvent::EventId() const {
   return type == Type::kGrab ? fmt::format("g-{}-{}", packet_id, user_id) : fmt::format("r-{}", packet_id);
 }

@@ -46,6 +46,15 @@ std::vector<Cents> SplitEqual(Cents total, std::int64_t count);
 // Validated spec -> shares.
 std::vector<Cents> SplitShares(const PacketSpec& spec, RandomSource& random);
 
+// The shares must be exactly what the packet promises, or money would appear or vanish:
+// `count` shares, each >= 1 cent, summing to the total. kInternal otherwise (the caller split
+// them wrong: never the client's mistake).
+Status CheckShares(const PacketSpec& spec, const std::vector<Cents>& shares);
+
+// The sender pays the whole packet up front: a balance of `balance_cents` (0 for an account that
+// does not exist) must cover spec.total_cents. kInsufficientFunds otherwise.
+Status CheckFunds(Cents balance_cents, const PacketSpec& spec);
+
 // One successful grab: the seq-th grab of a packet took shares[seq - 1].
 struct Grab {
   UserId user_id = 0;
@@ -65,6 +74,13 @@ struct LedgerEvent {
   Cents amount_cents = 0;
   std::int64_t seq = 0;  // grab: 1-based order within the packet; refund: 0
   std::int64_t at_millis = 0;
+
+  // The seq-th grab of the packet, which took `amount_cents` (shares[seq - 1]), by `user_id`.
+  static LedgerEvent Grab(PacketId packet_id, UserId user_id, Cents amount_cents, std::int64_t seq,
+                          std::int64_t at_millis);
+  // What was left of the packet at expiry, back to its sender (0 when it was grabbed in full).
+  static LedgerEvent Refund(PacketId packet_id, UserId sender_id, Cents amount_cents,
+                            std::int64_t at_millis);
 
   // "g-<packet>-<user>" or "r-<packet>": stable across retries, the dedup key of consumers.
   std::string EventId() const;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "domain/packet.h"
+#include "domain/records.h"
 #include "domain/status.h"
 #include "domain/types.h"
 
@@ -26,54 +27,13 @@ using domain::Status;
 using domain::TimePoint;
 using domain::UserId;
 
-struct UserRecord {
-  UserId user_id = 0;
-  std::string name;
-  Cents balance_cents = 0;
-};
-
-struct PacketRecord {
-  PacketId packet_id = 0;
-  domain::PacketSpec spec;  // sender, kind, total, count, greeting, expires_in_s, receiver
-  TimePoint created_at;
-  TimePoint expires_at;
-  domain::PacketStatus status = domain::PacketStatus::kOpen;
-  std::vector<Cents> shares;          // shares[seq - 1] is what the seq-th grab takes
-  std::vector<domain::Grab> grabs;    // applied grabs, ordered by seq
-  std::optional<Cents> refund_cents;  // set once refunded
-  // CreatePacket only: this answer repeats an earlier request's (same request_id), nothing was
-  // debited now; the caller must not load the packet again (it may have been grabbed since).
-  bool repeated = false;
-};
-
-enum class HistoryKind { kSent, kReceived };
-
-struct HistoryItem {
-  PacketId packet_id = 0;
-  // kSent: the packet as created; kReceived: the grab.
-  UserId sender_id = 0;
-  domain::PacketKind kind = domain::PacketKind::kLucky;
-  domain::PacketStatus status = domain::PacketStatus::kOpen;
-  std::string greeting;
-  Cents total_cents = 0;
-  std::int64_t count = 0;
-  Cents amount_cents = 0;  // kReceived only
-  std::int64_t seq = 0;    // kReceived only
-  TimePoint at;            // kSent: created_at; kReceived: grabbed_at
-  TimePoint expires_at;    // kSent only
-};
-
-// Where an unfinished packet stands in the ledger (cheap: no shares, no grabs).
-struct PacketProgress {
-  PacketId packet_id = 0;
-  domain::PacketStatus status = domain::PacketStatus::kOpen;
-  std::int64_t grabbed_count = 0;  // grabs applied
-};
-
-struct HistoryPage {
-  std::vector<HistoryItem> items;
-  std::optional<std::string> next_cursor;  // opaque; absent on the last page
-};
+// The record types live in domain/records.h; these names keep the ledger's callers unchanged.
+using domain::HistoryItem;
+using domain::HistoryKind;
+using domain::HistoryPage;
+using domain::PacketProgress;
+using domain::PacketRecord;
+using domain::UserRecord;
 
 // The writes a LedgerWriter can group into one transaction (WriteBatch).
 struct CreateUserWrite {

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "domain/packet.h"
+#include "domain/records.h"
 #include "domain/status.h"
-#include "ledger/ledger.h"
 
 namespace redpacket::store {
 
@@ -28,7 +28,7 @@ struct GrabResult {
 
 // What GET /v1/packets/{id} shows, taken under the packet's lock.
 struct PacketSnapshot {
-  ledger::PacketRecord record;  // shares are left empty in snapshots
+  domain::PacketRecord record;  // shares are left empty in snapshots
   Cents remaining_cents = 0;
   std::int64_t remaining_count = 0;
 };
@@ -50,7 +50,7 @@ class PacketStore {
 
   // Takes a packet the ledger has committed (creation or recovery). Idempotent by packet_id.
   // `done` runs once the packet can be grabbed (an error: it cannot, e.g. the store is down).
-  virtual void Add(const ledger::PacketRecord& packet, StatusCallback done) = 0;
+  virtual void Add(const domain::PacketRecord& packet, StatusCallback done) = 0;
 
   // Decides a grab. `done` runs once the outcome is durable (a 200 or a 409 is never sent for a
   // grab that a crash could still undo). A packet this store does not hold gives kNotFound with

@@ -40,6 +40,13 @@ inline std::string BackendName(const ::testing::TestParamInfo<LedgerBackendParam
   return info.param.name;
 }
 
+// The names every case uses.
+using domain::ErrorCode;
+using domain::LedgerEvent;
+using domain::PacketKind;
+using domain::PacketSpec;
+using domain::PacketStatus;
+
 inline constexpr std::int64_t kCreatedAtMillis = 1'700'000'000'000;
 
 domain::LedgerEvent GrabEvent(PacketId packet_id, UserId user_id, Cents amount, std::int64_t seq);

@@ -187,7 +187,7 @@ TEST_F(RedisOutboxTest, APacketWhoseKeysAreLostStaysRegisteredAndIsReportedLost)
 
 TEST_F(RedisOutboxTest, AReservedPacketIsRetryableUntilItIsLoadedOver) {
   const domain::PacketId id = under_test_->NewPacketId();
-  ledger::PacketRecord packet = MakePacket(id, {10, 20, 30});
+  domain::PacketRecord packet = MakePacket(id, {10, 20, 30});
   ASSERT_TRUE(AddNow(*under_test_, packet).ok());
   auto held = store().Reserve(id, packet.expires_at);
   ASSERT_TRUE(held.ok());
@@ -217,7 +217,7 @@ TEST_F(RedisOutboxTest, AReservedPacketIsRetryableUntilItIsLoadedOver) {
 
 TEST_F(RedisOutboxTest, UnregisterDropsAReservationTheLedgerNoLongerNeeds) {
   const domain::PacketId id = under_test_->NewPacketId();
-  const ledger::PacketRecord packet = MakePacket(id, {10, 20});
+  const domain::PacketRecord packet = MakePacket(id, {10, 20});
   ASSERT_TRUE(AddNow(*under_test_, packet).ok());
   LoseKeys(id);
   ASSERT_EQ(*store().Reserve(id, packet.expires_at), Reservation::kReserved);

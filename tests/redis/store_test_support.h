@@ -231,7 +231,7 @@ inline T Await(std::future<T> future, const char* what) {
   return future.get();
 }
 
-inline domain::Status AddNow(StoreUnderTest& under_test, const ledger::PacketRecord& packet) {
+inline domain::Status AddNow(StoreUnderTest& under_test, const domain::PacketRecord& packet) {
   std::promise<domain::Status> added;
   under_test.store().Add(packet,
                          [&](domain::Status status) { added.set_value(std::move(status)); });
@@ -255,9 +255,9 @@ inline std::optional<PacketSnapshot> SnapshotNow(StoreUnderTest& under_test,
   return Await(taken.get_future(), "Snapshot");
 }
 
-inline ledger::PacketRecord MakePacket(domain::PacketId id, std::vector<domain::Cents> shares,
+inline domain::PacketRecord MakePacket(domain::PacketId id, std::vector<domain::Cents> shares,
                                        std::chrono::seconds expires_in = 3600s) {
-  ledger::PacketRecord packet;
+  domain::PacketRecord packet;
   packet.packet_id = id;
   packet.spec.sender_id = 1;
   packet.spec.count = static_cast<std::int64_t>(shares.size());

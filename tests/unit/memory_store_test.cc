@@ -100,9 +100,9 @@ class FakeSink final : public bus::EventSink {
   std::atomic<bool> full_{false};
 };
 
-ledger::PacketRecord MakePacket(domain::PacketId id, std::vector<domain::Cents> shares,
+domain::PacketRecord MakePacket(domain::PacketId id, std::vector<domain::Cents> shares,
                                 std::chrono::seconds expires_in = std::chrono::seconds(3600)) {
-  ledger::PacketRecord packet;
+  domain::PacketRecord packet;
   packet.packet_id = id;
   packet.spec.sender_id = 1;
   packet.spec.count = static_cast<std::int64_t>(shares.size());
@@ -302,9 +302,9 @@ std::optional<PacketSnapshot> SnapshotOf(PacketStore& store, domain::PacketId id
   return snapshot;
 }
 
-ledger::PacketRecord PacketExpiringAt(domain::PacketId id, std::vector<domain::Cents> shares,
+domain::PacketRecord PacketExpiringAt(domain::PacketId id, std::vector<domain::Cents> shares,
                                       domain::TimePoint expires_at) {
-  ledger::PacketRecord packet = MakePacket(id, std::move(shares));
+  domain::PacketRecord packet = MakePacket(id, std::move(shares));
   packet.created_at = expires_at - std::chrono::hours(1);
   packet.expires_at = expires_at;
   return packet;

@@ -198,7 +198,7 @@ TEST(RedisStoreReplies, SnapshotStatusRules) {
     auto parsed =
         ParseSnapshotReply(A({std::move(meta), A({}), I(3)}), 1, domain::FromUnixMillis(now_ms));
     EXPECT_TRUE(parsed && parsed->has_value());
-    return parsed && parsed->has_value() ? (*parsed)->record : ledger::PacketRecord{};
+    return parsed && parsed->has_value() ? (*parsed)->record : domain::PacketRecord{};
   };
   EXPECT_EQ(status_at(MetaPairs("open"), 1060000).status, domain::PacketStatus::kExpired)
       << "an open packet past its expiry shows as expired before the sweeper runs";

@@ -61,7 +61,7 @@ TEST(RequestFields, QueriesEndWhereTheViewEnds) {
   auto history = ParseHistoryQuery(view);
   ASSERT_TRUE(history.ok()) << history.error().message;
   EXPECT_EQ(history->limit, 5);
-  EXPECT_EQ(history->kind, ledger::HistoryKind::kReceived);
+  EXPECT_EQ(history->kind, domain::HistoryKind::kReceived);
 
   const std::string seed = "user_id=7&red_packet_id=99";
   auto grab = ParseSeedGrabQuery(std::string_view(seed).substr(0, 25));  // "...&red_packet_id=9"

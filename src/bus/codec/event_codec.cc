@@ -84,38 +84,31 @@ domain::Result<LedgerEvent> DecodeEvent(std::string_view text) {
   if (!parsed.is_object()) return Malformed("not a JSON object");
   const json::object& object = parsed.get_object();
 
-  LedgerEvent event;
   auto type = StringField(object, "type");
   if (!type.ok()) return type.error();
-  if (*type == "grab") {
-    event.type = LedgerEvent::Type::kGrab;
-  } else if (*type == "refund") {
-    event.type = LedgerEvent::Type::kRefund;
-  } else {
+  if (*type != "grab" && *type != "refund") {
     return Malformed(fmt::format("\"type\" must be \"grab\" or \"refund\", not \"{}\"", *type));
   }
-  const bool grab = event.type == LedgerEvent::Type::kGrab;
+  const bool grab = *type == "grab";
 
   auto packet_id_text = StringField(object, "packet_id");
   if (!packet_id_text.ok()) return packet_id_text.error();
   auto packet_id = ParsePacketId(*packet_id_text);
   if (!packet_id.ok()) return packet_id.error();
-  event.packet_id = *packet_id;
 
   auto user_id = IntegerField(object, "user_id", 1, domain::kMaxUserId);
   if (!user_id.ok()) return user_id.error();
-  event.user_id = *user_id;
 
   // Every share is at least 1 cent; a refund of 0 is what remains of a packet grabbed in full.
   auto amount = IntegerField(object, "amount_cents", grab ? 1 : 0,
                              std::numeric_limits<std::int64_t>::max());
   if (!amount.ok()) return amount.error();
-  event.amount_cents = *amount;
 
+  std::int64_t seq = 0;
   if (grab) {
-    auto seq = IntegerField(object, "seq", 1, std::numeric_limits<std::int64_t>::max());
-    if (!seq.ok()) return seq.error();
-    event.seq = *seq;
+    auto seq_field = IntegerField(object, "seq", 1, std::numeric_limits<std::int64_t>::max());
+    if (!seq_field.ok()) return seq_field.error();
+    seq = *seq_field;
   } else if (object.contains("seq")) {
     return Malformed("a refund has no \"seq\"");
   }
@@ -124,7 +117,9 @@ domain::Result<LedgerEvent> DecodeEvent(std::string_view text) {
   if (!at.ok()) return at.error();
   auto time = domain::ParseTime(*at);
   if (!time) return Malformed(fmt::format("\"at\" is not an RFC 3339 time: \"{}\"", *at));
-  event.at_millis = domain::ToUnixMillis(*time);
+  const std::int64_t at_millis = domain::ToUnixMillis(*time);
+  const LedgerEvent event = grab ? LedgerEvent::Grab(*packet_id, *user_id, *amount, seq, at_millis)
+                                 : LedgerEvent::Refund(*packet_id, *user_id, *amount, at_millis);
 
   auto event_id = StringField(object, "event_id");
   if (!event_id.ok()) return event_id.error();

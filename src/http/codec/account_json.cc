@@ -7,7 +7,7 @@ namespace redpacket::http {
 
 namespace json = boost::json;
 
-json::object UserJson(const ledger::UserRecord& user) {
+json::object UserJson(const domain::UserRecord& user) {
   return {{"user_id", user.user_id}, {"name", user.name}, {"balance_cents", user.balance_cents}};
 }
 
@@ -17,10 +17,10 @@ json::object BalanceJson(const service::BalanceView& balance) {
           {"pending_cents", balance.pending_cents}};
 }
 
-json::object HistoryJson(const ledger::HistoryPage& page, ledger::HistoryKind kind) {
+json::object HistoryJson(const domain::HistoryPage& page, domain::HistoryKind kind) {
   json::array items;
   for (const auto& item : page.items) {
-    if (kind == ledger::HistoryKind::kReceived) {
+    if (kind == domain::HistoryKind::kReceived) {
       items.push_back(json::object{{"packet_id", std::to_string(item.packet_id)},
                                    {"sender_id", item.sender_id},
                                    {"amount_cents", item.amount_cents},

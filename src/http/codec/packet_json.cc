@@ -7,7 +7,7 @@ namespace redpacket::http {
 
 namespace json = boost::json;
 
-json::object PacketJson(const ledger::PacketRecord& packet) {
+json::object PacketJson(const domain::PacketRecord& packet) {
   return {{"packet_id", std::to_string(packet.packet_id)},
           {"sender_id", packet.spec.sender_id},
           {"kind", domain::ToString(packet.spec.kind)},
@@ -28,7 +28,7 @@ json::object GrabJson(const domain::Grab& grab) {
 }
 
 json::object PacketDetailsJson(const store::PacketSnapshot& snapshot) {
-  const ledger::PacketRecord& packet = snapshot.record;
+  const domain::PacketRecord& packet = snapshot.record;
   json::object out = PacketJson(packet);
   out["remaining_cents"] = snapshot.remaining_cents;
   out["remaining_count"] = snapshot.remaining_count;

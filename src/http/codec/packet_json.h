@@ -4,13 +4,13 @@
 
 #include <boost/json/object.hpp>
 
-#include "ledger/ledger.h"
+#include "domain/records.h"
 #include "store/store.h"
 
 namespace redpacket::http {
 
 // {"packet_id","sender_id","kind","total_cents","count","greeting","receiver_id","created_at","expires_at"}
-boost::json::object PacketJson(const ledger::PacketRecord& packet);
+boost::json::object PacketJson(const domain::PacketRecord& packet);
 // {"user_id","amount_cents","seq","grabbed_at"}
 boost::json::object GrabJson(const domain::Grab& grab);
 // The details: PacketJson plus remaining, status, refund, grabs and best luck.

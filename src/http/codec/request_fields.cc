@@ -161,12 +161,13 @@ domain::Result<HistoryQuery> ParseHistoryQuery(std::string_view query) {
   if (!params) return MakeError(ErrorCode::kBadRequest, "malformed query string");
   for (const auto& param : *params) {
     if (param.key == "kind") {
-      if (param.value == "sent")
-        out.kind = ledger::HistoryKind::kSent;
-      else if (param.value == "received")
-        out.kind = ledger::HistoryKind::kReceived;
-      else
+      if (param.value == "sent") {
+        out.kind = domain::HistoryKind::kSent;
+      } else if (param.value == "received") {
+        out.kind = domain::HistoryKind::kReceived;
+      } else {
         return MakeError(ErrorCode::kBadRequest, "kind must be sent or received");
+      }
     } else if (param.key == "limit") {
       if (!ParsePositive(param.value, 100, &out.limit))
         return MakeError(ErrorCode::kBadRequest, "limit must be 1 to 100");

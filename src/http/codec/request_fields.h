@@ -11,9 +11,9 @@
 #include <string_view>
 
 #include "domain/packet.h"
+#include "domain/records.h"
 #include "domain/status.h"
 #include "domain/types.h"
-#include "ledger/ledger.h"
 
 namespace redpacket::http {
 
@@ -50,7 +50,7 @@ domain::Result<CreatePacketFields> ParseCreatePacket(std::string_view body,
 
 // GET /v1/users/{id}/history?kind=sent|received&limit=1..100&cursor=...; unknown keys ignored.
 struct HistoryQuery {
-  ledger::HistoryKind kind = ledger::HistoryKind::kReceived;
+  domain::HistoryKind kind = domain::HistoryKind::kReceived;
   std::int64_t limit = 50;
   std::string cursor;  // as sent: still percent-encoded, as the ledger handed it out
 };

@@ -55,7 +55,7 @@ void HandleCreatePacket(Call& call) {
   fields->spec.sender_id = call.caller->user_id;
   call.service().CreatePacket(
       std::move(fields->spec), fields->request_id,
-      [reply](domain::Result<ledger::PacketRecord> packet) {
+      [reply](domain::Result<domain::PacketRecord> packet) {
         if (!packet) return reply.Error(packet.error());
         spdlog::info(
             "packet created packet_id={} sender_id={} total_cents={} count={} request_id={}",

@@ -11,7 +11,7 @@ void HandleCreateUser(Call& call) {
   const Reply reply = MakeReply(call);
   auto fields = ParseCreateUser(call.request.body);
   if (!fields) return reply.Error(fields.error());
-  call.service().CreateUser(fields->name, [reply](domain::Result<ledger::UserRecord> user) {
+  call.service().CreateUser(fields->name, [reply](domain::Result<domain::UserRecord> user) {
     if (!user) return reply.Error(user.error());
     spdlog::info("user created user_id={} request_id={}", user->user_id, reply.request_id);
     reply.Json(201, UserJson(*user));
@@ -51,9 +51,9 @@ void HandleHistory(Call& call) {
   if (!user_id) return;
   auto query = ParseHistoryQuery(call.request.query());
   if (!query) return reply.Error(query.error());
-  const ledger::HistoryKind kind = query->kind;
+  const domain::HistoryKind kind = query->kind;
   call.service().History(*user_id, kind, static_cast<int>(query->limit), query->cursor,
-                         [reply, kind](domain::Result<ledger::HistoryPage> page) {
+                         [reply, kind](domain::Result<domain::HistoryPage> page) {
                            if (!page) return reply.Error(page.error());
                            reply.Json(200, HistoryJson(*page, kind));
                          });

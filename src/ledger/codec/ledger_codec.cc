@@ -3,23 +3,14 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <cstring>
 #include <limits>
 
 namespace redpacket::ledger::codec {
-namespace {
-
 using domain::ErrorCode;
 using domain::MakeError;
-
-domain::Error Corrupt(std::string message) {
-  return MakeError(ErrorCode::kInternal, std::move(message));
-}
-
-}  // namespace
 
 std::vector<std::byte> EncodeShares(const std::vector<Cents>& shares) {
   std::vector<std::byte> blob(shares.size() * sizeof(Cents));
@@ -68,43 +59,16 @@ domain::Result<std::int64_t> ParseCursor(std::string_view cursor) {
   return value;
 }
 
-std::string DepositFingerprint(Cents amount_cents) {
-  return fmt::format("deposit:{}", amount_cents);
+domain::Error Corrupt(std::string message) {
+  return MakeError(ErrorCode::kInternal, std::move(message));
 }
 
-std::string PacketFingerprint(const domain::PacketSpec& spec) {
-  // The greeting goes last: it is the only free text, so no separator inside it can shift a field.
-  return fmt::format("packet:{}:{}:{}:{}:{}:{}", domain::ToString(spec.kind), spec.total_cents,
-                     spec.count, spec.expires_in_s,
-                     spec.receiver_id ? std::to_string(*spec.receiver_id) : std::string("-"),
-                     spec.greeting);
-}
-
-domain::Status CheckShares(const domain::PacketSpec& spec, const std::vector<Cents>& shares) {
-  if (spec.count < 1 || shares.size() != static_cast<std::size_t>(spec.count)) {
-    return Corrupt(fmt::format("{} shares for a packet of count {}", shares.size(), spec.count));
-  }
-  Cents sum = 0;
-  for (Cents share : shares) {
-    if (share < 1 || share > spec.total_cents - sum) {
-      return Corrupt("every share must be at least 1 cent and the shares must sum to the total");
+domain::Status CheckOffsets(const domain::PartitionOffsets& applied) {
+  for (const auto& [partition, offset] : applied) {
+    if (partition < 0 ||
+        offset > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return Corrupt("partition or offset out of range");
     }
-    sum += share;
-  }
-  if (sum != spec.total_cents) {
-    return Corrupt(
-        fmt::format("the shares sum to {}, the packet's total is {}", sum, spec.total_cents));
-  }
-  return {};
-}
-
-domain::Status CheckDepositWithinTotal(Cents deposited_cents, Cents amount_cents) {
-  const Cents room = std::max<Cents>(0, domain::kMaxTotalDepositsCents - deposited_cents);
-  if (amount_cents > room) {
-    return MakeError(ErrorCode::kBadRequest,
-                     fmt::format("the deposits would total more than {} cents (2^53 - 1), the most "
-                                 "money the system holds; {} cents may still be deposited",
-                                 domain::kMaxTotalDepositsCents, room));
   }
   return {};
 }

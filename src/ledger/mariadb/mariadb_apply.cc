@@ -1,15 +1,15 @@
 // ApplyEvents on MariaDB: one transaction per batch, exactly once by the unique keys of grabs and
-// refunds, every event checked against its packet (a refusal is kRefused), multi-row statements
+// refunds, every event checked by domain::CheckEvent (a refusal is kRefused), multi-row statements
 // instead of a round trip per event, offsets recorded with GREATEST so they never move back.
 // SetAside: a refused message kept in dead_letters with its offsets, in one transaction.
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <limits>
 #include <map>
 #include <set>
 #include <utility>
 
+#include "domain/event_rules.h"
 #include "ledger/codec/ledger_codec.h"
 #include "ledger/mariadb/mariadb_ledger_impl.h"
 
@@ -20,8 +20,6 @@ using domain::ErrorCode;
 using domain::LedgerEvent;
 using domain::MakeError;
 
-// Bound on the shares kept by the packet cache (8 bytes each: 32 MB).
-constexpr std::size_t kMaxCachedShares = std::size_t{4} << 20;
 // Rows per multi-row INSERT: keeps every statement far below max_allowed_packet.
 constexpr std::size_t kRowsPerStatement = 1000;
 
@@ -51,16 +49,6 @@ Status InsertRows(Connection& connection, std::string_view prefix,
   return {};
 }
 
-Status CheckOffsets(const domain::PartitionOffsets& applied) {
-  for (const auto& [partition, offset] : applied) {
-    if (partition < 0 ||
-        offset > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      return MakeError(ErrorCode::kInternal, "partition or offset out of range");
-    }
-  }
-  return {};
-}
-
 }  // namespace
 
 Status MariaDbLedger::LockPackets(const std::vector<PacketId>& packet_ids) {
@@ -71,37 +59,23 @@ Status MariaDbLedger::LockPackets(const std::vector<PacketId>& packet_ids) {
   if (!locked.ok()) return locked.error();
   std::vector<PacketId> missing;
   for (PacketId id : packet_ids) {
-    if (!shapes_.contains(id)) missing.push_back(id);
+    if (!shapes_.Contains(id)) missing.push_back(id);
   }
   if (missing.empty()) return {};
-  auto rows = connection_.Query(fmt::format(
-      "SELECT p.packet_id, p.sender_id, p.total_cents, p.count, s.shares FROM packets AS p "
-      "JOIN packet_shares AS s ON s.packet_id = p.packet_id WHERE p.packet_id IN ({})",
-      JoinIds(missing.begin(), missing.end())));
+  auto rows = connection_.Query(
+      fmt::format("{} IN ({})", codec::kSelectShapes, JoinIds(missing.begin(), missing.end())));
   if (!rows.ok()) return rows.error();
   while (rows->Next()) {
-    const PacketId packet_id = rows->Int(0);
-    auto shares = codec::DecodeShares(rows->Blob(4), packet_id, rows->Int(3));
-    if (!shares.ok()) return shares.error();
-    if (cached_shares_ + shares->size() > kMaxCachedShares) {
-      shapes_.clear();
-      cached_shares_ = 0;
-    }
-    cached_shares_ += shares->size();
-    shapes_.insert_or_assign(packet_id,
-                             PacketShape{rows->Int(1), rows->Int(2), std::move(*shares)});
+    auto shape = codec::ShapeFromRow(*rows);
+    if (!shape.ok()) return shape.error();
+    shapes_.Insert(rows->Int(0), std::move(*shape));
   }
   return {};
 }
 
-
-domain::Error Refused(std::string message) {
-  return MakeError(ErrorCode::kRefused, std::move(message));
-}
-
 Status MariaDbLedger::ApplyEvents(std::span<const LedgerEvent> events,
                                   const domain::PartitionOffsets& applied) {
-  REDPACKET_MARIADB_TRY(CheckOffsets(applied));
+  REDPACKET_MARIADB_TRY(codec::CheckOffsets(applied));
   auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
   if (!transaction.ok()) return transaction.error();
   if (Status status = ApplyEventsIn(events, applied); !status.ok()) {
@@ -110,7 +84,7 @@ Status MariaDbLedger::ApplyEvents(std::span<const LedgerEvent> events,
     if (status.error().code == ErrorCode::kInternal &&
         (connection_.last_error_number() == kErrorCheckFailed ||
          connection_.last_error_number() == kErrorOutOfRange)) {
-      return Refused(status.error().message);
+      return domain::Refused(status.error().message);
     }
     return status;
   }
@@ -119,7 +93,7 @@ Status MariaDbLedger::ApplyEvents(std::span<const LedgerEvent> events,
 
 Status MariaDbLedger::SetAside(const SetAsideRecord& record,
                                const domain::PartitionOffsets& applied) {
-  REDPACKET_MARIADB_TRY(CheckOffsets(applied));
+  REDPACKET_MARIADB_TRY(codec::CheckOffsets(applied));
   auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
   if (!transaction.ok()) return transaction.error();
   // A repeat (the message redelivered after a crash before the offset commit) keeps the first.
@@ -148,7 +122,6 @@ Status MariaDbLedger::RecordOffsets(const domain::PartitionOffsets& applied) {
 
 Status MariaDbLedger::ApplyEventsIn(std::span<const LedgerEvent> events,
                                     const domain::PartitionOffsets& applied) {
-
   std::set<PacketId> packet_ids;
   for (const LedgerEvent& event : events) packet_ids.insert(event.packet_id);
   const std::vector<PacketId> sorted_ids(packet_ids.begin(), packet_ids.end());
@@ -156,9 +129,8 @@ Status MariaDbLedger::ApplyEventsIn(std::span<const LedgerEvent> events,
   // A small cache may have dropped a shape loaded a moment ago: the packets are locked now, so
   // their shapes (immutable) are read again from the rows we hold.
   for (PacketId id : sorted_ids) {
-    if (!shapes_.contains(id)) {
-      shapes_.clear();
-      cached_shares_ = 0;
+    if (!shapes_.Contains(id)) {
+      shapes_.Clear();
       REDPACKET_MARIADB_TRY(LockPackets(sorted_ids));
       break;
     }
@@ -171,7 +143,7 @@ Status MariaDbLedger::ApplyEventsIn(std::span<const LedgerEvent> events,
   {
     std::map<PacketId, std::set<UserId>> grabbers;
     for (const LedgerEvent& event : events) {
-      if (event.type == LedgerEvent::Type::kGrab && shapes_.contains(event.packet_id)) {
+      if (event.type == LedgerEvent::Type::kGrab && shapes_.Contains(event.packet_id)) {
         grabbers[event.packet_id].insert(event.user_id);
       }
     }
@@ -191,61 +163,25 @@ Status MariaDbLedger::ApplyEventsIn(std::span<const LedgerEvent> events,
     }
   }
 
-  struct PacketDelta {
-    std::int64_t grabs = 0;
-    Cents grabbed_cents = 0;
-    std::optional<Cents> refund_cents;
-  };
-  std::map<PacketId, PacketDelta> deltas;
+  codec::PacketDeltas deltas;
   std::map<UserId, Cents> credits;  // in user order: concurrent batches lock accounts alike
   std::vector<std::string> grab_rows;
   std::vector<std::string> refund_rows;
   for (const LedgerEvent& event : events) {
-    auto fail = [&](std::string why) {
-      return Refused(fmt::format("event {}: {}", event.EventId(), why));
-    };
-    auto shape_it = shapes_.find(event.packet_id);
+    REDPACKET_MARIADB_TRY(domain::CheckEvent(event, shapes_.Find(event.packet_id)));
     if (event.type == LedgerEvent::Type::kGrab) {
-      if (shape_it == shapes_.end()) return fail("grab of an unknown packet");
-      const std::vector<Cents>& shares = shape_it->second.shares;
-      // The hot path hands out shares[seq - 1] to the seq-th grabber; any other amount means the
-      // stream or the engine is corrupt, and crediting it would break conservation of money.
-      if (event.seq < 1 || static_cast<std::uint64_t>(event.seq) > shares.size()) {
-        return fail(fmt::format("seq {} outside 1..{}", event.seq, shares.size()));
-      }
-      const Cents share = shares[static_cast<std::size_t>(event.seq - 1)];
-      if (event.amount_cents != share) {
-        return fail(
-            fmt::format("amount {} but share {} is {}", event.amount_cents, event.seq, share));
-      }
       // Only (packet_id, user_id) makes a repeat; a second user on the same seq is left to the
       // UNIQUE (packet_id, seq) key below, which fails the batch.
       if (!grabbed.emplace(event.packet_id, event.user_id).second) continue;
       grab_rows.push_back(fmt::format("({},{},{},{},{})", event.packet_id, event.user_id,
                                       event.amount_cents, event.seq, event.at_millis));
-      credits[event.user_id] += event.amount_cents;
-      PacketDelta& delta = deltas[event.packet_id];
-      delta.grabs += 1;
-      delta.grabbed_cents += event.amount_cents;
-    } else if (event.type == LedgerEvent::Type::kRefund) {
-      if (shape_it == shapes_.end()) return fail("refund of an unknown packet");
-      const PacketShape& shape = shape_it->second;
-      if (event.user_id != shape.sender_id) {
-        return fail(
-            fmt::format("refund to user {} but the sender is {}", event.user_id, shape.sender_id));
-      }
-      if (event.amount_cents < 0 || event.amount_cents > shape.total_cents) {
-        return fail(fmt::format("refund of {} cents from a packet of {}", event.amount_cents,
-                                shape.total_cents));
-      }
+    } else {
       if (!refunded.insert(event.packet_id).second) continue;  // refunded before
       refund_rows.push_back(fmt::format("({},{},{},{})", event.packet_id, event.user_id,
                                         event.amount_cents, event.at_millis));
-      credits[event.user_id] += event.amount_cents;
-      deltas[event.packet_id].refund_cents = event.amount_cents;
-    } else {
-      return fail("unknown type");
     }
+    credits[event.user_id] += event.amount_cents;
+    deltas.Add(event);
   }
 
   auto grabs_inserted =
@@ -256,7 +192,8 @@ Status MariaDbLedger::ApplyEventsIn(std::span<const LedgerEvent> events,
     // Every (packet_id, user_id) of the batch was checked above, under the packet locks: a
     // duplicate now is two users paid the same share.
     if (connection_.last_error_number() == kErrorDuplicateKey) {
-      return Refused(fmt::format("two grabs of one share: {}", grabs_inserted.error().message));
+      return domain::Refused(
+          fmt::format("two grabs of one share: {}", grabs_inserted.error().message));
     }
     return grabs_inserted.error();
   }
@@ -272,7 +209,7 @@ Status MariaDbLedger::ApplyEventsIn(std::span<const LedgerEvent> events,
       connection_, "INSERT INTO accounts (user_id, name, balance_cents) VALUES ", credit_rows,
       " ON DUPLICATE KEY UPDATE balance_cents = balance_cents + VALUES(balance_cents)"));
   // One UPDATE per packet rather than one per event: a hot packet takes most of a batch's grabs.
-  for (const auto& [packet_id, delta] : deltas) {
+  for (const auto& [packet_id, delta] : deltas.by_packet()) {
     const std::string refund = SqlInt(delta.refund_cents);
     REDPACKET_MARIADB_TRY(connection_.Execute(fmt::format(
         "UPDATE packets SET "

@@ -1,15 +1,18 @@
 // The MariaDB ledger's writes: users, deposits and packet creation, each one transaction on the
-// primary, made idempotent by (user, request_id) with the codec's fingerprint. Also the factory.
+// primary, with the rules of domain/ (deposit_rules, idempotency: a request_id bound to its
+// request by (user, request_id, kind) and a fingerprint). Also the factory.
 #include "ledger/mariadb/mariadb_ledger.h"
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <limits>
 #include <stdexcept>
 #include <utility>
 
+#include "domain/deposit_rules.h"
+#include "domain/idempotency.h"
 #include "ledger/codec/ledger_codec.h"
+#include "ledger/codec/ledger_reads.h"
 #include "ledger/mariadb/mariadb_ledger_impl.h"
 #include "ledger/mariadb/schema.h"
 
@@ -33,40 +36,26 @@ namespace {
 using domain::ErrorCode;
 using domain::MakeError;
 
-constexpr std::string_view kDepositKind = "deposit";
-constexpr std::string_view kCreatePacketKind = "create_packet";
 // Rows of ledger_counters (schema.cc, migration 2).
 constexpr std::string_view kNextUserIdCounter = "next_user_id";
 constexpr std::string_view kDepositsCounter = "deposits_cents";
-// The idempotency key column's width (VARCHAR(255)).
-constexpr std::size_t kMaxRequestIdBytes = 255;
-
-Status CheckRequestId(std::string_view request_id) {
-  if (request_id.size() > kMaxRequestIdBytes) {
-    return MakeError(ErrorCode::kBadRequest, "request_id is longer than 255 bytes");
-  }
-  return {};
-}
 
 }  // namespace
-
-domain::Error Corrupt(std::string message) {
-  return MakeError(ErrorCode::kInternal, std::move(message));
-}
 
 Status MariaDbLedger::Migrate() { return MigrateSchema(connection_); }
 
 Result<std::int64_t> MariaDbLedger::SelectInt(std::string_view sql, std::int64_t absent) {
-  auto rows = connection_.Query(sql);
-  if (!rows.ok()) return rows.error();
-  return rows->Next() && !rows->IsNull(0) ? rows->Int(0) : absent;
+  Statements run{connection_};
+  return codec::SelectInt(run, sql, {}, absent);
 }
 
 Result<std::int64_t> MariaDbLedger::LockCounter(std::string_view name) {
   auto rows = connection_.Query(fmt::format(
       "SELECT value FROM ledger_counters WHERE name = {} FOR UPDATE", connection_.Quote(name)));
   if (!rows.ok()) return rows.error();
-  if (!rows->Next()) return Corrupt(fmt::format("the ledger counter '{}' is missing", name));
+  if (!rows->Next()) {
+    return codec::Corrupt(fmt::format("the ledger counter '{}' is missing", name));
+  }
   return rows->Int(0);
 }
 
@@ -102,20 +91,18 @@ Result<UserRecord> MariaDbLedger::CreateUser(std::string_view name) {
     }
     ++user_id;
   }
-  REDPACKET_MARIADB_TRY(connection_.Execute(
-      fmt::format("UPDATE ledger_counters SET value = {} WHERE name = {}", user_id + 1,
-                  connection_.Quote(kNextUserIdCounter))));
+  REDPACKET_MARIADB_TRY(
+      connection_.Execute(fmt::format("UPDATE ledger_counters SET value = {} WHERE name = {}",
+                                      user_id + 1, connection_.Quote(kNextUserIdCounter))));
   REDPACKET_MARIADB_TRY(transaction->Commit());
   return UserRecord{.user_id = user_id, .name = std::string(name), .balance_cents = 0};
 }
 
 Result<Cents> MariaDbLedger::Deposit(UserId user_id, Cents amount_cents,
                                      std::string_view request_id) {
-  if (user_id < 1 || user_id > domain::kMaxUserId) {
-    return MakeError(ErrorCode::kBadRequest, "user_id out of range");
-  }
-  if (amount_cents < 1) return MakeError(ErrorCode::kBadRequest, "amount_cents must be positive");
-  REDPACKET_MARIADB_TRY(CheckRequestId(request_id));
+  REDPACKET_MARIADB_TRY(domain::CheckDeposit(user_id, amount_cents));
+  REDPACKET_MARIADB_TRY(domain::CheckRequestId(request_id));
+  const auto idempotent = domain::IdempotentRequest::Deposit(user_id, request_id, amount_cents);
   auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
   if (!transaction.ok()) return transaction.error();
   // Creates the account if it is new and locks its row either way: concurrent deposits of one
@@ -125,8 +112,7 @@ Result<Cents> MariaDbLedger::Deposit(UserId user_id, Cents amount_cents,
                   "ON DUPLICATE KEY UPDATE user_id = user_id",
                   user_id)));
   if (!request_id.empty()) {
-    auto first =
-        FindIdempotent(user_id, request_id, kDepositKind, codec::DepositFingerprint(amount_cents));
+    auto first = FindIdempotent(idempotent);
     if (!first.ok()) return first.error();
     if (*first) return **first;  // a repeat: the first answer, nothing credited (rolled back)
   }
@@ -134,7 +120,7 @@ Result<Cents> MariaDbLedger::Deposit(UserId user_id, Cents amount_cents,
   // counter's row lock serializes deposits (admin calls, never the hot path).
   auto deposited = LockCounter(kDepositsCounter);
   if (!deposited.ok()) return deposited.error();
-  REDPACKET_MARIADB_TRY(codec::CheckDepositWithinTotal(*deposited, amount_cents));
+  REDPACKET_MARIADB_TRY(domain::CheckDepositWithinTotal(*deposited, amount_cents));
   auto balance = SelectInt(
       fmt::format("SELECT balance_cents FROM accounts WHERE user_id = {} FOR UPDATE", user_id), 0);
   if (!balance.ok()) return balance.error();
@@ -150,10 +136,7 @@ Result<Cents> MariaDbLedger::Deposit(UserId user_id, Cents amount_cents,
       "VALUES ({}, {}, {}, {})",
       user_id, amount_cents, request_id.empty() ? "NULL" : connection_.Quote(request_id),
       domain::ToUnixMillis(domain::Clock::now()))));
-  if (!request_id.empty()) {
-    REDPACKET_MARIADB_TRY(RecordIdempotent(user_id, request_id, kDepositKind, new_balance,
-                                           codec::DepositFingerprint(amount_cents)));
-  }
+  if (!request_id.empty()) REDPACKET_MARIADB_TRY(RecordIdempotent(idempotent, new_balance));
   REDPACKET_MARIADB_TRY(transaction->Commit());
   return new_balance;
 }
@@ -162,8 +145,9 @@ Result<PacketRecord> MariaDbLedger::CreatePacket(const domain::PacketSpec& spec,
                                                  const std::vector<Cents>& shares,
                                                  TimePoint created_at, TimePoint expires_at,
                                                  std::string_view request_id) {
-  REDPACKET_MARIADB_TRY(codec::CheckShares(spec, shares));
-  REDPACKET_MARIADB_TRY(CheckRequestId(request_id));
+  REDPACKET_MARIADB_TRY(domain::CheckShares(spec, shares));
+  REDPACKET_MARIADB_TRY(domain::CheckRequestId(request_id));
+  const auto idempotent = domain::IdempotentRequest::CreatePacket(spec, request_id);
   auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
   if (!transaction.ok()) return transaction.error();
   // The sender's row, locked until commit: no concurrent debit (another API server creating a
@@ -176,22 +160,14 @@ Result<PacketRecord> MariaDbLedger::CreatePacket(const domain::PacketSpec& spec,
                 0);
   if (!balance.ok()) return balance.error();
   if (!request_id.empty()) {
-    auto first = FindIdempotent(spec.sender_id, request_id, kCreatePacketKind,
-                                codec::PacketFingerprint(spec));
+    auto first = FindIdempotent(idempotent);
     if (!first.ok()) return first.error();
-    if (*first) {  // a repeat: the first packet, nothing debited
-      auto packet = ReadPacket(**first);
-      if (!packet.ok()) return packet.error();
-      if (!*packet) return Corrupt(fmt::format("idempotent packet {} is missing", **first));
-      (*packet)->repeated = true;
-      return std::move(**packet);
+    if (*first) {  // a repeat: the first packet, nothing debited (rolled back)
+      Statements run{connection_};
+      return domain::RepeatedCreate(**first, codec::ReadPacket(run, **first));
     }
   }
-  if (*balance < spec.total_cents) {
-    return MakeError(
-        ErrorCode::kInsufficientFunds,
-        fmt::format("balance is {} cents, the packet needs {}", *balance, spec.total_cents));
-  }
+  REDPACKET_MARIADB_TRY(domain::CheckFunds(*balance, spec));
   REDPACKET_MARIADB_TRY(connection_.Execute(
       fmt::format("UPDATE accounts SET balance_cents = balance_cents - {} WHERE user_id = {}",
                   spec.total_cents, spec.sender_id)));
@@ -207,58 +183,37 @@ Result<PacketRecord> MariaDbLedger::CreatePacket(const domain::PacketSpec& spec,
   REDPACKET_MARIADB_TRY(connection_.Execute(
       fmt::format("INSERT INTO packet_shares (packet_id, shares) VALUES ({}, {})", packet_id,
                   HexLiteral(codec::EncodeShares(shares)))));
-  if (!request_id.empty()) {
-    REDPACKET_MARIADB_TRY(RecordIdempotent(spec.sender_id, request_id, kCreatePacketKind, packet_id,
-                                           codec::PacketFingerprint(spec)));
-  }
+  if (!request_id.empty()) REDPACKET_MARIADB_TRY(RecordIdempotent(idempotent, packet_id));
   // The load intent, with the debit: whatever happens to this server before the packet is in
   // Redis, some server's loader finishes the load (ledger.h, LoadIntents).
   REDPACKET_MARIADB_TRY(connection_.Execute(
       fmt::format("INSERT INTO packet_loads (packet_id, requested_at_ms) VALUES ({}, {})",
                   packet_id, domain::ToUnixMillis(created_at))));
   REDPACKET_MARIADB_TRY(transaction->Commit());
-  return PacketRecord{.packet_id = packet_id,
-                      .spec = spec,
-                      .created_at = created_at,
-                      .expires_at = expires_at,
-                      .status = domain::PacketStatus::kOpen,
-                      .shares = shares,
-                      .grabs = {},
-                      .refund_cents = std::nullopt};
+  return PacketRecord::Created(packet_id, spec, shares, created_at, expires_at);
 }
 
-Result<std::optional<std::int64_t>> MariaDbLedger::FindIdempotent(UserId user_id,
-                                                                  std::string_view request_id,
-                                                                  std::string_view kind,
-                                                                  std::string_view fingerprint) {
+Result<std::optional<std::int64_t>> MariaDbLedger::FindIdempotent(
+    const domain::IdempotentRequest& request) {
   // A locking read: sees the latest committed row, not the transaction's snapshot.
   auto rows = connection_.Query(fmt::format(
       "SELECT result, fingerprint FROM idempotency WHERE user_id = {} AND request_id = {} "
       "AND kind = {} FOR UPDATE",
-      user_id, connection_.Quote(request_id), connection_.Quote(kind)));
+      request.user_id, connection_.Quote(request.request_id), connection_.Quote(request.kind)));
   if (!rows.ok()) return rows.error();
-  if (!rows->Next()) return std::optional<std::int64_t>();
-  if (rows->Text(1) != fingerprint) {
-    return MakeError(ErrorCode::kIdempotencyConflict,
-                     fmt::format("request_id '{}' was used for a different request", request_id));
-  }
-  const std::string result = rows->Text(0);
-  std::int64_t value = 0;
-  const auto [end, error] = std::from_chars(result.data(), result.data() + result.size(), value);
-  if (error != std::errc() || end != result.data() + result.size()) {
-    return Corrupt(fmt::format("idempotency result '{}' is not an integer", result));
-  }
-  return std::optional<std::int64_t>(value);
+  std::optional<domain::StoredAnswer> stored;
+  if (rows->Next())
+    stored = domain::StoredAnswer{.result = rows->Text(0), .fingerprint = rows->Text(1)};
+  return domain::EarlierAnswer(request, stored);
 }
 
-Status MariaDbLedger::RecordIdempotent(UserId user_id, std::string_view request_id,
-                                       std::string_view kind, std::int64_t result,
-                                       std::string_view fingerprint) {
+Status MariaDbLedger::RecordIdempotent(const domain::IdempotentRequest& request,
+                                       std::int64_t result) {
   auto inserted = connection_.Execute(
       fmt::format("INSERT INTO idempotency (user_id, request_id, kind, result, fingerprint) "
                   "VALUES ({}, {}, {}, '{}', {})",
-                  user_id, connection_.Quote(request_id), connection_.Quote(kind), result,
-                  connection_.Quote(fingerprint)));
+                  request.user_id, connection_.Quote(request.request_id),
+                  connection_.Quote(request.kind), result, connection_.Quote(request.fingerprint)));
   if (!inserted.ok()) return inserted.error();
   return {};
 }

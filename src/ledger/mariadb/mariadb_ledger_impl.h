@@ -4,29 +4,29 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "domain/idempotency.h"
+#include "ledger/codec/event_batch.h"
+#include "ledger/codec/ledger_rows.h"
 #include "ledger/mariadb/mariadb_connection.h"
 
 namespace redpacket::ledger::mariadb {
 
-// "Should never happen": the stored data contradicts an invariant.
-domain::Error Corrupt(std::string message);
-// An event the ledger's rules refuse on its own (ApplyEvents): the worker sets it aside.
-domain::Error Refused(std::string message);
-
-// The column list every query building a PacketRecord selects, from `packets AS p` joined with
-// `packet_shares AS s` (see ReadPacketRow).
-inline constexpr std::string_view kPacketColumns =
-    "p.packet_id, p.sender_id, p.kind, p.greeting, p.total_cents, p.count, p.expires_in_s, "
-    "p.receiver_id, p.created_at_ms, p.expires_at_ms, p.status, p.refund_cents, s.shares";
-Result<PacketRecord> ReadPacketRow(const Rows& row);
-// The grab columns packet_id, user_id, amount_cents, seq, grabbed_at_ms.
-domain::Grab ReadGrabRow(const Rows& row);
+// Runs a statement for codec's shared reads (ledger_reads.h): its `?` replaced by the integer
+// arguments, in order (the text protocol has no parameters).
+struct Statements {
+  Connection& connection;
+  Result<Rows> operator()(std::string_view sql,
+                          std::initializer_list<std::int64_t> arguments) const {
+    return connection.Query(codec::WithArguments(sql, arguments));
+  }
+};
 
 class MariaDbLedger final : public Ledger {
  public:
@@ -62,25 +62,12 @@ class MariaDbLedger final : public Ledger {
   Result<AuditFacts> ReadAuditFacts() override;
 
  private:
-  // The immutable part of a packet that validating an event needs.
-  struct PacketShape {
-    UserId sender_id = 0;
-    Cents total_cents = 0;
-    std::vector<Cents> shares;
-  };
-
   // Locks the batch's packets (FOR UPDATE, in id order: concurrent batches on one packet run one
   // after the other instead of deadlocking) and loads the shapes not cached yet.
   Status LockPackets(const std::vector<PacketId>& packet_ids);
-  // The stored result of an earlier call with this key (locked), if any; kIdempotencyConflict
-  // when that call was another request.
-  Result<std::optional<std::int64_t>> FindIdempotent(UserId user_id, std::string_view request_id,
-                                                     std::string_view kind,
-                                                     std::string_view fingerprint);
-  Status RecordIdempotent(UserId user_id, std::string_view request_id, std::string_view kind,
-                          std::int64_t result, std::string_view fingerprint);
-  // The packet with its grabs; the caller holds a transaction so both reads agree.
-  Result<std::optional<PacketRecord>> ReadPacket(PacketId packet_id);
+  // The idempotency protocol's storage (domain/idempotency.h decides). The row is locked.
+  Result<std::optional<std::int64_t>> FindIdempotent(const domain::IdempotentRequest& request);
+  Status RecordIdempotent(const domain::IdempotentRequest& request, std::int64_t result);
   // Every partition's offset of this ledger's stream.
   Result<domain::PartitionOffsets> ReadAppliedOffsets();
   // Records each partition's offset (never moved back); the caller holds the transaction.
@@ -93,10 +80,7 @@ class MariaDbLedger final : public Ledger {
   Result<std::int64_t> SelectInt(std::string_view sql, std::int64_t absent);
 
   Connection connection_;
-  // Shapes never change after creation and packet ids are never reused: the cache cannot go
-  // stale. Bounded by kMaxCachedShares.
-  std::unordered_map<PacketId, PacketShape> shapes_;
-  std::size_t cached_shares_ = 0;
+  codec::PacketShapeCache shapes_;
 };
 
 }  // namespace redpacket::ledger::mariadb

@@ -110,7 +110,7 @@ CREATE TABLE IF NOT EXISTS refunds (
   CONSTRAINT refunds_not_negative CHECK (amount_cents >= 0)
 ))sql" REDPACKET_TABLE_OPTIONS,
           // result: what the first call answered (the balance of a deposit, the id of a packet);
-          // fingerprint: what the request_id is bound to (codec::*Fingerprint).
+          // fingerprint: what the request_id is bound to (domain/idempotency.h).
           R"sql(
 CREATE TABLE IF NOT EXISTS idempotency (
   user_id BIGINT NOT NULL,

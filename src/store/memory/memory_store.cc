@@ -24,7 +24,7 @@ struct GrabEntry {
 
 struct Entry {
   std::mutex mutex;
-  ledger::PacketRecord record;             // record.grabs is not used here: see grabs
+  domain::PacketRecord record;             // record.grabs is not used here: see grabs
   std::vector<GrabEntry> grabs;            // in seq order
   std::unordered_map<UserId, std::uint32_t> by_user;  // user -> index in grabs
   Cents grabbed_cents = 0;
@@ -48,12 +48,12 @@ class MemoryStore final : public PacketStore {
  public:
   MemoryStore(bus::EventSink& sink, const domain::TimeSource& clock) : sink_(sink), clock_(clock) {}
 
-  void Add(const ledger::PacketRecord& packet, StatusCallback done) override {
+  void Add(const domain::PacketRecord& packet, StatusCallback done) override {
     AddNow(packet);
     if (done) done({});
   }
 
-  void AddNow(const ledger::PacketRecord& packet) {
+  void AddNow(const domain::PacketRecord& packet) {
     auto entry = std::make_shared<Entry>();
     entry->record = packet;
     entry->record.grabs.clear();
@@ -86,7 +86,7 @@ class MemoryStore final : public PacketStore {
     std::shared_ptr<Entry> entry = Find(packet_id);
     if (!entry) return done(Reject(ErrorCode::kNotFound, {}));
     std::unique_lock lock(entry->mutex);
-    const ledger::PacketRecord& record = entry->record;
+    const domain::PacketRecord& record = entry->record;
     const auto count = record.spec.count;
     const auto first_grab = entry->by_user.find(user_id);
     const auto taken = static_cast<std::int64_t>(entry->grabs.size());
@@ -126,13 +126,8 @@ class MemoryStore final : public PacketStore {
 
     GrabEntry grab_entry;
     grab_entry.grab = {user_id, record.shares[static_cast<std::size_t>(taken)], taken + 1, now};
-    LedgerEvent event;
-    event.type = LedgerEvent::Type::kGrab;
-    event.packet_id = packet_id;
-    event.user_id = user_id;
-    event.amount_cents = grab_entry.grab.amount_cents;
-    event.seq = grab_entry.grab.seq;
-    event.at_millis = domain::ToUnixMillis(now);
+    const LedgerEvent event = LedgerEvent::Grab(packet_id, user_id, grab_entry.grab.amount_cents,
+                                                grab_entry.grab.seq, domain::ToUnixMillis(now));
 
     GrabResult result;
     result.amount_cents = event.amount_cents;
@@ -284,12 +279,8 @@ class MemoryStore final : public PacketStore {
     Entry& entry = *shared_entry;
     entry.record.status = PacketStatus::kExpired;
     const Cents remaining = entry.record.spec.total_cents - entry.grabbed_cents;
-    LedgerEvent event;
-    event.type = LedgerEvent::Type::kRefund;
-    event.packet_id = entry.record.packet_id;
-    event.user_id = entry.record.spec.sender_id;
-    event.amount_cents = remaining;
-    event.at_millis = domain::ToUnixMillis(now);
+    const LedgerEvent event = LedgerEvent::Refund(
+        entry.record.packet_id, entry.record.spec.sender_id, remaining, domain::ToUnixMillis(now));
     entry.last_position = sink_.Append(event, [shared_entry, remaining, now] {
       std::lock_guard lock(shared_entry->mutex);
       shared_entry->record.status = PacketStatus::kRefunded;

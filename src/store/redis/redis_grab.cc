@@ -91,12 +91,8 @@ void RedisStoreImpl::OnGrabReply(IoSlot& slot, PacketId packet_id, UserId user_i
     OutboxEntry entry;
     entry.shard = keys_.SlotOf(packet_id);
     entry.id = std::move(reply->outbox_id);
-    entry.event = {domain::LedgerEvent::Type::kGrab,
-                   packet_id,
-                   user_id,
-                   reply->amount_cents,
-                   reply->seq,
-                   reply->at_ms};
+    entry.event = domain::LedgerEvent::Grab(packet_id, user_id, reply->amount_cents, reply->seq,
+                                            reply->at_ms);
     Recorded(std::move(entry));
   }
   done(std::move(answer));
@@ -133,7 +129,7 @@ void RedisStoreImpl::RunSnapshot(IoSlot& slot, PacketId packet_id,
           return done(std::nullopt);
         }
         if (snapshot->has_value()) {
-          const ledger::PacketRecord& record = (*snapshot)->record;
+          const domain::PacketRecord& record = (*snapshot)->record;
           PacketMeta meta{record.spec.sender_id,
                           record.spec.total_cents,
                           record.spec.count,

@@ -13,7 +13,7 @@ using domain::ErrorCode;
 using net::redis::Result;
 
 struct RedisStoreImpl::AddJob {
-  ledger::PacketRecord record;
+  domain::PacketRecord record;
   PacketKeys keys;
   std::int64_t shares_to_load = 0;  // record.shares after the recovered grabs
   std::int64_t grabs_to_load = 0;
@@ -36,7 +36,7 @@ std::int64_t RedisStoreImpl::KeysExpireAtMs(TimePoint expires_at) const {
          options_.key_grace.count();
 }
 
-void RedisStoreImpl::Add(const ledger::PacketRecord& packet, PacketStore::StatusCallback done) {
+void RedisStoreImpl::Add(const domain::PacketRecord& packet, PacketStore::StatusCallback done) {
   if (static_cast<std::int64_t>(packet.shares.size()) != packet.spec.count ||
       packet.grabs.size() > packet.shares.size()) {
     if (done) {
@@ -72,7 +72,7 @@ void RedisStoreImpl::AddBloomBits(IoSlot& slot, const std::shared_ptr<AddJob>& j
 }
 
 void RedisStoreImpl::CreatePacketKeys(IoSlot& slot, const std::shared_ptr<AddJob>& job) {
-  const ledger::PacketRecord& record = job->record;
+  const domain::PacketRecord& record = job->record;
   Arguments args;
   args.values = {std::to_string(record.spec.sender_id),
                  std::to_string(record.spec.total_cents),

@@ -260,7 +260,7 @@ RedisStore::~RedisStore() { impl_->Stop(); }
 
 void RedisStore::Connect(StatusCallback done) { impl_->Connect(std::move(done)); }
 void RedisStore::CheckHealth(StatusCallback done) { impl_->CheckHealth(std::move(done)); }
-void RedisStore::Add(const ledger::PacketRecord& packet, StatusCallback done) {
+void RedisStore::Add(const domain::PacketRecord& packet, StatusCallback done) {
   impl_->Add(packet, std::move(done));
 }
 void RedisStore::Grab(PacketId packet_id, UserId user_id, TimePoint now, GrabCallback done) {

@@ -109,7 +109,7 @@ class RedisStore final : public PacketStore, public Outbox, public RestoreTarget
   // load cut short. Only an `open` record's shares are handed out: after the load the packet is
   // open, or exhausted when the record's grabs took every share. A reserved packet is loaded
   // over (the loader restores it).
-  void Add(const ledger::PacketRecord& packet, StatusCallback done) override;
+  void Add(const domain::PacketRecord& packet, StatusCallback done) override;
   // Unknown to the Bloom filter: kNotFound "no such packet" (definitive, no other lookup).
   // Known but without keys (expired TTL, lost, or a false positive): kNotFound with an empty
   // message, the caller asks the ledger. Reserved or loading: kUnavailable. Redis unreachable,

@@ -100,7 +100,7 @@ class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
 
   // --- loading (redis_load.cc) ---
   struct AddJob;
-  void Add(const ledger::PacketRecord& packet, PacketStore::StatusCallback done);
+  void Add(const domain::PacketRecord& packet, PacketStore::StatusCallback done);
   void AddBloomBits(IoSlot& slot, const std::shared_ptr<AddJob>& job);
   void CreatePacketKeys(IoSlot& slot, const std::shared_ptr<AddJob>& job);
   void AppendShares(const std::shared_ptr<AddJob>& job, std::int64_t offset, Arguments* args);

@@ -143,10 +143,9 @@ void RedisStoreImpl::ClosePacket(IoSlot& slot, const std::shared_ptr<SweepRun>& 
           }
             if (!reply->outbox_id.empty()) {
               refunds_recorded_.fetch_add(1, std::memory_order_relaxed);
-              Recorded({shard,
-                        reply->outbox_id,
-                        {domain::LedgerEvent::Type::kRefund, packet_id, reply->sender_id,
-                         reply->refund_cents, 0, reply->closed_ms}});
+              Recorded({shard, reply->outbox_id,
+                        domain::LedgerEvent::Refund(packet_id, reply->sender_id,
+                                                    reply->refund_cents, reply->closed_ms)});
             }
             return Unregister(slot, run, packet_id);
           case Outcome::kAlready:

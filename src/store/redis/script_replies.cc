@@ -255,22 +255,21 @@ domain::Result<std::vector<OutboxEntry>> ParseOutboxEntries(const Reply& reply, 
     OutboxEntry entry;
     entry.shard = slot;
     entry.id = *id;
-    domain::LedgerEvent& event = entry.event;
     auto field = [&](std::string_view name, std::int64_t* value) {
       auto it = fields->find(name);
       return it != fields->end() && ParseInt(it->second, value);
     };
     auto type = fields->find("t");
-    std::int64_t packet_id = 0;
+    std::int64_t packet_id = 0, user_id = 0, amount_cents = 0, seq = 0, at_millis = 0;
     if (type == fields->end() || (type->second != "g" && type->second != "r") ||
-        !field("p", &packet_id) || !field("u", &event.user_id) ||
-        !field("a", &event.amount_cents) || !field("s", &event.seq) ||
-        !field("at", &event.at_millis)) {
+        !field("p", &packet_id) || !field("u", &user_id) || !field("a", &amount_cents) ||
+        !field("s", &seq) || !field("at", &at_millis)) {
       return malformed("entry " + *id + " lacks a field");
     }
-    event.type =
-        type->second == "g" ? domain::LedgerEvent::Type::kGrab : domain::LedgerEvent::Type::kRefund;
-    event.packet_id = packet_id;
+    // A refund's "s" is always 0 (close.lua).
+    entry.event = type->second == "g"
+                      ? domain::LedgerEvent::Grab(packet_id, user_id, amount_cents, seq, at_millis)
+                      : domain::LedgerEvent::Refund(packet_id, user_id, amount_cents, at_millis);
     entries.push_back(std::move(entry));
   }
   return entries;
@@ -297,7 +296,7 @@ domain::Result<std::optional<PacketSnapshot>> ParseSnapshotReply(const Reply& re
   if (!meta) return malformed("meta lacks an immutable field");
 
   PacketSnapshot snapshot;
-  ledger::PacketRecord& record = snapshot.record;
+  domain::PacketRecord& record = snapshot.record;
   record.packet_id = packet_id;
   record.spec.sender_id = meta->sender_id;
   record.spec.kind = meta->kind;
