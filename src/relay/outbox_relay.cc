@@ -1,7 +1,6 @@
 // OutboxRelay: publish, collect the acknowledgements, remove in batches; the recovery claims.
 #include "relay/outbox_relay.h"
 
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <future>
@@ -10,7 +9,10 @@
 namespace redpacket::relay {
 
 OutboxRelay::OutboxRelay(bus::EventSink& sink, RelayOptions options)
-    : sink_(sink), options_(options) {}
+    : sink_(sink),
+      options_(options),
+      remover_({.name = "rp-relay", .period = options_.remove_interval},
+               [this] { RemoveAcknowledged(); }) {}
 
 OutboxRelay::~OutboxRelay() { Stop(); }
 
@@ -62,36 +64,30 @@ void OutboxRelay::Start(store::Outbox& outbox) {
     started_ = true;
     waiting.swap(before_start_);
   }
-  remover_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "rp-relay");
-    RemoveLoop();
-  });
+  remover_.Start();
   for (auto& entry : waiting) Publish(std::move(entry), true);
 }
 
-void OutboxRelay::RemoveLoop() {
-  std::unique_lock lock(mutex_);
-  while (true) {
-    wake_.wait_for(lock, options_.remove_interval, [this] { return stopping_; });
-    std::vector<store::OutboxEntry> batch;
+void OutboxRelay::RemoveAcknowledged() {
+  std::vector<store::OutboxEntry> batch;
+  {
+    std::lock_guard lock(mutex_);
     batch.swap(acknowledged_);
-    const bool stop = stopping_;
-    lock.unlock();
-    if (!batch.empty()) outbox_->Remove(std::move(batch));
-    lock.lock();
-    if (stop) return;
   }
+  if (!batch.empty()) outbox_->Remove(std::move(batch));
 }
 
 void OutboxRelay::Stop() {
+  bool started = false;
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
+    started = started_;
     before_start_.clear();  // never published: they are in the outbox
   }
-  wake_.notify_all();
-  if (remover_.joinable()) remover_.join();
+  remover_.Stop();
+  if (started) RemoveAcknowledged();  // what was acknowledged since the last tick
 }
 
 domain::Result<RecoveryStats> OutboxRelay::RecoverOnce() {
@@ -143,7 +139,7 @@ domain::Result<RecoveryStats> OutboxRelay::RecoverOnce() {
     spdlog::warn("relay: recovery not acknowledged within {} ms; it continues in the background",
                  options_.recovery_wait.count());
   }
-  wake_.notify_all();
+  remover_.TickNow();
   std::lock_guard lock(pending->mutex);
   stats.acknowledged = pending->acknowledged;
   return stats;

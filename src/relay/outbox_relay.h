@@ -11,15 +11,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "bus/bus.h"
 #include "domain/status.h"
 #include "store/outbox.h"
+#include "threads/task_thread.h"
 
 namespace redpacket::relay {
 
@@ -77,19 +76,18 @@ class OutboxRelay {
 
  private:
   void Publish(store::OutboxEntry entry, bool handed);
-  void RemoveLoop();
+  void RemoveAcknowledged();  // a tick of remover_
 
   bus::EventSink& sink_;
   RelayOptions options_;
   store::Outbox* outbox_ = nullptr;
 
   std::mutex mutex_;
-  std::condition_variable wake_;
   std::vector<store::OutboxEntry> before_start_;
   std::vector<store::OutboxEntry> acknowledged_;  // to remove
   bool started_ = false;
   bool stopping_ = false;
-  std::thread remover_;
+  threads::TaskThread remover_;  // "rp-relay": removes acknowledged entries every remove_interval
 
   std::atomic<std::uint64_t> handed_{0}, acknowledged_count_{0}, failed_{0}, dropped_{0},
       recovered_{0}, in_flight_{0};

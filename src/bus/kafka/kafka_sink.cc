@@ -66,7 +66,9 @@ KafkaSink::KafkaSink(KafkaSinkOptions options)
   }
   producer_.reset(RdKafka::Producer::create(conf.get(), error));
   if (!producer_) throw std::invalid_argument("kafka: cannot create a producer: " + error);
-  delivery_thread_ = std::thread([this] { RunDeliveryLoop(); });
+  delivery_thread_ = std::make_unique<threads::TaskThread>(
+      threads::TaskThread::Options{.name = "rp-kafka-dr"}, [this] { ServeDeliveryReports(); });
+  delivery_thread_->Start();
 }
 
 std::unique_ptr<KafkaSink> KafkaSink::Connect(KafkaSinkOptions options,
@@ -152,16 +154,15 @@ void KafkaSink::Settle(std::uint64_t ticket) {
   for (Completion& done : ready) done();
 }
 
-void KafkaSink::RunDeliveryLoop() {
-  while (!stopping_.load(std::memory_order_acquire)) {
-    producer_->poll(50);  // serves delivery reports: dr_cb runs here
-    std::deque<std::function<void()>> failures;
-    {
-      std::lock_guard lock(mutex_);
-      failures.swap(immediate_failures_);
-    }
-    for (auto& fail : failures) fail();
+// A tick of the delivery thread, back to back: it waits by itself, in poll.
+void KafkaSink::ServeDeliveryReports() {
+  producer_->poll(50);  // serves delivery reports: dr_cb runs here
+  std::deque<std::function<void()>> failures;
+  {
+    std::lock_guard lock(mutex_);
+    failures.swap(immediate_failures_);
   }
+  for (auto& fail : failures) fail();
 }
 
 void KafkaSink::Close(std::chrono::milliseconds timeout) {
@@ -170,8 +171,7 @@ void KafkaSink::Close(std::chrono::milliseconds timeout) {
     if (closed_) return;
     closed_ = true;  // from here on no message is produced
   }
-  stopping_.store(true, std::memory_order_release);
-  if (delivery_thread_.joinable()) delivery_thread_.join();
+  if (delivery_thread_) delivery_thread_->Stop();
   // flush() serves the remaining reports on this thread; what is still unacked then is purged
   // and its reports (ERR__PURGE_*) fail it, so every publish ends with done or failed.
   producer_->flush(static_cast<int>(timeout.count()));

@@ -13,9 +13,9 @@
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 
 #include "bus/bus.h"
+#include "threads/task_thread.h"
 
 namespace RdKafka {
 class Producer;
@@ -84,7 +84,7 @@ class KafkaSink final : public EventSink, public BusPositions {
   class DeliveryReports;
 
   void Settle(std::uint64_t ticket);
-  void RunDeliveryLoop();
+  void ServeDeliveryReports();  // a tick of delivery_thread_
 
   KafkaSinkOptions options_;
   std::unique_ptr<DeliveryReports> reports_;
@@ -97,8 +97,7 @@ class KafkaSink final : public EventSink, public BusPositions {
   std::deque<std::function<void()>> immediate_failures_;  // run on the delivery thread
   bool closed_ = false;
 
-  std::atomic<bool> stopping_{false};
-  std::thread delivery_thread_;
+  std::unique_ptr<threads::TaskThread> delivery_thread_;  // "rp-kafka-dr": polls, back to back
 };
 
 }  // namespace redpacket::bus

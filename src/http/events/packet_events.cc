@@ -3,7 +3,6 @@
 #include "http/events/packet_events.h"
 
 #include <fmt/format.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/json/serialize.hpp>
@@ -15,15 +14,18 @@ namespace redpacket::http {
 using SteadyClock = std::chrono::steady_clock;
 
 PacketEvents::PacketEvents(PacketEventsOptions options, service::RedPacketService& service)
-    : options_(options), service_(service) {}
+    : options_(options),
+      service_(service),
+      thread_({.name = "rp-events", .period = options_.gather}, [this] { Tick(); }) {}
 
 PacketEvents::~PacketEvents() { Stop(); }
 
 void PacketEvents::Start() {
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "rp-events");
-    Run();
-  });
+  {
+    std::lock_guard lock(mutex_);
+    next_poll_ = SteadyClock::now() + options_.poll_interval;
+  }
+  thread_.Start();
 }
 
 void PacketEvents::Stop() {
@@ -32,8 +34,7 @@ void PacketEvents::Stop() {
     if (stop_) return;
     stop_ = true;
   }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  thread_.Stop();
   std::lock_guard lock(mutex_);
   for (auto& [id, topic] : topics_) {
     for (auto& subscriber : topic.subscribers) subscriber.stream->End();
@@ -45,9 +46,8 @@ void PacketEvents::Notify(domain::PacketId packet_id) {
   {
     std::lock_guard lock(mutex_);
     if (!topics_.contains(packet_id)) return;
-    dirty_.insert(packet_id);
+    dirty_.insert(packet_id);  // read at the next tick: the grabs of one `gather` share a read
   }
-  wake_.notify_one();
 }
 
 void PacketEvents::Open(domain::PacketId packet_id, std::int64_t after_seq,
@@ -80,55 +80,49 @@ void PacketEvents::Open(domain::PacketId packet_id, std::int64_t after_seq,
         if (stop_) return stream->End();
         topics_[packet_id].subscribers.push_back(
             Subscriber{std::move(stream), std::move(reservation), after_seq, SteadyClock::now()});
-        dirty_.insert(packet_id);
+        dirty_.insert(packet_id);  // its first read at the next tick
       }
-      wake_.notify_one();
     };
     respond(std::move(response));
   });
 }
 
-void PacketEvents::Run() {
-  auto next_poll = SteadyClock::now() + options_.poll_interval;
-  auto last_reads = SteadyClock::now() - options_.gather;
+// A tick every `gather`: one round of reads of the packets woken since the last one, and of every
+// packet when the poll is due. At most one round per `gather`: the grabs of that time share a read.
+void PacketEvents::Tick() {
   std::unique_lock lock(mutex_);
-  while (!stop_) {
-    wake_.wait_until(lock, next_poll, [this] { return stop_ || !dirty_.empty(); });
-    // At most one round of reads per `gather`: the grabs of that time share one read.
-    wake_.wait_until(lock, last_reads + options_.gather, [this] { return stop_; });
-    if (stop_) break;
-    last_reads = SteadyClock::now();
-    std::set<domain::PacketId> due;
-    due.swap(dirty_);
-    if (SteadyClock::now() >= next_poll) {
-      for (const auto& [id, topic] : topics_) due.insert(id);
-      next_poll = SteadyClock::now() + options_.poll_interval;
+  if (stop_) return;
+  const auto now = SteadyClock::now();
+  const bool poll = now >= next_poll_;
+  if (dirty_.empty() && !poll) return;
+  std::set<domain::PacketId> due;
+  due.swap(dirty_);
+  if (poll) {
+    for (const auto& [id, topic] : topics_) due.insert(id);
+    next_poll_ = now + options_.poll_interval;
+  }
+  std::vector<domain::PacketId> reads;
+  for (domain::PacketId id : due) {
+    auto topic = topics_.find(id);
+    if (topic == topics_.end()) continue;
+    if (topic->second.in_flight) {
+      topic->second.again = true;  // read again once the current read returns
+      continue;
     }
-    std::vector<domain::PacketId> reads;
-    for (domain::PacketId id : due) {
-      auto topic = topics_.find(id);
-      if (topic == topics_.end()) continue;
-      if (topic->second.in_flight) {
-        topic->second.again = true;  // read again once the current read returns
-        continue;
-      }
-      topic->second.in_flight = true;
-      reads.push_back(id);
-    }
-    // Unlocked: the service may run the callback at once, on this thread.
-    lock.unlock();
-    for (domain::PacketId id : reads) {
-      service_.GetPacket(id, [this, id](domain::Result<store::PacketSnapshot> snapshot) {
-        Deliver(id, std::move(snapshot));
-      });
-    }
-    lock.lock();
+    topic->second.in_flight = true;
+    reads.push_back(id);
+  }
+  // Unlocked: the service may run the callback at once, on this thread.
+  lock.unlock();
+  for (domain::PacketId id : reads) {
+    service_.GetPacket(id, [this, id](domain::Result<store::PacketSnapshot> snapshot) {
+      Deliver(id, std::move(snapshot));
+    });
   }
 }
 
 void PacketEvents::Deliver(domain::PacketId packet_id,
                            domain::Result<store::PacketSnapshot> snapshot) {
-  bool wake = false;
   {
     std::lock_guard lock(mutex_);
     auto topic = topics_.find(packet_id);
@@ -141,11 +135,9 @@ void PacketEvents::Deliver(domain::PacketId packet_id,
     if (subscribers.empty()) {
       topics_.erase(topic);
     } else if (std::exchange(topic->second.again, false)) {
-      dirty_.insert(packet_id);
-      wake = true;
+      dirty_.insert(packet_id);  // the next tick reads it again
     }
   }
-  if (wake) wake_.notify_one();
 }
 
 bool PacketEvents::Send(Subscriber& subscriber,

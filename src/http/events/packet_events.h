@@ -3,7 +3,8 @@
 // or refunded. The same code in both modes: a stream reads its packet's details from the service
 // (the memory store, the Redis store, or the ledger once evicted) and sends the grabs after the
 // last seq it sent, stopping at the first gap, so a stream never skips nor repeats a seq. A grab
-// acknowledged by this server wakes its packet's streams at once (Notify); a poll every
+// acknowledged by this server marks its packet's streams (Notify) for the next tick (every
+// `gather`: the grabs of that time share one read); a poll every
 // poll_interval catches grabs made through other servers (cluster mode), expiry and refunds.
 // Thread-safe; one thread of its own ("rp-events"), which never waits on a client: writes go
 // to the connections' bounded buffers (a slow reader is dropped by the server).
@@ -11,19 +12,18 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
-#include <thread>
 #include <vector>
 
 #include "http/transport/request_handler.h"
 #include "http/transport/response.h"
 #include "service/red_packet_service.h"
+#include "threads/task_thread.h"
 
 namespace redpacket::http {
 
@@ -70,7 +70,7 @@ class PacketEvents {
     bool again = false;      // woken while in flight: read again when it returns
   };
 
-  void Run();
+  void Tick();
   void Refresh(domain::PacketId packet_id);  // mutex_ held
   void Deliver(domain::PacketId packet_id, domain::Result<store::PacketSnapshot> snapshot);
   // Sends what `subscriber` has not seen; true when its stream is done (finished or closed).
@@ -85,11 +85,11 @@ class PacketEvents {
   std::atomic<std::uint64_t> refused_{0};
 
   std::mutex mutex_;
-  std::condition_variable wake_;
   std::map<domain::PacketId, Topic> topics_;
   std::set<domain::PacketId> dirty_;
   bool stop_ = false;
-  std::thread thread_;
+  std::chrono::steady_clock::time_point next_poll_;  // when every topic is read again
+  threads::TaskThread thread_;                       // "rp-events": Tick() every gather
 };
 
 }  // namespace redpacket::http
