@@ -1,4 +1,4 @@
-// The audit: invariants 1-3 and 6 of DESIGN.md checked against the durable state.
+// The audit: invariants 1-4 and 6 (docs/invariants.md) checked against the durable state.
 #include "audit/audit.h"
 
 #include <map>

@@ -5,7 +5,7 @@ namespace redpacket::domain {
 
 GrabDecision DecideGrab(const GrabFacts& facts, UserId user_id, TimePoint now) {
   if (facts.receiver_id && *facts.receiver_id != user_id) return GrabDecision::kForbidden;
-  // One grab per user (invariant 2), answered before emptiness or expiry.
+  // One grab per user (invariant 2, docs/invariants.md), answered before emptiness or expiry.
   if (facts.already_grabbed) return GrabDecision::kAlreadyGrabbed;
   if (facts.status == PacketStatus::kExpired || facts.status == PacketStatus::kRefunded ||
       now >= facts.expires_at) {

@@ -36,9 +36,9 @@ struct PacketSpec {
 // 400 with a message naming the first rule broken, or ok.
 Status ValidatePacketSpec(const PacketSpec& spec, const Limits& limits);
 
-// Double-mean split (DESIGN.md invariant 6): with R cents and n shares left a draw is uniform in
-// [1, floor(2R/n)], capped so every later share can still get 1 cent; the last share takes the
-// rest. The result is shuffled, so grab order says nothing about the amount. Requires
+// Double-mean split (invariant 6, docs/invariants.md): with R cents and n shares left a draw is
+// uniform in [1, floor(2R/n)], capped so every later share can still get 1 cent; the last share
+// takes the rest. The result is shuffled, so grab order says nothing about the amount. Requires
 // 1 <= count <= total.
 std::vector<Cents> SplitLucky(Cents total, std::int64_t count, RandomSource& random);
 // total / count each; requires total % count == 0.

@@ -1,4 +1,4 @@
-// Wire names and HTTP statuses of the API's error codes (../shared/API.md, "Errors").
+// Wire names and HTTP statuses of the API's error codes (docs/API.md, "Errors").
 #include "domain/status.h"
 
 namespace redpacket::domain {

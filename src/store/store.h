@@ -1,5 +1,5 @@
 // The hot-path store: where packets' remaining shares live and grabs are decided. Interface only;
-// store/memory is the embedded engine, store/redis the cluster one (issue 3).
+// store/memory is the embedded engine, store/redis the cluster one (docs/decisions.md §9).
 // Calls never block on I/O; completions may run on another thread (the caller re-posts them).
 #pragma once
 

@@ -1,4 +1,4 @@
-// Bad input against the ledger's limits (issue 14, part 5), over HTTP: an id named by a deposit,
+// Bad input against the ledger's limits (docs/decisions.md §29), over HTTP: an id named by a deposit,
 // even 2^53 - 1, never blocks POST /v1/users; a deposit that would take all the money in the
 // system past 2^53 - 1 cents is a 400 that changes nothing, so no credit can ever pass the
 // balance limit after a 200.

@@ -73,9 +73,9 @@ TEST(StampedeE2E, FiveHundredClientsOnAHundredShareLuckyPacket) {
   EXPECT_NE(audit.output.find("audit OK"), std::string::npos) << audit.output;
 }
 
-// Invariant 2 under retries: each user fires several grabs at once on separate connections, half
-// of them through the seed-compatible GET /grab. One share each; every other answer is a 409
-// with that share's amount.
+// Invariant 2 (docs/invariants.md) under retries: each user fires several grabs at once on
+// separate connections, half of them through the seed-compatible GET /grab. One share each;
+// every other answer is a 409 with that share's amount.
 TEST(StampedeE2E, ConcurrentRetriesByOneUserGetOneShare) {
   constexpr int kUsers = 40;
   constexpr int kTriesPerUser = 8;

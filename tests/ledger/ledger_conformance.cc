@@ -129,8 +129,9 @@ TEST_P(LedgerConformance, CreateUserTakesTheNextFreeId) {
   EXPECT_EQ(BalanceOf(3), 5);  // untouched
 }
 
-// Part 5 of issue 14: an admin deposit to 2^53 - 1 made every later CreateUser fail (max + 1,
-// or MariaDB's AUTO_INCREMENT moved past the explicit id).
+// A bug once found (docs/decisions.md §29, "Bad input and limits"): an admin deposit to
+// 2^53 - 1 made every later CreateUser fail (max + 1, or MariaDB's AUTO_INCREMENT moved past the
+// explicit id).
 TEST_P(LedgerConformance, AnIdNamedByADepositOrAGrabNeverBlocksCreateUser) {
   ASSERT_TRUE(ledger_->Deposit(domain::kMaxUserId, 1, "").ok());
   ASSERT_TRUE(ledger_->Deposit(1000, 1, "").ok());

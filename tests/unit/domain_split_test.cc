@@ -1,4 +1,4 @@
-// The share split (DESIGN.md invariant 6) and packet validation.
+// The share split (invariant 6, docs/invariants.md) and packet validation.
 #include <chrono>
 #include <numeric>
 

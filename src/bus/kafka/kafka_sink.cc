@@ -45,8 +45,9 @@ KafkaSink::KafkaSink(KafkaSinkOptions options)
   auto conf = kafka_client::MakeConf({
       {"bootstrap.servers", options_.brokers},
       {"client.id", "redpacket-sink"},
-      // Invariant 4: an event is acknowledged only once every in-sync replica has it, and a
-      // retried send is never written twice nor reordered within its partition.
+      // Invariant 4 (docs/invariants.md): an event is acknowledged only once every in-sync
+      // replica has it, and a retried send is never written twice nor reordered within its
+      // partition.
       {"enable.idempotence", "true"},
       {"acks", "all"},
       {"message.timeout.ms", std::to_string(options_.message_timeout.count())},

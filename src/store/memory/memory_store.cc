@@ -122,7 +122,8 @@ class MemoryStore final : public PacketStore {
     if (domain::Status accepting = sink_.Accepting(); !accepting.ok()) {
       return done(Reject(accepting.error().code, accepting.error().message));
     }
-    // No oversell (invariant 1): the seq-th grab takes shares[seq - 1] (taken < count here).
+    // No oversell (invariant 1, docs/invariants.md): the seq-th grab takes shares[seq - 1]
+    // (taken < count here).
 
     GrabEntry grab_entry;
     grab_entry.grab = {user_id, record.shares[static_cast<std::size_t>(taken)], taken + 1, now};

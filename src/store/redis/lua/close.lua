@@ -24,7 +24,8 @@ end
 -- ledger applies a refund once by packet, however often it arrives).
 if status ~= 'expired' and now < tonumber(m[2]) then return {'open', 0, sender, status, 0, ''} end
 
--- Money is conserved (invariant 3): what was not grabbed goes back, computed once, here.
+-- Money is conserved (invariant 3, docs/invariants.md): what was not grabbed goes back,
+-- computed once, here.
 local refund = tonumber(m[3]) - tonumber(m[4])
 local closed = tonumber(m[7]) or now
 redis.call('HSET', meta, 'status', 'refunded', 'refund', refund, 'closed_ms', closed)

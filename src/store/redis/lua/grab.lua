@@ -25,11 +25,11 @@ end
 -- The order of the checks is the API's: forbidden, then conflict (before emptiness or expiry).
 if m[2] ~= '' and m[2] ~= user then return {'forbidden', 0, 0, 0, 0, 0, about, ''} end
 
--- One grab per user (invariant 2). The answer carries the first grab; same_request = 1 when it
--- was made by this very request (a retry whose first reply was lost). A repeat records nothing
--- and publishes nothing; it only sets the meta's expiry to the value it has, a write that
--- changes no data but moves this connection's replication offset past the first grab, so the
--- WAIT that follows proves a replica holds the grab this answer reports.
+-- One grab per user (invariant 2, docs/invariants.md). The answer carries the first grab;
+-- same_request = 1 when it was made by this very request (a retry whose first reply was lost).
+-- A repeat records nothing and publishes nothing; it only sets the meta's expiry to the value
+-- it has, a write that changes no data but moves this connection's replication offset past the
+-- first grab, so the WAIT that follows proves a replica holds the grab this answer reports.
 local first = redis.call('HGET', grabs, user)
 if first then
   local amount, seq, at, first_token = string.match(first, '^(%d+):(%d+):(%d+):(.*)$')
