@@ -144,7 +144,7 @@ void RedPacketService::Grab(PacketId packet_id, UserId user_id, GrabCallback don
   }
   store_.Grab(packet_id, user_id, clock_.Now(),
               [this, packet_id, user_id, done = std::move(done)](store::GrabResult result) mutable {
-                if (result.code == ErrorCode::kNotFound && result.message.empty()) {
+                if (result.not_held) {
                   return GrabFromLedger(packet_id, user_id, std::move(done));
                 }
                 done(std::move(result));

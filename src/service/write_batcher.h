@@ -21,25 +21,7 @@
 
 namespace redpacket::service {
 
-// The answer each kind of write gets (ledger::WriteResult holds one of these).
-template <class W>
-struct AnswerOf;
-template <>
-struct AnswerOf<ledger::CreateUserWrite> {
-  using type = domain::Result<ledger::UserRecord>;
-};
-template <>
-struct AnswerOf<ledger::DepositWrite> {
-  using type = domain::Result<domain::Cents>;
-};
-template <>
-struct AnswerOf<ledger::CreatePacketWrite> {
-  using type = domain::Result<ledger::PacketRecord>;
-};
-template <>
-struct AnswerOf<ledger::CompleteLoadWrite> {
-  using type = domain::Result<bool>;
-};
+using ledger::AnswerOf;
 
 class WriteBatcher {
  public:

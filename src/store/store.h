@@ -24,6 +24,13 @@ struct GrabResult {
   Cents amount_cents = 0;  // kOk, and kConflict: what the first grab took
   std::int64_t seq = 0;
   std::int64_t remaining_count = 0;
+  // True: this store does not hold the packet (never loaded here, evicted once finished, or its
+  // keys expired or lost), so it decided nothing; the caller asks the ledger. code is kNotFound.
+  bool not_held = false;
+
+  static GrabResult NotHeld() {
+    return {.code = domain::ErrorCode::kNotFound, .message = "no such packet", .not_held = true};
+  }
 };
 
 // What GET /v1/packets/{id} shows, taken under the packet's lock.
@@ -53,8 +60,8 @@ class PacketStore {
   virtual void Add(const domain::PacketRecord& packet, StatusCallback done) = 0;
 
   // Decides a grab. `done` runs once the outcome is durable (a 200 or a 409 is never sent for a
-  // grab that a crash could still undo). A packet this store does not hold gives kNotFound with
-  // an empty message: the caller then asks the ledger (it may be finished and evicted).
+  // grab that a crash could still undo). A packet this store does not hold gives
+  // GrabResult::NotHeld(): the caller then asks the ledger (it may be finished and evicted).
   virtual void Grab(PacketId packet_id, UserId user_id, TimePoint now, GrabCallback done) = 0;
 
   // nullopt when the store does not hold the packet.

@@ -224,7 +224,7 @@ TEST_F(RedisOutboxTest, UnregisterDropsAReservationTheLedgerNoLongerNeeds) {
   ASSERT_TRUE(store().Unregister(id).ok());
   const GrabResult grab = GrabNow(*under_test_, id, 3);
   EXPECT_EQ(grab.code, ErrorCode::kNotFound);
-  EXPECT_TRUE(grab.message.empty()) << "not held: the ledger answers";
+  EXPECT_TRUE(grab.not_held) << "not held: the ledger answers";
 }
 
 }  // namespace

@@ -250,17 +250,18 @@ TEST_F(RedisStoreTest, UnknownIdsAreRejectedByTheBloomFilterWithoutPacketKeys) {
   const auto before = under_test_.redis_store().counters();
   const GrabResult unknown = GrabNow(under_test_, 424242, 1);
   EXPECT_EQ(unknown.code, ErrorCode::kNotFound);
-  EXPECT_EQ(unknown.message, "no such packet") << "definitive: the caller skips the ledger";
+  EXPECT_EQ(unknown.message, "no such packet");
+  EXPECT_FALSE(unknown.not_held) << "definitive: the caller skips the ledger";
   EXPECT_EQ(under_test_.redis_store().counters().bloom_rejections, before.bloom_rejections + 1);
 
-  // Known to the filter but without keys (TTL ran out): empty message, the ledger decides.
+  // Known to the filter but without keys (TTL ran out): not held, the ledger decides.
   const domain::PacketId id = under_test_.NewPacketId();
   ASSERT_TRUE(AddNow(under_test_, MakePacket(id, {5, 6})).ok());
   const redis::PacketKeys keys = keys_.ForPacket(id);
   ASSERT_TRUE(admin_.Command(keys.meta, {"DEL", keys.meta, keys.shares, keys.grabs}).ok());
   const GrabResult vanished = GrabNow(under_test_, id, 1);
   EXPECT_EQ(vanished.code, ErrorCode::kNotFound);
-  EXPECT_TRUE(vanished.message.empty()) << vanished.message;
+  EXPECT_TRUE(vanished.not_held) << vanished.message;
 }
 
 // The sweeper lease's fencing token reaches the store: a sweeper that lost the lease (paused

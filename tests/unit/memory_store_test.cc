@@ -241,7 +241,7 @@ TEST(MemoryStore, UnknownPacketIsNotFoundWithoutMessage) {
   GrabResult result;
   store->Grab(42, 1, domain::Clock::now(), [&](GrabResult r) { result = r; });
   EXPECT_EQ(result.code, ErrorCode::kNotFound);
-  EXPECT_TRUE(result.message.empty());
+  EXPECT_TRUE(result.not_held);
 }
 
 TEST(MemoryStore, ExpiryRefundsTheRestOnceAndAfterTheGrabs) {

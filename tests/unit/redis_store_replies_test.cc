@@ -79,7 +79,7 @@ TEST(RedisStoreReplies, OtherGrabOutcomes) {
   EXPECT_EQ(code_of("loading").code, ErrorCode::kUnavailable);
   const GrabResult unknown = code_of("unknown");
   EXPECT_EQ(unknown.code, ErrorCode::kNotFound);
-  EXPECT_TRUE(unknown.message.empty()) << "empty: the caller then asks the ledger";
+  EXPECT_TRUE(unknown.not_held) << "not held: the caller then asks the ledger";
 }
 
 TEST(RedisStoreReplies, ExclusiveReceiverInMetadata) {

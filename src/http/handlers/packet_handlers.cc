@@ -37,8 +37,7 @@ void GrabAndReply(Call& call, const Reply& reply, domain::PacketId packet_id, bo
               R"({{"error":"conflict","message":"{}","packet_id":"{}","amount_cents":{},"seq":{}}})",
               result.message, packet_id, result.amount_cents, result.seq);
         } else {
-          response = ErrorResponse(result.code,
-                                   result.message.empty() ? "no such packet" : result.message);
+          response = ErrorResponse(result.code, result.message);
           // A grab's 503 is always worth retrying (repeating a grab never takes a second share).
           if (result.code == domain::ErrorCode::kUnavailable) response.retry_after_s = 1;
         }

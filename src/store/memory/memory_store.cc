@@ -84,7 +84,7 @@ class MemoryStore final : public PacketStore {
 
   void Grab(PacketId packet_id, UserId user_id, TimePoint now, GrabCallback done) override {
     std::shared_ptr<Entry> entry = Find(packet_id);
-    if (!entry) return done(Reject(ErrorCode::kNotFound, {}));
+    if (!entry) return done(GrabResult::NotHeld());
     std::unique_lock lock(entry->mutex);
     const domain::PacketRecord& record = entry->record;
     const auto count = record.spec.count;

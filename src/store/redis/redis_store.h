@@ -111,8 +111,8 @@ class RedisStore final : public PacketStore, public Outbox, public RestoreTarget
   // over (the loader restores it).
   void Add(const domain::PacketRecord& packet, StatusCallback done) override;
   // Unknown to the Bloom filter: kNotFound "no such packet" (definitive, no other lookup).
-  // Known but without keys (expired TTL, lost, or a false positive): kNotFound with an empty
-  // message, the caller asks the ledger. Reserved or loading: kUnavailable. Redis unreachable,
+  // Known but without keys (expired TTL, lost, or a false positive): GrabResult::NotHeld(),
+  // the caller asks the ledger. Reserved or loading: kUnavailable. Redis unreachable,
   // timed out, or not replicated in time: kUnavailable. A 200 or 409 is answered only once a
   // replica holds the grab and its outbox entry (WAIT); the event is then handed to
   // options.on_recorded. A 503 "not replicated" leaves the entry to Claim.

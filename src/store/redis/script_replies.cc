@@ -182,7 +182,7 @@ GrabResult ToGrabResult(const GrabReply& reply) {
     case Outcome::kForbidden:
       return Refusal(domain::GrabDecision::kForbidden);
     case Outcome::kUnknown:
-      return Make(ErrorCode::kNotFound, "");
+      return GrabResult::NotHeld();
     case Outcome::kLoading:
       return Make(ErrorCode::kUnavailable, "the packet is still being loaded; try again");
   }

@@ -42,8 +42,8 @@ struct GrabReply {
 std::optional<GrabReply> ParseGrabReply(const net::redis::Reply& reply);  // nullopt: malformed
 
 // The store's answer for a decoded grab. kOk, and kConflict with same_request (a retry of a grab
-// that did run), both become kOk with the grab's amount and seq; kUnknown is kNotFound with an
-// empty message (the caller then asks the ledger: the keys may have expired), kLoading is
+// that did run), both become kOk with the grab's amount and seq; kUnknown is
+// GrabResult::NotHeld() (the caller then asks the ledger: the keys may have expired), kLoading is
 // kUnavailable.
 GrabResult ToGrabResult(const GrabReply& reply);
 
