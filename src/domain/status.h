@@ -48,12 +48,12 @@ class Result {
 
   bool ok() const { return value_.index() == 0; }
   explicit operator bool() const { return ok(); }
-  T& value() { return std::get<0>(value_); }
-  const T& value() const { return std::get<0>(value_); }
+  T& value() { return std::get<T>(value_); }
+  const T& value() const { return std::get<T>(value_); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() { return value(); }
-  const Error& error() const { return std::get<1>(value_); }
+  const Error& error() const { return std::get<Error>(value_); }
 
  private:
   std::variant<T, Error> value_;

@@ -56,9 +56,39 @@ struct CompleteLoadWrite {
   PacketId packet_id = 0;
 };
 using Write = std::variant<CreateUserWrite, DepositWrite, CreatePacketWrite, CompleteLoadWrite>;
-// The answer to each Write, of the alternative with the same index.
+// The answer each kind of write gets.
+template <class W>
+struct AnswerOf;
+template <>
+struct AnswerOf<CreateUserWrite> {
+  using type = Result<UserRecord>;
+};
+template <>
+struct AnswerOf<DepositWrite> {
+  using type = Result<Cents>;
+};
+template <>
+struct AnswerOf<CreatePacketWrite> {
+  using type = Result<PacketRecord>;
+};
+template <>
+struct AnswerOf<CompleteLoadWrite> {
+  using type = Result<bool>;
+};
+template <class W>
+using AnswerOfT = typename AnswerOf<W>::type;
+// The answer to each Write: the AnswerOf its kind.
 using WriteResult =
     std::variant<Result<UserRecord>, Result<Cents>, Result<PacketRecord>, Result<bool>>;
+// `error` as the answer the kind of `write` expects.
+inline WriteResult FailedWrite(const Write& write, const domain::Error& error) {
+  return std::visit(
+      [&error](const auto& kind) -> WriteResult {
+        using Answer = AnswerOfT<std::decay_t<decltype(kind)>>;
+        return WriteResult(std::in_place_type<Answer>, error);
+      },
+      write);
+}
 
 // A balance read together with the applied offsets of the same snapshot: the embedded server
 // adds the credits beyond those offsets (pending) without stopping the applier.
@@ -239,23 +269,24 @@ inline Status LedgerWriter::SetAside(const SetAsideRecord& record,
 inline std::vector<WriteResult> LedgerWriter::WriteBatch(std::span<const Write> writes) {
   std::vector<WriteResult> results;
   results.reserve(writes.size());
-  for (const Write& write : writes) {
-    if (const auto* user = std::get_if<CreateUserWrite>(&write)) {
-      results.emplace_back(std::in_place_index<0>, CreateUser(user->name));
-    } else if (const auto* deposit = std::get_if<DepositWrite>(&write)) {
-      results.emplace_back(std::in_place_index<1>,
-                           Deposit(deposit->user_id, deposit->amount_cents, deposit->request_id));
-    } else if (const auto* load = std::get_if<CompleteLoadWrite>(&write)) {
-      Status done = CompleteLoad(load->packet_id);
-      results.emplace_back(std::in_place_index<3>,
-                           done.ok() ? Result<bool>(true) : Result<bool>(done.error()));
-    } else {
-      const auto& packet = std::get<CreatePacketWrite>(write);
-      results.emplace_back(std::in_place_index<2>,
-                           CreatePacket(packet.spec, packet.shares, packet.created_at,
-                                        packet.expires_at, packet.request_id));
+  struct Run {
+    LedgerWriter& ledger;
+    WriteResult operator()(const CreateUserWrite& user) const {
+      return ledger.CreateUser(user.name);
     }
-  }
+    WriteResult operator()(const DepositWrite& deposit) const {
+      return ledger.Deposit(deposit.user_id, deposit.amount_cents, deposit.request_id);
+    }
+    WriteResult operator()(const CreatePacketWrite& packet) const {
+      return ledger.CreatePacket(packet.spec, packet.shares, packet.created_at, packet.expires_at,
+                                 packet.request_id);
+    }
+    WriteResult operator()(const CompleteLoadWrite& load) const {
+      Status done = ledger.CompleteLoad(load.packet_id);
+      return done.ok() ? Result<bool>(true) : Result<bool>(done.error());
+    }
+  };
+  for (const Write& write : writes) results.push_back(std::visit(Run{*this}, write));
   return results;
 }
 

@@ -34,24 +34,10 @@ constexpr std::string_view kAppliedPositionKey = "applied_position";
 constexpr std::string_view kNextUserIdKey = "next_user_id";
 constexpr std::string_view kDepositsKey = "deposits_cents";
 
-// The answer `error` of the kind `write` expects.
-WriteResult Failed(const Write& write, const Error& error) {
-  switch (write.index()) {
-    case 0:
-      return WriteResult(std::in_place_index<0>, error);
-    case 1:
-      return WriteResult(std::in_place_index<1>, error);
-    case 3:
-      return WriteResult(std::in_place_index<3>, error);
-    default:
-      return WriteResult(std::in_place_index<2>, error);
-  }
-}
-
 std::vector<WriteResult> FailAll(std::span<const Write> writes, const Error& error) {
   std::vector<WriteResult> results;
   results.reserve(writes.size());
-  for (const Write& write : writes) results.push_back(Failed(write, error));
+  for (const Write& write : writes) results.push_back(FailedWrite(write, error));
   return results;
 }
 
@@ -139,20 +125,23 @@ std::vector<WriteResult> SqliteLedger::WriteBatch(std::span<const Write> writes)
 }
 
 WriteResult SqliteLedger::RunWrite(const Write& write) {
-  if (const auto* user = std::get_if<CreateUserWrite>(&write)) {
-    return WriteResult(std::in_place_index<0>, CreateUserIn(user->name));
-  }
-  if (const auto* deposit = std::get_if<DepositWrite>(&write)) {
-    return WriteResult(std::in_place_index<1>,
-                       DepositIn(deposit->user_id, deposit->amount_cents, deposit->request_id));
-  }
-  if (std::holds_alternative<CompleteLoadWrite>(write)) {
-    return WriteResult(std::in_place_index<3>, true);  // no load intents here (ledger.h)
-  }
-  const auto& packet = std::get<CreatePacketWrite>(write);
-  return WriteResult(std::in_place_index<2>,
-                     CreatePacketIn(packet.spec, packet.shares, packet.created_at,
-                                    packet.expires_at, packet.request_id));
+  struct Run {
+    SqliteLedger& ledger;
+    WriteResult operator()(const CreateUserWrite& user) const {
+      return ledger.CreateUserIn(user.name);
+    }
+    WriteResult operator()(const DepositWrite& deposit) const {
+      return ledger.DepositIn(deposit.user_id, deposit.amount_cents, deposit.request_id);
+    }
+    WriteResult operator()(const CreatePacketWrite& packet) const {
+      return ledger.CreatePacketIn(packet.spec, packet.shares, packet.created_at, packet.expires_at,
+                                   packet.request_id);
+    }
+    WriteResult operator()(const CompleteLoadWrite&) const {
+      return Result<bool>(true);  // no load intents here (ledger.h)
+    }
+  };
+  return std::visit(Run{*this}, write);
 }
 
 // Why a counter of its own rather than max(user_id) + 1: accounts are also made with explicit
