@@ -4,7 +4,7 @@ code before the fixes it finds each of the losses docs/reliability.md lists.)"""
 
 import unittest
 
-from chaos import rules
+from chaos import report, rules
 from chaos.history import Op
 from chaos.ledger import Facts
 
@@ -151,6 +151,25 @@ class MoneyAndWriteRules(unittest.TestCase):
         self.assertEqual([], rules.check_set_aside(facts))
         facts.dead_letters.append(("partition 0 offset 7", "g-1-5: seq 9 outside 1..3"))
         self.assertEqual(["nothing-set-aside"], rule_names(rules.check_set_aside(facts)))
+
+    def test_a_refusal_after_a_rolled_back_slot_is_beyond_the_promise(self):
+        # Packet 2062's slot was restored from an old copy: shares were paid twice, and its
+        # refund no longer conserves money, so the ledger refuses it. That follows from the
+        # fault, and is reported in its row; the same refusal on another packet is a violation.
+        facts = Facts()
+        facts.dead_letters.append(("partition 4 offset 6425", "r-2062: CONSTRAINT failed"))
+        facts.dead_letters.append(("partition 1 offset 3", "r-77: CONSTRAINT failed"))
+        output = ("checked: money: deposits 100 == balances 100 + escrow -30 + pending 30\n"
+                  "audit FAILED: 2 violations\n")
+        violations = rules.check_set_aside(facts)
+        violations += rules.check_audit(1, output, facts, len(violations))
+        rolled_back = {"kind": "redis-slot-rolled-back", "beyond_promise": True, "start": 0.0,
+                       "end": 1.0, "handle": {"slot": rules.key_slot("{rp:2062}")}}
+        report.attribute(violations, [], [rolled_back])
+        beyond = sorted((v.rule, v.packets[0]) for v in violations if v.beyond_promise)
+        counted = sorted((v.rule, v.packets[0]) for v in violations if not v.beyond_promise)
+        self.assertEqual([("audit-agrees", "2062"), ("nothing-set-aside", "2062")], beyond)
+        self.assertEqual([("nothing-set-aside", "77")], counted)
 
     def test_the_audit_must_agree(self):
         facts = Facts()

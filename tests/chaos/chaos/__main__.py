@@ -153,6 +153,16 @@ def read_balances(topology, tokens, users, timeout_s):
     return balances
 
 
+def _unmount_under(path):
+    """Unmounts what is mounted under `path` (deepest first), e.g. the tmpfs disks that a run
+    killed before its cleanup left behind; rmtree cannot remove a mount point."""
+    root = os.path.realpath(path) + os.sep
+    with open("/proc/mounts", encoding="utf-8") as mounts:
+        points = [line.split()[1] for line in mounts]
+    for point in sorted((p for p in points if p.startswith(root)), key=len, reverse=True):
+        subprocess.run(["umount", point], check=False)
+
+
 def main(argv):
     args = parse_args(argv)
     out = os.path.abspath(args.out or os.path.join(REPO, "run", "chaos",
@@ -175,6 +185,7 @@ def main(argv):
     if os.path.isdir(out):
         if args.mode == "cluster":
             topology.teardown(False)
+        _unmount_under(out)  # the small disks of an earlier run that was killed
         shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
 

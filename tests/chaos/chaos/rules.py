@@ -154,10 +154,29 @@ def check_packets(facts, now_ms, finish_grace_ms, ops):
     return violations
 
 
+_EVENT_PACKET = re.compile(r"^[gr]-(\d+)")
+
+
+def set_aside_packets(facts):
+    """The packets of the events the ledger set aside (event ids g-<packet>-<user>, r-<packet>)."""
+    packets = []
+    for _, what in facts.dead_letters:
+        match = _EVENT_PACKET.match(what)
+        if match:
+            packets.append(match.group(1))
+    return packets
+
+
 def check_set_aside(facts):
-    """An event the ledger's rules refused is money decided and never credited."""
-    return [Violation("nothing-set-aside", f"the ledger set aside {where}: {what}")
-            for where, what in facts.dead_letters]
+    """An event the ledger's rules refused is money decided and never credited. Each names its
+    packet: a refusal that follows a fault beyond the promise (a rolled-back slot paid a share
+    twice, so its refund no longer conserves money) is reported in that row."""
+    violations = []
+    for where, what in facts.dead_letters:
+        match = _EVENT_PACKET.match(what)
+        violations.append(Violation("nothing-set-aside", f"the ledger set aside {where}: {what}",
+                                    packets=[match.group(1)] if match else []))
+    return violations
 
 
 def check_money(facts, balances):
@@ -285,10 +304,13 @@ def check_audit(code, output, facts, checker_violations):
     deposits, balances, escrow, pending = map(int, match.groups())
     mine = (sum(a for _, a, _ in facts.deposits), sum(facts.accounts.values()), facts.escrow(), 0)
     if (deposits, balances, escrow, pending) != mine:
+        # The audit counts set-aside events as pending (decided, never credited): the packets
+        # of those events explain the difference.
         violations.append(Violation(
             "audit-agrees",
             f"the audit sums deposits {deposits}, balances {balances}, escrow {escrow}, pending "
-            f"{pending}; the checker {mine[0]}, {mine[1]}, {mine[2]}, {mine[3]}"))
+            f"{pending}; the checker {mine[0]}, {mine[1]}, {mine[2]}, {mine[3]}",
+            packets=set_aside_packets(facts) if pending else []))
     if code == 0 and checker_violations:
         violations.append(Violation(
             "audit-agrees",
