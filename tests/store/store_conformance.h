@@ -22,7 +22,6 @@
 
 namespace redpacket::store {
 
-
 template <class T>
 class StoreConformanceTest : public ::testing::Test {
  protected:
@@ -214,6 +213,9 @@ TYPED_TEST_P(StoreConformanceTest, AddIsIdempotentAndKeepsRecoveredGrabs) {
   EXPECT_EQ(third.amount_cents, 30);
 }
 
-REGISTER_TYPED_TEST_SUITE_P(StoreConformanceTest, StampedeOf500UsersOn100SharesGivesEachShareOnce, RepeatIsConflictWithTheFirstAmount, ExclusivePacketIsForbiddenToOthers, ExpiryIsGoneAndSweepRefundsTheRestOnce, UnknownPacketIsNotFound, AddIsIdempotentAndKeepsRecoveredGrabs);
+REGISTER_TYPED_TEST_SUITE_P(StoreConformanceTest, StampedeOf500UsersOn100SharesGivesEachShareOnce,
+                            RepeatIsConflictWithTheFirstAmount, ExclusivePacketIsForbiddenToOthers,
+                            ExpiryIsGoneAndSweepRefundsTheRestOnce, UnknownPacketIsNotFound,
+                            AddIsIdempotentAndKeepsRecoveredGrabs);
 
 }  // namespace redpacket::store

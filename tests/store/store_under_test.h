@@ -116,7 +116,6 @@ class MemoryStoreUnderTest final : public StoreUnderTest {
   std::unique_ptr<PacketStore> store_;
 };
 
-
 // --- blocking helpers ---
 
 template <class T>

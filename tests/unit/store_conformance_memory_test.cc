@@ -6,8 +6,8 @@
 namespace redpacket::store {
 namespace {
 
-INSTANTIATE_TYPED_TEST_SUITE_P(Memory, StoreConformanceTest,
-                               ::testing::Types<MemoryStoreUnderTest>, StoreName);
+INSTANTIATE_TYPED_TEST_SUITE_P(Memory, StoreConformanceTest, ::testing::Types<MemoryStoreUnderTest>,
+                               StoreName);
 
 }  // namespace
 }  // namespace redpacket::store

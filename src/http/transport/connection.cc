@@ -329,6 +329,7 @@ void ResponseStream::End() {
 }
 
 void Responder::operator()(Response response) const {
+  if (deliver_) return deliver_(std::move(response));
   connection_->Deliver(slot_, std::move(response));
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,16 +17,20 @@ namespace redpacket::http {
 
 class Connection;
 
-// Delivers a handler's response to its connection, from any thread, exactly once.
+// Delivers a handler's response to its connection, from any thread, exactly once. Or, made
+// from a function, to that function: how a request is answered without a socket (the in-process
+// test fixture, tests/support/api_fixture.h).
 class Responder {
  public:
   Responder(std::shared_ptr<Connection> connection, std::uint64_t slot)
       : connection_(std::move(connection)), slot_(slot) {}
+  explicit Responder(std::function<void(Response)> deliver) : deliver_(std::move(deliver)) {}
   void operator()(Response response) const;
 
  private:
   std::shared_ptr<Connection> connection_;
-  std::uint64_t slot_;
+  std::uint64_t slot_ = 0;
+  std::function<void(Response)> deliver_;
 };
 
 // The rest of a streaming response's body (Response::on_stream), written from any thread. Each

@@ -1,0 +1,186 @@
+#include "tests/support/api_fixture.h"
+
+#include <stdlib.h>
+
+#include <boost/beast/http/verb.hpp>
+#include <future>
+#include <stdexcept>
+#include <thread>
+
+#include "app/components.h"
+#include "app/embedded_backend.h"
+#include "app/store_component.h"
+#include "http/handlers/api.h"
+#include "service/red_packet_service.h"
+#include "store/memory/memory_store.h"
+#include "sweeper/sweeper.h"
+
+namespace redpacket::testing_support {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+std::int64_t ApiReply::Int(std::string_view key) const {
+  return json.as_object().at(key).as_int64();
+}
+
+std::string ApiReply::String(std::string_view key) const {
+  return std::string(json.as_object().at(key).as_string());
+}
+
+std::string ApiReply::Error() const {
+  const json::object* object = json.if_object();
+  if (object == nullptr || !object->contains("error")) return "";
+  const json::value& error = object->at("error");
+  return error.is_string() ? std::string(error.as_string()) : "";
+}
+
+std::string Describe(const ApiReply& reply) {
+  return std::to_string(reply.status) + " " + reply.body;
+}
+
+ApiFixture::ApiFixture() : ApiFixture(ApiFixtureOptions{}) {}
+
+ApiFixture::ApiFixture(ApiFixtureOptions options)
+    : options_(options), clock_(options.start), random_(options.seed) {}
+
+ApiFixture::~ApiFixture() { Stop(); }
+
+void ApiFixture::SetUp() {
+  std::string pattern = (fs::temp_directory_path() / "rp-api-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  root_ = pattern;
+  Start();
+}
+
+void ApiFixture::TearDown() {
+  Stop();
+  std::error_code ignored;
+  fs::remove_all(root_, ignored);
+}
+
+// The parts of `redpacket serve --dev` in embedded mode, in its order, without the socket.
+void ApiFixture::Start() {
+  app::EmbeddedOptions options;
+  options.data_dir = root_;
+  options.clock = &clock_;
+  auto backend = std::make_unique<app::EmbeddedBackend>(options);
+  app::EmbeddedBackend& embedded = *backend;
+  auto store = std::make_unique<app::StoreComponent<store::PacketStore>>(
+      "memory store",
+      [&embedded] { return store::MakeMemoryStore(embedded.sink(), embedded.clock()); });
+  service::ServiceDeps deps;
+  deps.open_writer = [&embedded] { return embedded.OpenLedger(); };
+  deps.open_reader = [&embedded] { return embedded.OpenLedger(); };
+  deps.store = store.get();
+  deps.pending = &embedded.pending();
+  deps.clock = &clock_;
+  deps.random = &random_;
+  deps.checks = &embedded;
+  service::ServiceOptions service_options;
+  service_options.limits = options_.limits;
+  service_ = std::make_unique<service::RedPacketService>(service_options, std::move(deps));
+  http::ApiOptions api_options;
+  api_options.dev = true;
+  api_ = std::make_unique<http::Api>(api_options, *service_);
+  policy_ = std::make_unique<app::EmbeddedSweep>(*store, embedded, std::chrono::hours(1));
+  // Only SweepNow() sweeps.
+  auto sweeper = std::make_unique<sweeper::Sweeper>(
+      *policy_, clock_, sweeper::SweeperOptions{std::chrono::hours(24)});
+  sweeper_ = sweeper.get();
+  parts_ = std::make_unique<app::ComponentList>();
+  parts_->Add(std::move(backend));
+  parts_->Add(std::move(store));
+  parts_->Add(std::make_unique<app::Step>("catch-up", [&embedded] { embedded.CatchUp(); }));
+  parts_->Add(std::make_unique<app::Step>(
+      "service", [this] { service_->Start(); }, [this] { service_->Stop(); }));
+  parts_->Add(std::make_unique<app::Owned<sweeper::Sweeper>>("sweeper", std::move(sweeper)));
+  parts_->StartAll();
+}
+
+void ApiFixture::Stop() {
+  if (!parts_) return;
+  parts_.reset();  // stops each part in reverse, then destroys it
+  api_.reset();
+  policy_.reset();
+  service_.reset();
+  sweeper_ = nullptr;
+}
+
+void ApiFixture::Restart() {
+  Stop();
+  Start();
+}
+
+void ApiFixture::SweepNow() { sweeper_->SweepNow(); }
+
+ApiReply ApiFixture::Call(std::string_view method, std::string_view target, std::string_view body,
+                          std::int64_t user, const Headers& headers) {
+  http::Request request;
+  request.method = boost::beast::http::string_to_verb(method);
+  request.target = std::string(target);
+  request.body = std::string(body);
+  if (user != 0) request.user_id_header = std::to_string(user);
+  for (const auto& [name, value] : headers) {
+    if (name == "Authorization") {
+      request.authorization = value;
+      request.has_authorization = true;
+    } else if (name == "X-User-Id") {
+      request.user_id_header = value;
+    } else if (name == "X-Request-Id") {
+      request.request_id_header = value;
+    } else {
+      throw std::invalid_argument("ApiFixture::Call: header " + name + " is not passed on");
+    }
+  }
+  std::promise<http::Response> answered;
+  api_->Handle(std::move(request), http::Responder([&answered](http::Response response) {
+                 answered.set_value(std::move(response));
+               }));
+  auto future = answered.get_future();
+  if (future.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    ADD_FAILURE() << method << " " << target << ": no answer within 20 s";
+    std::abort();  // the answer may still come and write into a dead promise
+  }
+  http::Response response = future.get();
+  ApiReply reply;
+  reply.status = response.status;
+  reply.body = std::move(response.body);
+  reply.headers = std::move(response.headers);
+  reply.retry_after_s = response.retry_after_s;
+  boost::system::error_code error;
+  reply.json = json::parse(reply.body, error);
+  if (error) reply.json = nullptr;
+  return reply;
+}
+
+std::int64_t ApiFixture::CreateUser(std::string_view name) {
+  const ApiReply reply = Call("POST", "/v1/users", R"({"name":")" + std::string(name) + R"("})");
+  EXPECT_EQ(reply.status, 201) << Describe(reply);
+  return reply.status == 201 ? reply.Int("user_id") : 0;
+}
+
+std::int64_t ApiFixture::CreateFundedUser(std::string_view name, std::int64_t amount_cents) {
+  const std::int64_t user = CreateUser(name);
+  static int next_deposit = 0;
+  const ApiReply reply =
+      Call("POST", "/v1/users/" + std::to_string(user) + "/deposit",
+           R"({"amount_cents":)" + std::to_string(amount_cents) + R"(,"request_id":"fixture-)" +
+               std::to_string(++next_deposit) + R"("})");
+  EXPECT_EQ(reply.status, 200) << Describe(reply);
+  return user;
+}
+
+std::string ApiFixture::CreatePacket(std::int64_t sender, std::string_view body) {
+  const ApiReply reply = Call("POST", "/v1/packets", body, sender);
+  EXPECT_EQ(reply.status, 201) << Describe(reply);
+  return reply.status == 201 ? reply.String("packet_id") : "";
+}
+
+std::int64_t ApiFixture::Balance(std::int64_t user) {
+  const ApiReply reply = Call("GET", "/v1/users/" + std::to_string(user) + "/balance", "", user);
+  EXPECT_EQ(reply.status, 200) << Describe(reply);
+  return reply.status == 200 ? reply.Int("balance_cents") + reply.Int("pending_cents") : -1;
+}
+
+}  // namespace redpacket::testing_support
