@@ -42,7 +42,10 @@ std::unique_ptr<store::redis::RedisStore> ConnectRedisStore(
 
 }  // namespace
 
-ClusterBackend::ClusterBackend(ClusterOptions options) : options_(std::move(options)) {}
+ClusterBackend::ClusterBackend(ClusterOptions options) : options_(std::move(options)) {
+  options_.primary.clock = options_.clock;
+  if (options_.replica) options_.replica->clock = options_.clock;
+}
 
 ClusterBackend::~ClusterBackend() { Stop(); }
 
@@ -91,6 +94,7 @@ std::unique_ptr<RedisStoreComponent> MakeRedisStoreComponent(
   return std::make_unique<RedisStoreComponent>(
       "redis store", [&options, io_contexts = std::move(io_contexts), &relay] {
         store::redis::RedisStoreOptions store_options;
+        store_options.clock = options.clock;
         // Decided and replicated: published at once (the relay's fast path).
         store_options.on_recorded = [&relay](store::OutboxEntry entry) {
           relay.Hand(std::move(entry));

@@ -19,6 +19,7 @@
 #include "app/components.h"
 #include "app/store_component.h"
 #include "bus/kafka/kafka_sink.h"
+#include "domain/clock.h"
 #include "http/ops/metrics.h"
 #include "lease/lease.h"
 #include "ledger/mariadb/mariadb_ledger.h"
@@ -49,6 +50,8 @@ struct ClusterOptions {
   std::chrono::milliseconds recovery_interval{2000};
   loader::LoaderOptions loader;
   std::string server_name;  // this server's lease holder name (host:port:pid)
+  // "Now" of the service, the store, the ledgers (primary and replica) and the token check.
+  const domain::TimeSource* clock = &domain::SystemTime();
 };
 
 // Kafka, MariaDB and the health checks, as a component.
@@ -69,6 +72,7 @@ class ClusterBackend final : public Component, public service::DependencyChecks 
   std::unique_ptr<ledger::Ledger> OpenReader() const;
   bus::KafkaSink& sink() { return *sink_; }
   const ClusterOptions& options() const { return options_; }
+  const domain::TimeSource& clock() const { return *options_.clock; }
   // For /readyz: each dependency and "ok" or why not.
   std::map<std::string, std::string> Checks() const override;
 

@@ -74,7 +74,7 @@ audit::AuditReport AuditCluster(const Config& config, std::chrono::seconds pendi
     // No listener for recorded events: the audit reads, it never grabs nor sweeps.
     auto store = std::make_unique<store::redis::RedisStore>(contexts, options.redis_seeds);
     try {
-      report = audit::RunClusterAudit(*ledger, *store, {pending_deadline, domain::Clock::now()});
+      report = audit::RunClusterAudit(*ledger, *store, {pending_deadline, &domain::SystemTime()});
     } catch (...) {
       failure = std::current_exception();
     }
@@ -111,10 +111,10 @@ int RunToken(const Config& config, std::int64_t user_id, std::int64_t ttl_s, boo
   http::TokenClaims claims;
   claims.user_id = user_id;
   claims.admin = admin;
-  claims.expires_unix_s =
-      std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch())
-          .count() +
-      ttl_s;
+  claims.expires_unix_s = std::chrono::duration_cast<std::chrono::seconds>(
+                              domain::SystemTime().Now().time_since_epoch())
+                              .count() +
+                          ttl_s;
   std::cout << http::SignToken(claims, EffectiveTokenSecrets(config).front()) << "\n";
   return 0;
 }
@@ -123,9 +123,9 @@ int RunSeed(const Config& config, const SeedOptions& options) {
   SetUpLogging("warn");
   namespace json = boost::json;
   const std::string secret = EffectiveTokenSecrets(config).front();
-  const auto now =
-      std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch())
-          .count();
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       domain::SystemTime().Now().time_since_epoch())
+                       .count();
   auto bearer = [&](domain::UserId user, bool admin) {
     return std::map<std::string, std::string>{
         {"Authorization", "Bearer " + http::SignToken({user, now + 3600, admin}, secret)}};

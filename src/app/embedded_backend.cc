@@ -23,7 +23,8 @@ void EmbeddedBackend::Start() {
   }
   // The applier's writes wait behind creates and deposits that are waiting (a client waits
   // for those; the applier's work is deferred).
-  applier_ledger_ = ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name, true);
+  applier_ledger_ =
+      ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name, true, *options_.clock);
   if (auto status = applier_ledger_->Migrate(); !status) {
     throw std::runtime_error("cannot migrate the ledger: " + status.error().message);
   }
@@ -39,6 +40,7 @@ void EmbeddedBackend::Start() {
       (options_.journal_name.empty() ? std::string("journal") : "journal-" + options_.journal_name);
   journal_options.segment_bytes = options_.journal_segment_bytes;
   journal_options.gather_window = options_.journal_gather;
+  journal_options.clock = options_.clock;
   journal_ = std::make_unique<bus::Journal>(journal_options);
   auto recovered = journal_->Recover(applied);
   if (!recovered)
@@ -52,6 +54,7 @@ void EmbeddedBackend::Start() {
   applier_options.poll_wait = std::chrono::milliseconds(0);
   applier_options.batch_interval = options_.apply_interval;
   applier_options.background = true;
+  applier_options.clock = options_.clock;
   applier_ =
       std::make_unique<applier::Applier>(*source_, *applier_ledger_, applier_options,
                                          [this](std::span<const bus::ConsumedMessage> handled) {
@@ -108,7 +111,8 @@ void EmbeddedBackend::AttachLoop(boost::asio::io_context& loop) {
 }
 
 std::unique_ptr<ledger::Ledger> EmbeddedBackend::OpenLedger() const {
-  return ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name);
+  return ledger::OpenSqliteLedger(LedgerFile(), false, options_.journal_name, false,
+                                  *options_.clock);
 }
 
 std::map<std::string, std::string> EmbeddedBackend::Checks() const {

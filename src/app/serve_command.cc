@@ -184,9 +184,10 @@ int RunServe(const Config& config) {
     deps.open_reader = [&backend] { return backend.OpenLedger(); };
     deps.store_kind = service::StoreKind::kRebuiltFromLedger;
     deps.pending = &backend.pending();
-    deps.clock = &backend.clock();
     deps.checks = &backend;
   }
+  const domain::TimeSource& clock = embedded != nullptr ? embedded->clock() : clustered->clock();
+  deps.clock = &clock;
   deps.store = store;
   service::ServiceOptions service_options;
   service_options.limits = config.limits;
@@ -197,6 +198,7 @@ int RunServe(const Config& config) {
   api_options.token_secrets = EffectiveTokenSecrets(config);
   api_options.rate_limit_per_s = config.rate_limit_per_user;
   api_options.rate_limit_burst = config.rate_limit_burst;
+  api_options.clock = &clock;
   http::Api api(api_options, service);
   http::PacketEventsOptions events_options;
   events_options.max_streams = static_cast<std::size_t>(config.event_streams_max);
@@ -219,7 +221,7 @@ int RunServe(const Config& config) {
     sweep_policy = std::make_unique<EmbeddedSweep>(*store, *embedded, kFinishedRetention);
   }
   auto sweeper = std::make_unique<sweeper::Sweeper>(
-      *sweep_policy, embedded != nullptr ? embedded->clock() : domain::SystemTime(),
+      *sweep_policy, clock,
       sweeper::SweeperOptions{std::chrono::milliseconds(config.sweep_interval_ms)});
   api.metrics().AddCounter(
       "redpacket_packets_expired_total", "Packets this server's sweeper closed at expiry", {},

@@ -89,6 +89,7 @@ int RunWorker(const Config& config) {
   // A poll takes what has arrived; a short pause after a partial batch lets the next one fill
   // (fewer, larger transactions: each costs the primary a commit and Kafka an offset commit).
   options.batch_interval = std::chrono::milliseconds(2);
+  options.clock = &domain::SystemTime();
   applier::Applier worker(*source, *ledger, options);
 
   http::Metrics metrics({"ops"});

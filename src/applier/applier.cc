@@ -153,7 +153,7 @@ bool Applier::SetAside(const bus::ConsumedMessage& message, const std::string& r
                                 .event_id = message.event ? message.event->EventId() : "",
                                 .payload = message.payload,
                                 .reason = reason,
-                                .at = domain::Clock::now()};
+                                .at = options_.clock->Now()};
   // The journal hands over events, not bytes: the record keeps the event in the bus's JSON.
   if (record.payload.empty() && message.event) {
     record.payload = bus::codec::EncodeEvent(*message.event);
@@ -242,7 +242,7 @@ bool Applier::Backoff(std::chrono::milliseconds backoff) {
 void Applier::MarkStalled(const std::string& reason) {
   std::lock_guard lock(stall_mutex_);
   if (!stalled_since_) {
-    stalled_since_ = domain::Clock::now();
+    stalled_since_ = options_.clock->Now();
     spdlog::error("applier: the ledger cannot write; applying nothing until it can: {}", reason);
   }
   stall_reason_ = reason;
@@ -253,7 +253,7 @@ void Applier::ClearStalled() {
   if (!stalled_since_) return;
   spdlog::info(
       "applier: the ledger writes again (stalled {} ms)",
-      std::chrono::duration_cast<std::chrono::milliseconds>(domain::Clock::now() - *stalled_since_)
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.clock->Now() - *stalled_since_)
           .count());
   stalled_since_.reset();
   stall_reason_.clear();
@@ -264,7 +264,7 @@ void Applier::Notify(std::span<const bus::ConsumedMessage> handled) {
 }
 
 void Applier::RecordLatencies(std::span<const domain::LedgerEvent> events) {
-  const std::int64_t now_ms = domain::ToUnixMillis(domain::Clock::now());
+  const std::int64_t now_ms = domain::ToUnixMillis(options_.clock->Now());
   std::lock_guard lock(latency_mutex_);
   for (const auto& event : events) {
     if (event.type != domain::LedgerEvent::Type::kGrab) continue;

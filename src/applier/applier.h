@@ -36,6 +36,9 @@ struct ApplierOptions {
   std::chrono::milliseconds retry_initial{50};  // backoff of failed writes, doubling...
   std::chrono::milliseconds retry_max{2000};    // ...up to this
   bool background = false;  // run the thread at nice 19 (embedded: the hot path comes first)
+  // "Now" of a set-aside record, the stall's start and the grab-to-credit latency (must outlive
+  // the applier).
+  const domain::TimeSource* clock = &domain::SystemTime();
 };
 
 struct ApplierStats {

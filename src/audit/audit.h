@@ -38,7 +38,7 @@ struct ClusterAuditOptions {
   // A grab or refund that Redis decided this long ago and that the ledger still lacks is a
   // violation, not "pending": nothing will deliver it any more.
   std::chrono::seconds pending_deadline{60};
-  domain::TimePoint now = domain::Clock::now();
+  const domain::TimeSource* clock = &domain::SystemTime();  // "now" of those ages
 };
 
 // Cluster: the ledger (MariaDB primary) plus what the store (Redis) decided that the ledger does

@@ -30,6 +30,7 @@ std::optional<store::PacketSnapshot> SnapshotOf(store::PacketStore& store, domai
 
 AuditReport RunClusterAudit(ledger::LedgerReader& ledger, store::PacketStore& store,
                             const ClusterAuditOptions& options) {
+  const domain::TimePoint now = options.clock->Now();
   auto facts = ledger.ReadAuditFacts();
   if (!facts) throw std::runtime_error("cannot read the ledger: " + facts.error().message);
   std::vector<domain::LedgerEvent> pending;
@@ -48,7 +49,7 @@ AuditReport RunClusterAudit(ledger::LedgerReader& ledger, store::PacketStore& st
         pending.push_back(domain::LedgerEvent::Grab(packet.packet_id, grab.user_id,
                                                     grab.amount_cents, grab.seq,
                                                     domain::ToUnixMillis(grab.grabbed_at)));
-        const auto age = options.now - grab.grabbed_at;
+        const auto age = now - grab.grabbed_at;
         if (age > options.pending_deadline) {
           overdue.push_back(fmt::format(
               "packet {}: Redis decided the grab of user {} (seq {}, {} cents) {} s ago; the "
@@ -77,7 +78,7 @@ AuditReport RunClusterAudit(ledger::LedgerReader& ledger, store::PacketStore& st
     const auto status = snapshot->record.status;
     const bool unsettled = status == domain::PacketStatus::kExpired ||
                            status == domain::PacketStatus::kRefunded;
-    const auto since_expiry = options.now - snapshot->record.expires_at;
+    const auto since_expiry = now - snapshot->record.expires_at;
     if (unsettled && !packet.refund_cents && since_expiry > options.pending_deadline) {
       overdue.push_back(fmt::format(
           "packet {}: expired {} s ago in Redis; the ledger has no refund", packet.packet_id,

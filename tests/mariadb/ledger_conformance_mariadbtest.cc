@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "domain/clock.h"
 #include "ledger/mariadb/mariadb_connection.h"
 #include "ledger/mariadb/mariadb_ledger.h"
 #include "tests/ledger/ledger_conformance.h"
@@ -345,6 +346,25 @@ TEST_F(MariaDbLedgerTest, LoadIntentsAreRecordedWithTheDebitAndCompletedOnce) {
     ASSERT_TRUE(std::get<ledger::AnswerOfT<ledger::CompleteLoadWrite>>(result).ok());
   }
   EXPECT_TRUE(ledger_->PendingLoads(10)->empty());
+}
+
+// Deposits and load requests record the time of MariaDbOptions::clock, not the system's.
+TEST_F(MariaDbLedgerTest, DepositsAndLoadRequestsRecordTheInjectedClocksTime) {
+  const domain::ManualTimeSource clock(domain::FromUnixMillis(1'900'000'000'000));  // 2030
+  MariaDbOptions options = mariadb_->options();
+  options.clock = &clock;
+  auto ledger = OpenMariaDbLedger(options);
+  ASSERT_TRUE(ledger->Deposit(1, 5, "").ok());
+  ASSERT_TRUE(ledger->RequestLoad(424242).ok());
+  mariadb::Connection connection(options);
+  ASSERT_TRUE(connection.EnsureConnected().ok());
+  for (const char* sql : {"SELECT created_at_ms FROM deposits",
+                          "SELECT requested_at_ms FROM packet_loads WHERE packet_id = 424242"}) {
+    auto rows = connection.Query(sql);
+    ASSERT_TRUE(rows.ok()) << rows.error().message;
+    ASSERT_TRUE(rows->Next()) << sql;
+    EXPECT_EQ(rows->Int(0), 1'900'000'000'000) << sql;
+  }
 }
 
 }  // namespace

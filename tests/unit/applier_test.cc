@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "bus/codec/event_codec.h"
+#include "domain/clock.h"
 #include "ledger/sqlite/sqlite_ledger.h"
 #include "service/pending_credits.h"
 
@@ -241,7 +242,10 @@ TEST_F(ApplierTest, APoisonEventIsKeptInTheLedgerAndTheRestOfItsBatchApplied) {
   source.Queue(0, 4, LedgerEvent{LedgerEvent::Type::kGrab, 424242, 9, 5, 1, 1});  // unknown packet
   source.Queue(0, 5, Grab(10, 20, 3));
   std::vector<std::uint64_t> handled;
-  Applier applier(source, *ledger_, FastOptions(), [&](std::span<const bus::ConsumedMessage> done) {
+  const domain::ManualTimeSource clock(domain::FromUnixMillis(1'900'000'000'000));  // 2030
+  ApplierOptions options = FastOptions();
+  options.clock = &clock;
+  Applier applier(source, *ledger_, options, [&](std::span<const bus::ConsumedMessage> done) {
     for (const auto& message : done) handled.push_back(message.offset);
   });
   applier.Drain();
@@ -256,6 +260,7 @@ TEST_F(ApplierTest, APoisonEventIsKeptInTheLedgerAndTheRestOfItsBatchApplied) {
   EXPECT_NE(kept[0].reason.find("amount"), std::string::npos) << kept[0].reason;
   EXPECT_EQ(kept[0].event_id, Grab(8, 999, 2).EventId());
   EXPECT_EQ(kept[0].payload, bus::codec::EncodeEvent(Grab(8, 999, 2)));
+  EXPECT_EQ(kept[0].at, clock.Now());  // the applier's clock, not the system's
   EXPECT_EQ(kept[1].offset, 3u);
   EXPECT_NE(kept[1].reason.find("undecodable"), std::string::npos);
   EXPECT_EQ(kept[1].event_id, "");
@@ -295,14 +300,17 @@ TEST_F(ApplierTest, WhileStalledTheApplierSaysWhyAndMovesNoPosition) {
   source.Queue(0, 1, Grab(7, 50, 1));
   FailingLedger ledger(*applier_ledger_);
   ledger.FailWith(DiskFull());
+  const domain::ManualTimeSource clock(domain::FromUnixMillis(1'900'000'000'000));  // 2030
   ApplierOptions options = FastOptions();
+  options.clock = &clock;
   Applier applier(source, ledger, options);
   applier.Start();
   WaitFor([&] { return ledger.failures() >= 5; });
   const auto stall = applier.stall();
   ASSERT_TRUE(stall.has_value());
   EXPECT_NE(stall->reason.find("database or disk is full"), std::string::npos);
-  EXPECT_TRUE(applier.stats().stalled_since.has_value());
+  ASSERT_TRUE(applier.stats().stalled_since.has_value());
+  EXPECT_EQ(*applier.stats().stalled_since, clock.Now());  // the applier's clock
   EXPECT_EQ(Applied(), 0u);
   EXPECT_TRUE(source.committed.empty());
   ledger.Heal();

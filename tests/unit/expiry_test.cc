@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,10 @@
 #include "app/embedded_backend.h"
 #include "app/store_component.h"
 #include "domain/clock.h"
+#include "http/access/token.h"
+#include "http/client/client.h"
+#include "http/handlers/api.h"
+#include "http/transport/server.h"
 #include "service/red_packet_service.h"
 #include "store/memory/memory_store.h"
 #include "sweeper/sweeper.h"
@@ -233,6 +238,30 @@ TEST_F(ExpiryTest, AnUntouchedPacketIsRefundedWhole) {
   SweepAndSettle();
   EXPECT_EQ(Owned(sender_), before + 777);
   EXPECT_EQ(Details(packet).record.refund_cents.value_or(-1), 777);
+}
+
+// The API checks a token's expiry on the clock it was handed: a token that expires at t + 60 s
+// is accepted until the second before, and refused (401) from then on.
+TEST_F(ExpiryTest, ATokenExpiresOnTheInjectedClock) {
+  http::ApiOptions api_options;
+  api_options.token_secrets = {"secret"};
+  api_options.clock = &clock_;
+  http::Api api(api_options, *service_);
+  http::ServerOptions server_options;
+  server_options.port = 0;  // any free port
+  http::Server server(server_options, api);
+  server.Start();
+  const std::int64_t now_s = domain::ToUnixMillis(clock_.Now()) / 1000;
+  const std::map<std::string, std::string> bearer{
+      {"Authorization", "Bearer " + http::SignToken({sender_, now_s + 60, false}, "secret")}};
+  const std::string balance = "/v1/users/" + std::to_string(sender_) + "/balance";
+  http::Client client("127.0.0.1", server.port());
+  EXPECT_EQ(client.Get(balance, bearer).status, 200);
+  clock_.Advance(seconds(59));
+  EXPECT_EQ(client.Get(balance, bearer).status, 200);
+  clock_.Advance(seconds(1));
+  EXPECT_EQ(client.Get(balance, bearer).status, 401);
+  server.Stop(milliseconds(0));
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bus/local/journal.h"
+#include "domain/clock.h"
 
 namespace redpacket::bus {
 namespace {
@@ -98,6 +99,7 @@ class JournalDiskFullTest : public ::testing::TestWithParam<Writer> {
   Journal::Options Options(Disk* disk, std::size_t segment_bytes = 64u << 20) const {
     Journal::Options options{
         .directory = root_ / "journal", .segment_bytes = segment_bytes, .step_hook = {}};
+    options.clock = &clock_;
     if (disk != nullptr) {
       options.step_hook = [disk](RotationStep step) { return disk->Step(step); };
     }
@@ -155,6 +157,7 @@ class JournalDiskFullTest : public ::testing::TestWithParam<Writer> {
   }
 
   fs::path root_;
+  domain::ManualTimeSource clock_{domain::FromUnixMillis(1'900'000'000'000)};  // 2030
   std::mutex mutex_;
   std::vector<std::uint64_t> durable_;
   asio::io_context io_{1};
@@ -182,6 +185,7 @@ TEST_P(JournalDiskFullTest, AFullDiskStallsFailsWhatCanFailAndWritesOnceThereIsR
   const auto stall = journal.stall();
   ASSERT_TRUE(stall.has_value());
   EXPECT_NE(stall->reason.find("No space left on device"), std::string::npos) << stall->reason;
+  EXPECT_EQ(stall->since, clock_.Now());  // the journal's clock, not the system's
   // Decided meanwhile (a grab that raced the check, a refund): queued behind, never lost.
   Outcome raced;
   EXPECT_EQ(journal.Append(MakeEvent(3), raced.Done(), raced.Failed()), 3u);

@@ -10,10 +10,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "domain/clock.h"
 #include "ledger/sqlite/sqlite_connection.h"
 #include "tests/ledger/ledger_conformance.h"
 
@@ -78,6 +82,26 @@ TEST_F(SqliteLedgerTest, ReadOnlyLedgerReadsAndRefusesWrites) {
   EXPECT_EQ(*reader->Balance(1), 0);
   EXPECT_TRUE(reader->GetPacket(1)->has_value());
   EXPECT_FALSE(reader->Deposit(1, 5, "").ok());
+}
+
+// A deposit records the time of the clock the ledger was handed, not the system's.
+TEST_F(SqliteLedgerTest, ADepositRecordsTheInjectedClocksTime) {
+  domain::ManualTimeSource clock(domain::FromUnixMillis(1'900'000'000'000));  // 2030
+  auto ledger = OpenSqliteLedger(sqlite_->file(), false, {}, false, clock);
+  ASSERT_TRUE(ledger->Migrate().ok());
+  ASSERT_TRUE(ledger->Deposit(1, 5, "").ok());
+  clock.Advance(std::chrono::milliseconds(1234));
+  ASSERT_TRUE(ledger->Deposit(1, 6, "").ok());
+  sqlite::Connection connection(sqlite_->file(), /*read_only=*/true);
+  auto query = connection.Prepare("SELECT created_at_ms FROM deposits ORDER BY rowid");
+  std::vector<std::int64_t> times;
+  while (true) {
+    auto row = query.Step();
+    ASSERT_TRUE(row.ok());
+    if (!*row) break;
+    times.push_back(query.Int(0));
+  }
+  EXPECT_EQ(times, (std::vector<std::int64_t>{1'900'000'000'000, 1'900'000'001'234}));
 }
 
 TEST(SqliteErrorsTest, WhatTheMachineCausesIsRetryableWhatTheDataCausesIsNot) {

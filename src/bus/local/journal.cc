@@ -96,7 +96,7 @@ void Journal::State::EnterStall(const std::string& reason) {
   std::lock_guard lock(mutex);
   stall_reason = reason;
   if (stalled.load(std::memory_order_relaxed)) return;
-  stalled_since = domain::Clock::now();
+  stalled_since = options.clock->Now();
   stalled.store(true, std::memory_order_release);
   spdlog::error("journal: no room on the disk; answering 503 and retrying: {}", reason);
 }
@@ -107,7 +107,7 @@ void Journal::State::LeaveStall() {
   stalled.store(false, std::memory_order_release);
   spdlog::info(
       "journal: the disk has room again (stalled {} ms)",
-      std::chrono::duration_cast<std::chrono::milliseconds>(domain::Clock::now() - stalled_since)
+      std::chrono::duration_cast<std::chrono::milliseconds>(options.clock->Now() - stalled_since)
           .count());
 }
 

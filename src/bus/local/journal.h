@@ -64,6 +64,8 @@ class Journal {
     // kCreateNext, kPreallocate, kWriteFirstBatch or kWriteBatch as no room on the disk
     // (ENOSPC) there.
     std::function<domain::Status(RotationStep)> step_hook;
+    // "Now" of a stall's start (Stall::since; must outlive the journal).
+    const domain::TimeSource* clock = &domain::SystemTime();
   };
   using Completion = std::function<void()>;
   // Runs instead of a Completion when the journal cannot make the event durable promptly.

@@ -228,7 +228,7 @@ void Api::Handle(Request request, Responder respond) {
   CallerCheck credential;
   if (needs_caller) {
     const std::int64_t now_unix_s =
-        std::chrono::duration_cast<std::chrono::seconds>(domain::Clock::now().time_since_epoch())
+        std::chrono::duration_cast<std::chrono::seconds>(options_.clock->Now().time_since_epoch())
             .count();
     credential = IdentifyCaller(call.request, options_.token_secrets, options_.dev, now_unix_s);
     call.caller = credential.caller;

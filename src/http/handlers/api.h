@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "domain/clock.h"
 #include "http/access/rate_limiter.h"
 #include "http/ops/metrics.h"
 #include "http/transport/server.h"
@@ -22,6 +23,8 @@ struct ApiOptions {
   // second and burst; 429 rate_limited with Retry-After beyond. 0: no limit.
   std::int64_t rate_limit_per_s = 0;
   std::int64_t rate_limit_burst = 40;
+  // "Now" of a token's expiry check (must outlive the Api).
+  const domain::TimeSource* clock = &domain::SystemTime();
 };
 
 class PacketEvents;

@@ -135,7 +135,7 @@ Result<Cents> MariaDbLedger::Deposit(UserId user_id, Cents amount_cents,
       "INSERT INTO deposits (user_id, amount_cents, request_id, created_at_ms) "
       "VALUES ({}, {}, {}, {})",
       user_id, amount_cents, request_id.empty() ? "NULL" : connection_.Quote(request_id),
-      domain::ToUnixMillis(domain::Clock::now()))));
+      domain::ToUnixMillis(clock_.Now()))));
   if (!request_id.empty()) REDPACKET_MARIADB_TRY(RecordIdempotent(idempotent, new_balance));
   REDPACKET_MARIADB_TRY(transaction->Commit());
   return new_balance;
@@ -227,7 +227,7 @@ Status MariaDbLedger::RequestLoad(PacketId packet_id) {
   REDPACKET_MARIADB_TRY(connection_.EnsureConnected());
   REDPACKET_MARIADB_TRY(connection_.Execute(
       fmt::format("INSERT IGNORE INTO packet_loads (packet_id, requested_at_ms) VALUES ({}, {})",
-                  packet_id, domain::ToUnixMillis(domain::Clock::now()))));
+                  packet_id, domain::ToUnixMillis(clock_.Now()))));
   return {};
 }
 

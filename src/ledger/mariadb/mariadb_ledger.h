@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "domain/clock.h"
 #include "ledger/ledger.h"
 
 namespace redpacket::ledger {
@@ -26,6 +27,8 @@ struct MariaDbOptions {
   std::chrono::seconds write_timeout{30};
   // Whose applied offsets ApplyEvents / AppliedOffsets / ReadAuditFacts use: the Kafka topic.
   std::string stream = "red_packet_transactions";
+  // The time deposits and load requests record (must outlive the ledger).
+  const domain::TimeSource* clock = &domain::SystemTime();
 };
 
 // "host:port", for messages and logs.

@@ -30,7 +30,8 @@ struct Statements {
 
 class MariaDbLedger final : public Ledger {
  public:
-  explicit MariaDbLedger(const MariaDbOptions& options) : connection_(options) {}
+  explicit MariaDbLedger(const MariaDbOptions& options)
+      : connection_(options), clock_(*options.clock) {}
   Status Connect() { return connection_.EnsureConnected(); }
 
   // Writes (mariadb_ledger.cc).
@@ -80,6 +81,7 @@ class MariaDbLedger final : public Ledger {
   Result<std::int64_t> SelectInt(std::string_view sql, std::int64_t absent);
 
   Connection connection_;
+  const domain::TimeSource& clock_;  // when a deposit or a load request happened
   codec::PacketShapeCache shapes_;
 };
 

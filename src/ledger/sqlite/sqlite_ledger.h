@@ -5,6 +5,7 @@
 #include <memory>
 #include <string_view>
 
+#include "domain/clock.h"
 #include "ledger/ledger.h"
 
 namespace redpacket::ledger {
@@ -15,8 +16,10 @@ namespace redpacket::ledger {
 // journal; cluster-mode servers sharing one ledger file each name their own journal).
 // background_writer: its write transactions let this process's other writers of the same file
 // go first when both wait (the journal's applier, behind creates and deposits).
+// clock: the time a deposit records (must outlive the ledger).
 std::unique_ptr<Ledger> OpenSqliteLedger(const std::filesystem::path& file, bool read_only = false,
                                          std::string_view journal_name = {},
-                                         bool background_writer = false);
+                                         bool background_writer = false,
+                                         const domain::TimeSource& clock = domain::SystemTime());
 
 }  // namespace redpacket::ledger

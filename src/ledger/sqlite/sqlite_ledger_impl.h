@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "domain/clock.h"
 #include "domain/idempotency.h"
 #include "ledger/codec/event_batch.h"
 #include "ledger/ledger.h"
@@ -31,7 +32,8 @@ struct Statements {
 // is one transaction (WriteBatch: one for the batch, a savepoint per write).
 class SqliteLedger final : public Ledger {
  public:
-  SqliteLedger(const std::filesystem::path& file, bool read_only, std::string_view journal_name);
+  SqliteLedger(const std::filesystem::path& file, bool read_only, std::string_view journal_name,
+               const domain::TimeSource& clock);
 
   void set_background_writer(bool background) { connection_.set_background_writer(background); }
 
@@ -95,6 +97,7 @@ class SqliteLedger final : public Ledger {
                                  std::int64_t absent);
 
   Connection connection_;
+  const domain::TimeSource& clock_;  // when a deposit happened
   // Each journal applied to this ledger records its own position: the positions of two journals
   // (two cluster-mode servers sharing the ledger) are unrelated counters.
   std::string applied_position_key_;

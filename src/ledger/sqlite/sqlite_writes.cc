@@ -16,8 +16,9 @@
 namespace redpacket::ledger {
 
 std::unique_ptr<Ledger> OpenSqliteLedger(const std::filesystem::path& file, bool read_only,
-                                         std::string_view journal_name, bool background_writer) {
-  auto ledger = std::make_unique<sqlite::SqliteLedger>(file, read_only, journal_name);
+                                         std::string_view journal_name, bool background_writer,
+                                         const domain::TimeSource& clock) {
+  auto ledger = std::make_unique<sqlite::SqliteLedger>(file, read_only, journal_name, clock);
   ledger->set_background_writer(background_writer);
   return ledger;
 }
@@ -62,8 +63,9 @@ Result<Query> Statements::operator()(std::string_view sql,
 }
 
 SqliteLedger::SqliteLedger(const std::filesystem::path& file, bool read_only,
-                           std::string_view journal_name)
+                           std::string_view journal_name, const domain::TimeSource& clock)
     : connection_(file, read_only),
+      clock_(clock),
       applied_position_key_(journal_name.empty()
                                 ? std::string(kAppliedPositionKey)
                                 : fmt::format("{}:{}", kAppliedPositionKey, journal_name)) {}
@@ -194,7 +196,7 @@ Result<Cents> SqliteLedger::DepositIn(UserId user_id, Cents amount_cents,
                            .Bind(user_id)
                            .Bind(amount_cents)
                            .Bind(request_id)
-                           .Bind(domain::ToUnixMillis(domain::Clock::now()))
+                           .Bind(domain::ToUnixMillis(clock_.Now()))
                            .Run());
   if (!request_id.empty()) REDPACKET_SQLITE_TRY(RecordIdempotent(idempotent, new_balance));
   return new_balance;

@@ -15,6 +15,7 @@ namespace redpacket::store::redis {
 
 class MetaCache {
  public:
+  // Monotonic: the cache's own lifetime of an entry, not the packet's (domain) time.
   using Time = std::chrono::steady_clock::time_point;
 
   // jitter <= ttl; max_entries > 0 (beyond it, expired entries go first, then arbitrary ones).

@@ -123,7 +123,7 @@ void RedisStoreImpl::RunSnapshot(IoSlot& slot, PacketId packet_id,
           spdlog::warn("snapshot of packet {}: {}", packet_id, result.error().ToString());
           return done(std::nullopt);
         }
-        auto snapshot = ParseSnapshotReply(result.reply(), packet_id, domain::Clock::now());
+        auto snapshot = ParseSnapshotReply(result.reply(), packet_id, options_.clock->Now());
         if (!snapshot) {
           spdlog::error("snapshot of packet {}: {}", packet_id, snapshot.error().message);
           return done(std::nullopt);

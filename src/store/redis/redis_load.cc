@@ -32,7 +32,7 @@ bool ParseDecimal(const std::string& text, PacketId* value) {
 std::int64_t RedisStoreImpl::KeysExpireAtMs(TimePoint expires_at) const {
   // Never in the past, even for a recovered packet long expired: its keys must live until the
   // sweeper has closed it and recorded its refund.
-  return std::max(domain::ToUnixMillis(expires_at), domain::ToUnixMillis(domain::Clock::now())) +
+  return std::max(domain::ToUnixMillis(expires_at), domain::ToUnixMillis(options_.clock->Now())) +
          options_.key_grace.count();
 }
 

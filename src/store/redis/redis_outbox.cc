@@ -47,6 +47,7 @@ void RedisStoreImpl::Remove(Outbox::Entries entries) {
 // its WAIT, only on the slots that hold an old entry.
 domain::Result<Outbox::Entries> RedisStoreImpl::Claim(std::chrono::milliseconds min_age,
                                                       std::size_t limit) {
+  // Not the injected clock: the stream ids are Redis's wall clock (XADD *), so the system's.
   const std::int64_t max_ms = domain::ToUnixMillis(domain::Clock::now()) - min_age.count();
   if (max_ms <= 0 || limit == 0) return Outbox::Entries{};
   const std::string max_id = std::to_string(max_ms);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "domain/clock.h"
 #include "net/redis/cluster_client.h"
 #include "net/redis/endpoint.h"
 #include "store/outbox.h"
@@ -56,6 +57,10 @@ struct RedisStoreOptions {
   // Told of every grab and refund event once it is recorded and replicated (the relay's fast
   // path, on an I/O thread). Empty: the events wait in the outbox for Claim.
   OutboxListener on_recorded;
+
+  // "Now" of a snapshot's status and of the keys' lifetime (must outlive the store). Not the
+  // outbox's age (Claim): its stream ids are Redis's own wall clock, compared with the system's.
+  const domain::TimeSource* clock = &domain::SystemTime();
 };
 
 struct RedisStoreCounters {

@@ -49,7 +49,9 @@ struct IoSlot {
   boost::asio::io_context* io;
   std::unique_ptr<net::redis::ClusterClient> client;
   MetaCache cache;              // this thread's only: no lock
-  domain::CryptoRandom random;  // request tokens and cache TTL jitter
+  // Request tokens (a retry's identity: unique, their value decides nothing) and cache TTL
+  // jitter: not injected, nothing observable depends on what it draws.
+  domain::CryptoRandom random;
 };
 
 class RedisStoreImpl : public std::enable_shared_from_this<RedisStoreImpl> {
