@@ -82,6 +82,7 @@ void ApiFixture::Start() {
   service_ = std::make_unique<service::RedPacketService>(service_options, std::move(deps));
   http::ApiOptions api_options;
   api_options.dev = true;
+  api_options.clock = &clock_;
   api_ = std::make_unique<http::Api>(api_options, *service_);
   policy_ = std::make_unique<app::EmbeddedSweep>(*store, embedded, std::chrono::hours(1));
   // Only SweepNow() sweeps.
