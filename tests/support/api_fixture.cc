@@ -7,13 +7,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "app/components.h"
-#include "app/embedded_backend.h"
-#include "app/store_component.h"
 #include "http/handlers/api.h"
-#include "service/red_packet_service.h"
-#include "store/memory/memory_store.h"
-#include "sweeper/sweeper.h"
+#include "tests/support/embedded_in_process.h"
 
 namespace redpacket::testing_support {
 
@@ -59,53 +54,23 @@ void ApiFixture::TearDown() {
   fs::remove_all(root_, ignored);
 }
 
-// The parts of `redpacket serve --dev` in embedded mode, in its order, without the socket.
+// `redpacket serve --dev` in embedded mode, without the socket.
 void ApiFixture::Start() {
-  app::EmbeddedOptions options;
+  InProcessOptions options;
   options.data_dir = root_;
   options.clock = &clock_;
-  auto backend = std::make_unique<app::EmbeddedBackend>(options);
-  app::EmbeddedBackend& embedded = *backend;
-  auto store = std::make_unique<app::StoreComponent<store::PacketStore>>(
-      "memory store",
-      [&embedded] { return store::MakeMemoryStore(embedded.sink(), embedded.clock()); });
-  service::ServiceDeps deps;
-  deps.open_writer = [&embedded] { return embedded.OpenLedger(); };
-  deps.open_reader = [&embedded] { return embedded.OpenLedger(); };
-  deps.store = store.get();
-  deps.pending = &embedded.pending();
-  deps.clock = &clock_;
-  deps.random = &random_;
-  deps.checks = &embedded;
-  service::ServiceOptions service_options;
-  service_options.limits = options_.limits;
-  service_ = std::make_unique<service::RedPacketService>(service_options, std::move(deps));
+  options.random = &random_;
+  options.limits = options_.limits;
+  embedded_ = std::make_unique<EmbeddedInProcess>(options);
   http::ApiOptions api_options;
   api_options.dev = true;
   api_options.clock = &clock_;
-  api_ = std::make_unique<http::Api>(api_options, *service_);
-  policy_ = std::make_unique<app::EmbeddedSweep>(*store, embedded, std::chrono::hours(1));
-  // Only SweepNow() sweeps.
-  auto sweeper = std::make_unique<sweeper::Sweeper>(
-      *policy_, clock_, sweeper::SweeperOptions{std::chrono::hours(24)});
-  sweeper_ = sweeper.get();
-  parts_ = std::make_unique<app::ComponentList>();
-  parts_->Add(std::move(backend));
-  parts_->Add(std::move(store));
-  parts_->Add(std::make_unique<app::Step>("catch-up", [&embedded] { embedded.CatchUp(); }));
-  parts_->Add(std::make_unique<app::Step>(
-      "service", [this] { service_->Start(); }, [this] { service_->Stop(); }));
-  parts_->Add(std::make_unique<app::Owned<sweeper::Sweeper>>("sweeper", std::move(sweeper)));
-  parts_->StartAll();
+  api_ = std::make_unique<http::Api>(api_options, embedded_->service());
 }
 
 void ApiFixture::Stop() {
-  if (!parts_) return;
-  parts_.reset();  // stops each part in reverse, then destroys it
   api_.reset();
-  policy_.reset();
-  service_.reset();
-  sweeper_ = nullptr;
+  embedded_.reset();  // stops as SIGTERM does
 }
 
 void ApiFixture::Restart() {
@@ -113,7 +78,7 @@ void ApiFixture::Restart() {
   Start();
 }
 
-void ApiFixture::SweepNow() { sweeper_->SweepNow(); }
+void ApiFixture::SweepNow() { embedded_->SweepNow(); }
 
 ApiReply ApiFixture::Call(std::string_view method, std::string_view target, std::string_view body,
                           std::int64_t user, const Headers& headers) {

@@ -22,21 +22,13 @@
 #include "domain/random.h"
 
 namespace redpacket {
-namespace app {
-class ComponentList;
-}
 namespace http {
 class Api;
 }
-namespace service {
-class RedPacketService;
-}
-namespace sweeper {
-class Sweeper;
-class SweepPolicy;
-}  // namespace sweeper
 
 namespace testing_support {
+
+class EmbeddedInProcess;
 
 struct ApiReply {
   int status = 0;
@@ -94,11 +86,8 @@ class ApiFixture : public ::testing::Test {
   std::filesystem::path root_;
   domain::ManualTimeSource clock_;
   domain::SeededRandom random_;
-  std::unique_ptr<service::RedPacketService> service_;
-  std::unique_ptr<sweeper::SweepPolicy> policy_;
-  std::unique_ptr<http::Api> api_;
-  std::unique_ptr<app::ComponentList> parts_;  // after what its parts use: it goes first
-  sweeper::Sweeper* sweeper_ = nullptr;
+  std::unique_ptr<EmbeddedInProcess> embedded_;
+  std::unique_ptr<http::Api> api_;  // after what it uses: it goes first
 };
 
 }  // namespace testing_support

@@ -12,17 +12,13 @@
 #include <memory>
 #include <string>
 
-#include "app/components.h"
-#include "app/embedded_backend.h"
-#include "app/store_component.h"
 #include "domain/clock.h"
 #include "http/access/token.h"
 #include "http/client/client.h"
 #include "http/handlers/api.h"
 #include "http/transport/server.h"
 #include "service/red_packet_service.h"
-#include "store/memory/memory_store.h"
-#include "sweeper/sweeper.h"
+#include "tests/support/embedded_in_process.h"
 
 namespace redpacket {
 namespace {
@@ -74,41 +70,15 @@ class ExpiryTest : public ::testing::Test {
 
   // The parts of `redpacket serve` in embedded mode, in its order (without HTTP).
   void StartServer() {
-    app::EmbeddedOptions options;
+    testing_support::InProcessOptions options;
     options.data_dir = root_;
     options.clock = &clock_;
-    auto backend = std::make_unique<app::EmbeddedBackend>(options);
-    app::EmbeddedBackend& embedded = *backend;
-    auto store = std::make_unique<app::StoreComponent<store::PacketStore>>(
-        "memory store",
-        [&embedded] { return store::MakeMemoryStore(embedded.sink(), embedded.clock()); });
-    service::ServiceDeps deps;
-    deps.open_writer = [&embedded] { return embedded.OpenLedger(); };
-    deps.open_reader = [&embedded] { return embedded.OpenLedger(); };
-    deps.store = store.get();
-    deps.pending = &embedded.pending();
-    deps.clock = &clock_;
-    service_ =
-        std::make_unique<service::RedPacketService>(service::ServiceOptions{}, std::move(deps));
-    policy_ = std::make_unique<app::EmbeddedSweep>(*store, embedded, hours(1));
-    // Only SweepNow() sweeps.
-    auto sweeper =
-        std::make_unique<sweeper::Sweeper>(*policy_, clock_, sweeper::SweeperOptions{hours(24)});
-    sweeper_ = sweeper.get();
-    parts_ = std::make_unique<app::ComponentList>();
-    parts_->Add(std::move(backend));
-    parts_->Add(std::move(store));
-    parts_->Add(std::make_unique<app::Step>("catch-up", [&embedded] { embedded.CatchUp(); }));
-    parts_->Add(std::make_unique<app::Step>(
-        "service", [this] { service_->Start(); }, [this] { service_->Stop(); }));
-    parts_->Add(std::make_unique<app::Owned<sweeper::Sweeper>>("sweeper", std::move(sweeper)));
-    parts_->StartAll();
+    server_ = std::make_unique<testing_support::EmbeddedInProcess>(options);
+    service_ = &server_->service();
   }
   void StopServer() {
-    if (!parts_) return;
-    parts_.reset();  // stops each part in reverse, then destroys it
-    policy_.reset();
-    service_.reset();
+    service_ = nullptr;
+    server_.reset();  // stops each part in reverse, then destroys it
   }
 
   domain::UserId CreateFundedUser(const std::string& name) {
@@ -145,16 +115,14 @@ class ExpiryTest : public ::testing::Test {
   // Sweeps, then waits until what the sweep appended is durable and its completions ran: a grab
   // of the marker packet is appended after it, and the journal acknowledges in order.
   void SweepAndSettle() {
-    sweeper_->SweepNow();
+    server_->SweepNow();
     ASSERT_EQ(Grab(marker_, next_marker_user_++).code, ErrorCode::kOk);
   }
 
   fs::path root_;
   domain::ManualTimeSource clock_{domain::FromUnixMillis(1'900'000'000'000)};  // 2030
-  std::unique_ptr<service::RedPacketService> service_;
-  std::unique_ptr<sweeper::SweepPolicy> policy_;
-  std::unique_ptr<app::ComponentList> parts_;  // after what its parts use: it goes first
-  sweeper::Sweeper* sweeper_ = nullptr;
+  std::unique_ptr<testing_support::EmbeddedInProcess> server_;
+  service::RedPacketService* service_ = nullptr;
   domain::UserId sender_ = 0;
   domain::PacketId marker_ = 0;
   domain::UserId next_marker_user_ = 900000;
