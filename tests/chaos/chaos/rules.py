@@ -157,14 +157,15 @@ def check_packets(facts, now_ms, finish_grace_ms, ops):
 _EVENT_PACKET = re.compile(r"^[gr]-(\d+)")
 
 
+def _packet_of(set_aside_text):
+    """The packet of a set-aside event (event ids g-<packet>-<user>, r-<packet>), or None."""
+    match = _EVENT_PACKET.match(set_aside_text)
+    return match.group(1) if match else None
+
+
 def set_aside_packets(facts):
-    """The packets of the events the ledger set aside (event ids g-<packet>-<user>, r-<packet>)."""
-    packets = []
-    for _, what in facts.dead_letters:
-        match = _EVENT_PACKET.match(what)
-        if match:
-            packets.append(match.group(1))
-    return packets
+    """The packets of the events the ledger set aside."""
+    return [p for p in (_packet_of(what) for _, what in facts.dead_letters) if p is not None]
 
 
 def check_set_aside(facts):
@@ -173,9 +174,9 @@ def check_set_aside(facts):
     twice, so its refund no longer conserves money) is reported in that row."""
     violations = []
     for where, what in facts.dead_letters:
-        match = _EVENT_PACKET.match(what)
+        packet = _packet_of(what)
         violations.append(Violation("nothing-set-aside", f"the ledger set aside {where}: {what}",
-                                    packets=[match.group(1)] if match else []))
+                                    packets=[packet] if packet is not None else []))
     return violations
 
 
