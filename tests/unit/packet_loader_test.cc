@@ -13,6 +13,7 @@
 #include <set>
 
 #include "ledger/sqlite/sqlite_ledger.h"
+#include "tests/support/ledger_packets.h"
 
 namespace redpacket::loader {
 namespace {
@@ -161,21 +162,9 @@ class PacketLoaderTest : public ::testing::Test {
     fs::remove_all(directory_);
   }
   ledger::PacketRecord Create(std::vector<domain::Cents> shares) {
-    domain::Cents total = 0;
-    for (auto share : shares) total += share;
-    EXPECT_TRUE(ledger_->Deposit(1, total, "").ok());
-    domain::PacketSpec spec{.sender_id = 1,
-                            .kind = domain::PacketKind::kLucky,
-                            .total_cents = total,
-                            .count = static_cast<std::int64_t>(shares.size()),
-                            .greeting = "",
-                            .expires_in_s = 3600,
-                            .receiver_id = {}};
-    auto packet = ledger_->CreatePacket(spec, shares, domain::Clock::now(),
-                                        domain::Clock::now() + std::chrono::hours(1), "");
-    EXPECT_TRUE(packet.ok());
-    ledger_->RequestLoad(packet->packet_id);
-    return *packet;
+    ledger::PacketRecord packet = testing_support::CreateFundedPacket(*ledger_, std::move(shares));
+    ledger_->RequestLoad(packet.packet_id);
+    return packet;
   }
   void ApplyGrab(const ledger::PacketRecord& packet, domain::UserId user, std::int64_t seq,
                  std::uint64_t offset) {

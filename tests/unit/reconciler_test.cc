@@ -12,6 +12,7 @@
 
 #include "ledger/sqlite/sqlite_ledger.h"
 #include "store/memory/memory_store.h"
+#include "tests/support/ledger_packets.h"
 
 namespace redpacket::reconciler {
 namespace {
@@ -86,20 +87,8 @@ class ReconcilerTest : public ::testing::Test {
     fs::remove_all(directory_);
   }
   ledger::PacketRecord CreatePacket(std::vector<domain::Cents> shares) {
-    domain::Cents total = 0;
-    for (auto share : shares) total += share;
-    EXPECT_TRUE(ledger_->Deposit(1, total, "").ok());
-    domain::PacketSpec spec{.sender_id = 1,
-                            .kind = domain::PacketKind::kLucky,
-                            .total_cents = total,
-                            .count = static_cast<std::int64_t>(shares.size()),
-                            .greeting = "",
-                            .expires_in_s = 3600,
-                            .receiver_id = {}};
-    auto packet = ledger_->CreatePacket(spec, shares, domain::Clock::now(),
-                                        domain::Clock::now() + std::chrono::hours(1), "");
-    EXPECT_TRUE(packet.ok());
-    return *packet;
+    ledger::PacketRecord packet = testing_support::CreateFundedPacket(*ledger_, std::move(shares));
+    return packet;
   }
   store::GrabResult Grab(domain::PacketId packet, domain::UserId user) {
     std::promise<store::GrabResult> result;
