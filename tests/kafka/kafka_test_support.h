@@ -1,14 +1,11 @@
 // Shared by the kafka tests: where the fixture's broker is, unique test ids, and waiting for
-// completions that run on other threads. Header-only; thread-safe where it says so.
+// completions that run on other threads. Header-only.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
-#include <cstdint>
 #include <cstdlib>
-#include <mutex>
-#include <random>
 #include <string>
+
+#include "tests/support/completions.h"
 
 namespace redpacket::bus::testing {
 
@@ -29,34 +26,8 @@ inline int RunKafkaScript(const std::string& arguments) {
   return std::system(command.c_str());
 }
 
-// A fresh id per call (packet ids, group names): the topic outlives each test, so every test
-// reads only what it wrote.
-inline std::int64_t UniqueId() {
-  static std::mt19937_64 random(std::random_device{}());
-  return static_cast<std::int64_t>(random() >> 24) + 1;  // 40 bits: fits any id of the contract
-}
-
-// Counts completions from any thread; a test waits for a count with a deadline.
-class Counter {
- public:
-  void Add() {
-    std::lock_guard lock(mutex_);
-    ++count_;
-    changed_.notify_all();
-  }
-  bool WaitFor(int wanted, std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, timeout, [&] { return count_ >= wanted; });
-  }
-  int count() const {
-    std::lock_guard lock(mutex_);
-    return count_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  int count_ = 0;
-};
+// Shared with the other tests (tests/support/completions.h).
+using testing_support::Counter;
+using testing_support::UniqueId;
 
 }  // namespace redpacket::bus::testing
