@@ -6,6 +6,8 @@
 #include <charconv>
 #include <utility>
 
+#include "domain/deposit_rules.h"
+
 namespace redpacket::domain {
 namespace {
 
@@ -92,6 +94,21 @@ IdempotentRequest IdempotentRequest::CreatePacket(const PacketSpec& spec,
                            .kind = "create_packet",
                            .request_id = request_id,
                            .fingerprint = PacketFingerprint(spec)};
+}
+
+Result<IdempotentRequest> CheckedDeposit(UserId user_id, Cents amount_cents,
+                                         std::string_view request_id) {
+  if (Status valid = CheckDeposit(user_id, amount_cents); !valid.ok()) return valid.error();
+  if (Status valid = CheckRequestId(request_id); !valid.ok()) return valid.error();
+  return IdempotentRequest::Deposit(user_id, request_id, amount_cents);
+}
+
+Result<IdempotentRequest> CheckedCreatePacket(const PacketSpec& spec,
+                                              const std::vector<Cents>& shares,
+                                              std::string_view request_id) {
+  if (Status valid = CheckShares(spec, shares); !valid.ok()) return valid.error();
+  if (Status valid = CheckRequestId(request_id); !valid.ok()) return valid.error();
+  return IdempotentRequest::CreatePacket(spec, request_id);
 }
 
 Result<std::optional<std::int64_t>> EarlierAnswer(const IdempotentRequest& request,

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "domain/packet.h"
 #include "domain/records.h"
@@ -46,6 +47,16 @@ struct IdempotentRequest {
   static IdempotentRequest Deposit(UserId user_id, std::string_view request_id, Cents amount_cents);
   static IdempotentRequest CreatePacket(const PacketSpec& spec, std::string_view request_id);
 };
+
+// What every ledger checks before it writes, and the request the write is then bound to (used
+// only when request_id is not empty): a deposit's rules (deposit_rules.h) or a packet's shares
+// (CheckShares), then CheckRequestId. The first failure (kBadRequest; kInternal for shares that do
+// not fit their packet: the server split them), otherwise the request.
+Result<IdempotentRequest> CheckedDeposit(UserId user_id, Cents amount_cents,
+                                         std::string_view request_id);
+Result<IdempotentRequest> CheckedCreatePacket(const PacketSpec& spec,
+                                              const std::vector<Cents>& shares,
+                                              std::string_view request_id);
 
 // What the first call with the same key stored.
 struct StoredAnswer {

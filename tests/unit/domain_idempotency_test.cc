@@ -85,6 +85,34 @@ TEST(IdempotencyProtocol, TheKeysOfTheTwoWrites) {
   EXPECT_EQ(create.fingerprint, PacketFingerprint(Spec()));
 }
 
+// The checks both ledgers make before a write, in their order: the write's own rules first, then
+// the request_id; what passes is bound to the same key as above.
+TEST(IdempotencyProtocol, AWriteIsCheckedBeforeItIsBoundToItsRequestId) {
+  const auto deposit = CheckedDeposit(7, 500, "d-1");
+  ASSERT_TRUE(deposit.ok());
+  EXPECT_EQ(deposit->fingerprint, "deposit:500");
+  EXPECT_EQ(deposit->user_id, 7);
+  const auto create = CheckedCreatePacket(Spec(), {30, 30, 40}, "p-1");
+  ASSERT_TRUE(create.ok());
+  EXPECT_EQ(create->fingerprint, PacketFingerprint(Spec()));
+  EXPECT_EQ(create->kind, "create_packet");
+  EXPECT_TRUE(CheckedDeposit(7, 500, "").ok());  // no request_id: nothing to bind, still checked
+
+  const std::string too_long(kMaxRequestIdCharacters + 1, 'r');
+  for (const auto& refused :
+       {CheckedDeposit(7, 0, "d-1"), CheckedDeposit(0, 500, "d-1"), CheckedDeposit(7, 500, too_long),
+        CheckedCreatePacket(Spec(), {30, 30, 40}, "\xff")}) {
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, ErrorCode::kBadRequest) << refused.error().message;
+  }
+  // Shares are the server's own split: ones that do not fit their packet are its bug.
+  for (const auto& refused :
+       {CheckedCreatePacket(Spec(), {30, 30}, "p-1"), CheckedCreatePacket(Spec(), {0, 60, 40}, "")}) {
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, ErrorCode::kInternal) << refused.error().message;
+  }
+}
+
 TEST(IdempotencyProtocol, AFirstCallGoesOnARepeatGetsTheFirstAnswer) {
   const IdempotentRequest request = IdempotentRequest::Deposit(7, "d-1", 500);
   auto first = EarlierAnswer(request, std::nullopt);

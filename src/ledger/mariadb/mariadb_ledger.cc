@@ -100,9 +100,8 @@ Result<UserRecord> MariaDbLedger::CreateUser(std::string_view name) {
 
 Result<Cents> MariaDbLedger::Deposit(UserId user_id, Cents amount_cents,
                                      std::string_view request_id) {
-  REDPACKET_MARIADB_TRY(domain::CheckDeposit(user_id, amount_cents));
-  REDPACKET_MARIADB_TRY(domain::CheckRequestId(request_id));
-  const auto idempotent = domain::IdempotentRequest::Deposit(user_id, request_id, amount_cents);
+  const auto idempotent = domain::CheckedDeposit(user_id, amount_cents, request_id);
+  if (!idempotent.ok()) return idempotent.error();
   auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
   if (!transaction.ok()) return transaction.error();
   // Creates the account if it is new and locks its row either way: concurrent deposits of one
@@ -112,7 +111,7 @@ Result<Cents> MariaDbLedger::Deposit(UserId user_id, Cents amount_cents,
                   "ON DUPLICATE KEY UPDATE user_id = user_id",
                   user_id)));
   if (!request_id.empty()) {
-    auto first = FindIdempotent(idempotent);
+    auto first = FindIdempotent(*idempotent);
     if (!first.ok()) return first.error();
     if (*first) return **first;  // a repeat: the first answer, nothing credited (rolled back)
   }
@@ -136,7 +135,7 @@ Result<Cents> MariaDbLedger::Deposit(UserId user_id, Cents amount_cents,
       "VALUES ({}, {}, {}, {})",
       user_id, amount_cents, request_id.empty() ? "NULL" : connection_.Quote(request_id),
       domain::ToUnixMillis(clock_.Now()))));
-  if (!request_id.empty()) REDPACKET_MARIADB_TRY(RecordIdempotent(idempotent, new_balance));
+  if (!request_id.empty()) REDPACKET_MARIADB_TRY(RecordIdempotent(*idempotent, new_balance));
   REDPACKET_MARIADB_TRY(transaction->Commit());
   return new_balance;
 }
@@ -145,9 +144,8 @@ Result<PacketRecord> MariaDbLedger::CreatePacket(const domain::PacketSpec& spec,
                                                  const std::vector<Cents>& shares,
                                                  TimePoint created_at, TimePoint expires_at,
                                                  std::string_view request_id) {
-  REDPACKET_MARIADB_TRY(domain::CheckShares(spec, shares));
-  REDPACKET_MARIADB_TRY(domain::CheckRequestId(request_id));
-  const auto idempotent = domain::IdempotentRequest::CreatePacket(spec, request_id);
+  const auto idempotent = domain::CheckedCreatePacket(spec, shares, request_id);
+  if (!idempotent.ok()) return idempotent.error();
   auto transaction = Transaction::Begin(connection_, Transaction::Mode::kWrite);
   if (!transaction.ok()) return transaction.error();
   // The sender's row, locked until commit: no concurrent debit (another API server creating a
@@ -160,7 +158,7 @@ Result<PacketRecord> MariaDbLedger::CreatePacket(const domain::PacketSpec& spec,
                 0);
   if (!balance.ok()) return balance.error();
   if (!request_id.empty()) {
-    auto first = FindIdempotent(idempotent);
+    auto first = FindIdempotent(*idempotent);
     if (!first.ok()) return first.error();
     if (*first) {  // a repeat: the first packet, nothing debited (rolled back)
       Statements run{connection_};
@@ -183,7 +181,7 @@ Result<PacketRecord> MariaDbLedger::CreatePacket(const domain::PacketSpec& spec,
   REDPACKET_MARIADB_TRY(connection_.Execute(
       fmt::format("INSERT INTO packet_shares (packet_id, shares) VALUES ({}, {})", packet_id,
                   HexLiteral(codec::EncodeShares(shares)))));
-  if (!request_id.empty()) REDPACKET_MARIADB_TRY(RecordIdempotent(idempotent, packet_id));
+  if (!request_id.empty()) REDPACKET_MARIADB_TRY(RecordIdempotent(*idempotent, packet_id));
   // The load intent, with the debit: whatever happens to this server before the packet is in
   // Redis, some server's loader finishes the load (ledger.h, LoadIntents).
   REDPACKET_MARIADB_TRY(connection_.Execute(
