@@ -31,6 +31,11 @@ struct GrabResult {
   static GrabResult NotHeld() {
     return {.code = domain::ErrorCode::kNotFound, .message = "no such packet", .not_held = true};
   }
+  // No share, for `error`'s reason: a refusal of domain/grab_rules.h (GrabRefusal), or why the
+  // store could not decide (kUnavailable, kInternal).
+  static GrabResult Failed(domain::Error error) {
+    return {.code = error.code, .message = std::move(error.message)};
+  }
 };
 
 // What GET /v1/packets/{id} shows, taken under the packet's lock.

@@ -13,7 +13,6 @@
 namespace redpacket::store {
 namespace {
 
-using domain::ErrorCode;
 using domain::LedgerEvent;
 using domain::PacketStatus;
 
@@ -31,18 +30,6 @@ struct Entry {
   std::uint64_t last_position = 0;  // the packet's last event in the sink
   TimePoint finished_at{};          // when it became exhausted or refunded (for eviction)
 };
-
-GrabResult Reject(ErrorCode code, std::string message) {
-  GrabResult result;
-  result.code = code;
-  result.message = std::move(message);
-  return result;
-}
-
-GrabResult Refusal(domain::GrabDecision decision) {
-  domain::Error error = domain::GrabRefusal(decision);
-  return Reject(error.code, std::move(error.message));
-}
 
 class MemoryStore final : public PacketStore {
  public:
@@ -97,7 +84,7 @@ class MemoryStore final : public PacketStore {
     if (decision == domain::GrabDecision::kAlreadyGrabbed) {
       // The 409 carries the first amount, so it too waits until that grab is durable.
       const GrabEntry& first = entry->grabs[first_grab->second];
-      GrabResult result = Refusal(decision);
+      GrabResult result = GrabResult::Failed(domain::GrabRefusal(decision));
       result.amount_cents = first.grab.amount_cents;
       result.seq = first.grab.seq;
       result.remaining_count = count - static_cast<std::int64_t>(entry->grabs.size());
@@ -112,15 +99,15 @@ class MemoryStore final : public PacketStore {
             (*shared_done)(std::move(result));
           },
           [shared_done](domain::Error error) {
-            (*shared_done)(Reject(error.code, std::move(error.message)));
+            (*shared_done)(GrabResult::Failed(std::move(error)));
           });
       return;
     }
-    if (decision != domain::GrabDecision::kTake) return done(Refusal(decision));
+    if (decision != domain::GrabDecision::kTake) return done(GrabResult::Failed(domain::GrabRefusal(decision)));
     // Nothing is decided that could not be written: while the journal's disk is full, a new
     // grab is refused (503) before it takes a share.
     if (domain::Status accepting = sink_.Accepting(); !accepting.ok()) {
-      return done(Reject(accepting.error().code, accepting.error().message));
+      return done(GrabResult::Failed(accepting.error()));
     }
     // No oversell (invariant 1, docs/invariants.md): the seq-th grab takes shares[seq - 1]
     // (taken < count here).
@@ -141,7 +128,7 @@ class MemoryStore final : public PacketStore {
     grab_entry.position = sink_.AppendOrFail(
         event, [shared_done, result]() mutable { (*shared_done)(std::move(result)); },
         [shared_done](domain::Error error) {
-          (*shared_done)(Reject(error.code, std::move(error.message)));
+          (*shared_done)(GrabResult::Failed(std::move(error)));
         });
     entry->last_position = grab_entry.position;
     entry->by_user.emplace(user_id, static_cast<std::uint32_t>(entry->grabs.size()));

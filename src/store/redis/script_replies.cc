@@ -97,17 +97,9 @@ bool ParseGrabValue(std::string_view value, domain::Cents* amount, std::int64_t*
   return true;
 }
 
-GrabResult Make(ErrorCode code, std::string message) {
-  GrabResult result;
-  result.code = code;
-  result.message = std::move(message);
-  return result;
-}
-
 // The grab script decides in Redis in the order of domain/grab_rules.h; its wording is theirs.
 GrabResult Refusal(domain::GrabDecision decision) {
-  domain::Error error = domain::GrabRefusal(decision);
-  return Make(error.code, std::move(error.message));
+  return GrabResult::Failed(domain::GrabRefusal(decision));
 }
 
 }  // namespace
@@ -160,13 +152,9 @@ GrabResult ToGrabResult(const GrabReply& reply) {
   switch (reply.outcome) {
     case Outcome::kOk:
     case Outcome::kConflict: {
-      GrabResult result;
+      // Another request's repeat is refused (409) with what the first grab took.
       const bool own = reply.outcome == Outcome::kOk || reply.same_request;
-      if (!own) {
-        const domain::Error refusal = domain::GrabRefusal(domain::GrabDecision::kAlreadyGrabbed);
-        result.code = refusal.code;
-        result.message = refusal.message;
-      }
+      GrabResult result = own ? GrabResult{} : Refusal(domain::GrabDecision::kAlreadyGrabbed);
       result.amount_cents = reply.amount_cents;
       result.seq = reply.seq;
       result.remaining_count = reply.remaining_count;
@@ -184,9 +172,10 @@ GrabResult ToGrabResult(const GrabReply& reply) {
     case Outcome::kUnknown:
       return GrabResult::NotHeld();
     case Outcome::kLoading:
-      return Make(ErrorCode::kUnavailable, "the packet is still being loaded; try again");
+      return GrabResult::Failed(
+          domain::MakeError(ErrorCode::kUnavailable, "the packet is still being loaded; try again"));
   }
-  return Make(ErrorCode::kInternal, "unexpected grab outcome");
+  return GrabResult::Failed(domain::MakeError(ErrorCode::kInternal, "unexpected grab outcome"));
 }
 
 std::optional<LoadReply> ParseLoadReply(const Reply& reply) {
