@@ -35,16 +35,20 @@ using domain::PacketProgress;
 using domain::PacketRecord;
 using domain::UserRecord;
 
-// The writes a LedgerWriter can group into one transaction (WriteBatch).
+// The writes a LedgerWriter can group into one transaction (WriteBatch); each names the answer
+// it gets.
 struct CreateUserWrite {
+  using Answer = Result<UserRecord>;
   std::string name;
 };
 struct DepositWrite {
+  using Answer = Result<Cents>;
   UserId user_id = 0;
   Cents amount_cents = 0;
   std::string request_id;
 };
 struct CreatePacketWrite {
+  using Answer = Result<PacketRecord>;
   domain::PacketSpec spec;
   std::vector<Cents> shares;
   TimePoint created_at;
@@ -53,38 +57,18 @@ struct CreatePacketWrite {
 };
 // The packet is in the hot-path store: its load intent is done (LedgerWriter::CompleteLoad).
 struct CompleteLoadWrite {
+  using Answer = Result<bool>;
   PacketId packet_id = 0;
 };
 using Write = std::variant<CreateUserWrite, DepositWrite, CreatePacketWrite, CompleteLoadWrite>;
-// The answer each kind of write gets.
-template <class W>
-struct AnswerOf;
-template <>
-struct AnswerOf<CreateUserWrite> {
-  using type = Result<UserRecord>;
-};
-template <>
-struct AnswerOf<DepositWrite> {
-  using type = Result<Cents>;
-};
-template <>
-struct AnswerOf<CreatePacketWrite> {
-  using type = Result<PacketRecord>;
-};
-template <>
-struct AnswerOf<CompleteLoadWrite> {
-  using type = Result<bool>;
-};
-template <class W>
-using AnswerOfT = typename AnswerOf<W>::type;
-// The answer to each Write: the AnswerOf its kind.
-using WriteResult =
-    std::variant<Result<UserRecord>, Result<Cents>, Result<PacketRecord>, Result<bool>>;
+// The answer to each Write: the Answer of its kind.
+using WriteResult = std::variant<CreateUserWrite::Answer, DepositWrite::Answer,
+                                 CreatePacketWrite::Answer, CompleteLoadWrite::Answer>;
 // `error` as the answer the kind of `write` expects.
 inline WriteResult FailedWrite(const Write& write, const domain::Error& error) {
   return std::visit(
       [&error](const auto& kind) -> WriteResult {
-        using Answer = AnswerOfT<std::decay_t<decltype(kind)>>;
+        using Answer = typename std::decay_t<decltype(kind)>::Answer;
         return WriteResult(std::in_place_type<Answer>, error);
       },
       write);

@@ -21,8 +21,6 @@
 
 namespace redpacket::service {
 
-using ledger::AnswerOf;
-
 class WriteBatcher {
  public:
   struct Stats {
@@ -39,7 +37,7 @@ class WriteBatcher {
   // the write's own answer.
   template <class W>
   void Post(W write, std::function<void(W&)> prepare,
-            std::function<void(typename AnswerOf<W>::type)> done);
+            std::function<void(typename W::Answer)> done);
   // Runs what is queued, then joins. Posts after Stop() are dropped.
   void Stop() { thread_.Stop(); }
   std::size_t queue_depth() const;
@@ -65,7 +63,7 @@ class WriteBatcher {
 
 template <class W>
 void WriteBatcher::Post(W write, std::function<void(W&)> prepare,
-                        std::function<void(typename AnswerOf<W>::type)> done) {
+                        std::function<void(typename W::Answer)> done) {
   Pending pending;
   pending.write = std::move(write);
   if (prepare) {
@@ -78,7 +76,7 @@ void WriteBatcher::Post(W write, std::function<void(W&)> prepare,
     std::visit(
         [&done](auto& answer) {
           if constexpr (std::is_same_v<std::decay_t<decltype(answer)>,
-                                       typename AnswerOf<W>::type>) {
+                                       typename W::Answer>) {
             done(std::move(answer));
           }
         },

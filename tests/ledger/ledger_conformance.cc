@@ -170,9 +170,9 @@ TEST_P(LedgerConformance, DepositsNeverTotalMoreThanTheMostMoneyTheSystemHolds) 
   // In a group commit too, each write as if alone.
   std::vector<Write> writes{DepositWrite{4, 1, ""}, CreateUserWrite{"zoe"}};
   std::vector<WriteResult> results = ledger_->WriteBatch(writes);
-  EXPECT_EQ(std::get<ledger::AnswerOfT<ledger::DepositWrite>>(results[0]).error().code,
+  EXPECT_EQ(std::get<ledger::DepositWrite::Answer>(results[0]).error().code,
             ErrorCode::kBadRequest);
-  EXPECT_TRUE(std::get<ledger::AnswerOfT<ledger::CreateUserWrite>>(results[1]).ok());
+  EXPECT_TRUE(std::get<ledger::CreateUserWrite::Answer>(results[1]).ok());
   // Money moves, it is never made: a packet and its grabs change no total.
   PacketRecord packet;
   {
@@ -334,24 +334,24 @@ TEST_P(LedgerConformance, WriteBatchAnswersEachWriteAsIfAlone) {
   };
   std::vector<WriteResult> results = ledger_->WriteBatch(writes);
   ASSERT_EQ(results.size(), writes.size());
-  EXPECT_EQ(*std::get<ledger::AnswerOfT<ledger::DepositWrite>>(results[0]), 100);
-  auto& first = std::get<ledger::AnswerOfT<ledger::CreatePacketWrite>>(results[1]);
+  EXPECT_EQ(*std::get<ledger::DepositWrite::Answer>(results[0]), 100);
+  auto& first = std::get<ledger::CreatePacketWrite::Answer>(results[1]);
   ASSERT_TRUE(first.ok()) << first.error().message;
-  auto& repeat = std::get<ledger::AnswerOfT<ledger::CreatePacketWrite>>(results[2]);
+  auto& repeat = std::get<ledger::CreatePacketWrite::Answer>(results[2]);
   ASSERT_TRUE(repeat.ok()) << repeat.error().message;
   EXPECT_EQ(repeat->packet_id, first->packet_id);
-  EXPECT_EQ(std::get<ledger::AnswerOfT<ledger::CreatePacketWrite>>(results[3]).error().code,
+  EXPECT_EQ(std::get<ledger::CreatePacketWrite::Answer>(results[3]).error().code,
             ErrorCode::kInsufficientFunds);
-  EXPECT_EQ(*std::get<ledger::AnswerOfT<ledger::DepositWrite>>(results[4]), 100);
-  EXPECT_EQ(std::get<ledger::AnswerOfT<ledger::DepositWrite>>(results[5]).error().code,
+  EXPECT_EQ(*std::get<ledger::DepositWrite::Answer>(results[4]), 100);
+  EXPECT_EQ(std::get<ledger::DepositWrite::Answer>(results[5]).error().code,
             ErrorCode::kIdempotencyConflict);
-  EXPECT_EQ(std::get<ledger::AnswerOfT<ledger::DepositWrite>>(results[6]).error().code,
+  EXPECT_EQ(std::get<ledger::DepositWrite::Answer>(results[6]).error().code,
             ErrorCode::kBadRequest);
-  auto& last = std::get<ledger::AnswerOfT<ledger::CreatePacketWrite>>(results[7]);
+  auto& last = std::get<ledger::CreatePacketWrite::Answer>(results[7]);
   ASSERT_TRUE(last.ok()) << last.error().message;
   EXPECT_NE(last->packet_id, first->packet_id);
-  ASSERT_TRUE(std::get<ledger::AnswerOfT<ledger::CreateUserWrite>>(results[8]).ok());
-  EXPECT_EQ(*std::get<ledger::AnswerOfT<ledger::DepositWrite>>(results[9]), 9);
+  ASSERT_TRUE(std::get<ledger::CreateUserWrite::Answer>(results[8]).ok());
+  EXPECT_EQ(*std::get<ledger::DepositWrite::Answer>(results[9]), 9);
 
   // After a restart (nothing cached): exactly what the answers said.
   ledger_ = Open();

@@ -61,9 +61,9 @@ TEST_P(LedgerConformance, RequestIdsAreOneToSixtyFourCharactersInEveryLedger) {
   // In a group commit, the bad request_id fails its write alone.
   const std::vector<Write> writes = {DepositWrite{2, 5, too_long}, DepositWrite{2, 7, "d-2"}};
   std::vector<WriteResult> results = ledger_->WriteBatch(writes);
-  ExpectSameError(ErrorOf(std::get<ledger::AnswerOfT<ledger::DepositWrite>>(results[0])),
+  ExpectSameError(ErrorOf(std::get<ledger::DepositWrite::Answer>(results[0])),
                   domain::CheckRequestId(too_long));
-  EXPECT_EQ(*std::get<ledger::AnswerOfT<ledger::DepositWrite>>(results[1]), 7);
+  EXPECT_EQ(*std::get<ledger::DepositWrite::Answer>(results[1]), 7);
   ExpectConsistentAudit();
 }
 

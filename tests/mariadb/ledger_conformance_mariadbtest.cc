@@ -343,7 +343,7 @@ TEST_F(MariaDbLedgerTest, LoadIntentsAreRecordedWithTheDebitAndCompletedOnce) {
   const std::vector<Write> writes{CompleteLoadWrite{first.packet_id},
                                   CompleteLoadWrite{second.packet_id}};
   for (const WriteResult& result : ledger_->WriteBatch(writes)) {
-    ASSERT_TRUE(std::get<ledger::AnswerOfT<ledger::CompleteLoadWrite>>(result).ok());
+    ASSERT_TRUE(std::get<ledger::CompleteLoadWrite::Answer>(result).ok());
   }
   EXPECT_TRUE(ledger_->PendingLoads(10)->empty());
 }

@@ -64,12 +64,10 @@ class SqliteLedger final : public Ledger {
 
  private:
   // ---- writes: each runs inside the caller's write transaction ----
-  WriteResult RunWrite(const Write& write);
-  Result<UserRecord> CreateUserIn(std::string_view name);
-  Result<Cents> DepositIn(UserId user_id, Cents amount_cents, std::string_view request_id);
-  Result<PacketRecord> CreatePacketIn(const domain::PacketSpec& spec,
-                                      const std::vector<Cents>& shares, TimePoint created_at,
-                                      TimePoint expires_at, std::string_view request_id);
+  Result<UserRecord> In(const CreateUserWrite& write);
+  Result<Cents> In(const DepositWrite& write);
+  Result<PacketRecord> In(const CreatePacketWrite& write);
+  Result<bool> In(const CompleteLoadWrite& write);
   // The idempotency protocol's storage (domain/idempotency.h decides).
   Result<std::optional<std::int64_t>> FindIdempotent(const domain::IdempotentRequest& request);
   Status RecordIdempotent(const domain::IdempotentRequest& request, std::int64_t result);

@@ -80,13 +80,14 @@ Result<std::int64_t> SqliteLedger::SelectInt(std::string_view sql,
 Status SqliteLedger::Migrate() { return MigrateSchema(connection_); }
 
 Result<UserRecord> SqliteLedger::CreateUser(std::string_view name) {
-  return InOwnTransaction(connection_, [&] { return CreateUserIn(name); });
+  return InOwnTransaction(connection_, [&] { return In(CreateUserWrite{std::string(name)}); });
 }
 
 Result<Cents> SqliteLedger::Deposit(UserId user_id, Cents amount_cents,
                                     std::string_view request_id) {
-  return InOwnTransaction(connection_,
-                          [&] { return DepositIn(user_id, amount_cents, request_id); });
+  return InOwnTransaction(connection_, [&] {
+    return In(DepositWrite{user_id, amount_cents, std::string(request_id)});
+  });
 }
 
 Result<PacketRecord> SqliteLedger::CreatePacket(const domain::PacketSpec& spec,
@@ -94,7 +95,7 @@ Result<PacketRecord> SqliteLedger::CreatePacket(const domain::PacketSpec& spec,
                                                 TimePoint created_at, TimePoint expires_at,
                                                 std::string_view request_id) {
   return InOwnTransaction(connection_, [&] {
-    return CreatePacketIn(spec, shares, created_at, expires_at, request_id);
+    return In(CreatePacketWrite{spec, shares, created_at, expires_at, std::string(request_id)});
   });
 }
 
@@ -109,7 +110,8 @@ std::vector<WriteResult> SqliteLedger::WriteBatch(std::span<const Write> writes)
     if (Status begun = connection_.Prepare("SAVEPOINT write").Run(); !begun.ok()) {
       return FailAll(writes, begun.error());
     }
-    WriteResult result = RunWrite(write);
+    WriteResult result =
+        std::visit([this](const auto& one) -> WriteResult { return In(one); }, write);
     const bool ok = std::visit([](const auto& answer) { return answer.ok(); }, result);
     Status closed = ok ? Status() : connection_.Prepare("ROLLBACK TO write").Run();
     if (closed.ok()) closed = connection_.Prepare("RELEASE write").Run();
@@ -126,29 +128,14 @@ std::vector<WriteResult> SqliteLedger::WriteBatch(std::span<const Write> writes)
   return results;
 }
 
-WriteResult SqliteLedger::RunWrite(const Write& write) {
-  struct Run {
-    SqliteLedger& ledger;
-    WriteResult operator()(const CreateUserWrite& user) const {
-      return ledger.CreateUserIn(user.name);
-    }
-    WriteResult operator()(const DepositWrite& deposit) const {
-      return ledger.DepositIn(deposit.user_id, deposit.amount_cents, deposit.request_id);
-    }
-    WriteResult operator()(const CreatePacketWrite& packet) const {
-      return ledger.CreatePacketIn(packet.spec, packet.shares, packet.created_at, packet.expires_at,
-                                   packet.request_id);
-    }
-    WriteResult operator()(const CompleteLoadWrite&) const {
-      return Result<bool>(true);  // no load intents here (ledger.h)
-    }
-  };
-  return std::visit(Run{*this}, write);
+Result<bool> SqliteLedger::In(const CompleteLoadWrite&) {
+  return true;  // no load intents here (ledger.h)
 }
 
 // Why a counter of its own rather than max(user_id) + 1: accounts are also made with explicit
 // ids (a deposit, a grab's credit), and one of those at 2^53 - 1 would leave no id after it.
-Result<UserRecord> SqliteLedger::CreateUserIn(std::string_view name) {
+Result<UserRecord> SqliteLedger::In(const CreateUserWrite& write) {
+  const std::string& name = write.name;
   auto next = GetMeta(kNextUserIdKey, 1);
   if (!next.ok()) return next.error();
   // The counter itself when it is free, else the first id after a run of held ones.
@@ -171,13 +158,12 @@ Result<UserRecord> SqliteLedger::CreateUserIn(std::string_view name) {
   return user;
 }
 
-Result<Cents> SqliteLedger::DepositIn(UserId user_id, Cents amount_cents,
-                                      std::string_view request_id) {
-  REDPACKET_SQLITE_TRY(domain::CheckDeposit(user_id, amount_cents));
-  REDPACKET_SQLITE_TRY(domain::CheckRequestId(request_id));
-  const auto idempotent = domain::IdempotentRequest::Deposit(user_id, request_id, amount_cents);
+Result<Cents> SqliteLedger::In(const DepositWrite& write) {
+  const auto& [user_id, amount_cents, request_id] = write;
+  const auto idempotent = domain::CheckedDeposit(user_id, amount_cents, request_id);
+  if (!idempotent.ok()) return idempotent.error();
   if (!request_id.empty()) {
-    auto first = FindIdempotent(idempotent);
+    auto first = FindIdempotent(*idempotent);
     if (!first.ok()) return first.error();
     if (*first) return **first;  // a repeat: the first answer, nothing credited
   }
@@ -198,19 +184,16 @@ Result<Cents> SqliteLedger::DepositIn(UserId user_id, Cents amount_cents,
                            .Bind(request_id)
                            .Bind(domain::ToUnixMillis(clock_.Now()))
                            .Run());
-  if (!request_id.empty()) REDPACKET_SQLITE_TRY(RecordIdempotent(idempotent, new_balance));
+  if (!request_id.empty()) REDPACKET_SQLITE_TRY(RecordIdempotent(*idempotent, new_balance));
   return new_balance;
 }
 
-Result<PacketRecord> SqliteLedger::CreatePacketIn(const domain::PacketSpec& spec,
-                                                  const std::vector<Cents>& shares,
-                                                  TimePoint created_at, TimePoint expires_at,
-                                                  std::string_view request_id) {
-  REDPACKET_SQLITE_TRY(domain::CheckShares(spec, shares));
-  REDPACKET_SQLITE_TRY(domain::CheckRequestId(request_id));
-  const auto idempotent = domain::IdempotentRequest::CreatePacket(spec, request_id);
+Result<PacketRecord> SqliteLedger::In(const CreatePacketWrite& write) {
+  const auto& [spec, shares, created_at, expires_at, request_id] = write;
+  const auto idempotent = domain::CheckedCreatePacket(spec, shares, request_id);
+  if (!idempotent.ok()) return idempotent.error();
   if (!request_id.empty()) {
-    auto first = FindIdempotent(idempotent);
+    auto first = FindIdempotent(*idempotent);
     if (!first.ok()) return first.error();
     if (*first) {  // a repeat: the first packet, nothing debited
       Statements run{connection_};
@@ -254,7 +237,7 @@ Result<PacketRecord> SqliteLedger::CreatePacketIn(const domain::PacketSpec& spec
           .Bind(packet.packet_id)
           .BindBlob(codec::EncodeShares(shares))
           .Run());
-  if (!request_id.empty()) REDPACKET_SQLITE_TRY(RecordIdempotent(idempotent, packet.packet_id));
+  if (!request_id.empty()) REDPACKET_SQLITE_TRY(RecordIdempotent(*idempotent, packet.packet_id));
   return packet;
 }
 
