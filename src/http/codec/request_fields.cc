@@ -87,9 +87,17 @@ domain::Result<std::string> RequestIdField(const json::object& body) {
 // Boost.URL 1.81's parse_query measures its input again with strlen(data) (detail::query_ref is
 // built from a const char*), so it reads up to the first NUL, past the end of a view that is not
 // the tail of a string. Found by fuzz/request_fields_fuzz.cc. A copy ends where the query ends.
-auto ParseQuery(std::string_view query, std::string* copy) {
-  copy->assign(query);
-  return boost::urls::parse_query(*copy);
+// Calls visit(key, value) for each parameter, in order, until one returns an error: that error,
+// or kBadRequest when the query string is malformed.
+template <class Visit>
+domain::Status ForEachParam(std::string_view query, Visit visit) {
+  const std::string copy(query);
+  auto params = boost::urls::parse_query(copy);
+  if (!params) return MakeError(ErrorCode::kBadRequest, "malformed query string");
+  for (const auto& param : *params) {
+    if (domain::Status visited = visit(param.key, param.value); !visited.ok()) return visited;
+  }
+  return {};
 }
 
 }  // namespace
@@ -156,48 +164,47 @@ domain::Result<CreatePacketFields> ParseCreatePacket(std::string_view body,
 
 domain::Result<HistoryQuery> ParseHistoryQuery(std::string_view query) {
   HistoryQuery out;
-  std::string copy;
-  auto params = ParseQuery(query, &copy);
-  if (!params) return MakeError(ErrorCode::kBadRequest, "malformed query string");
-  for (const auto& param : *params) {
-    if (param.key == "kind") {
-      if (param.value == "sent") {
-        out.kind = domain::HistoryKind::kSent;
-      } else if (param.value == "received") {
-        out.kind = domain::HistoryKind::kReceived;
-      } else {
-        return MakeError(ErrorCode::kBadRequest, "kind must be sent or received");
-      }
-    } else if (param.key == "limit") {
-      if (!ParsePositive(param.value, 100, &out.limit))
-        return MakeError(ErrorCode::kBadRequest, "limit must be 1 to 100");
-    } else if (param.key == "cursor") {
-      // The ledgers' cursors are row ids; the description's pattern is ^[1-9][0-9]{0,17}$.
-      std::int64_t row = 0;
-      if (param.value.size() > 18 || param.value.starts_with('0') ||
-          !ParsePositive(param.value, kMaxPacketId, &row)) {
-        return MakeError(ErrorCode::kBadRequest,
-                         "cursor must be the next_cursor of an earlier page");
-      }
-      out.cursor = param.value;
-    }
-  }
+  domain::Status parsed =
+      ForEachParam(query, [&out](std::string_view key, std::string_view value) -> domain::Status {
+        if (key == "kind") {
+          if (value == "sent") {
+            out.kind = domain::HistoryKind::kSent;
+          } else if (value == "received") {
+            out.kind = domain::HistoryKind::kReceived;
+          } else {
+            return MakeError(ErrorCode::kBadRequest, "kind must be sent or received");
+          }
+        } else if (key == "limit") {
+          if (!ParsePositive(value, 100, &out.limit))
+            return MakeError(ErrorCode::kBadRequest, "limit must be 1 to 100");
+        } else if (key == "cursor") {
+          // The ledgers' cursors are row ids; the description's pattern is ^[1-9][0-9]{0,17}$.
+          std::int64_t row = 0;
+          if (value.size() > 18 || value.starts_with('0') ||
+              !ParsePositive(value, kMaxPacketId, &row)) {
+            return MakeError(ErrorCode::kBadRequest,
+                             "cursor must be the next_cursor of an earlier page");
+          }
+          out.cursor = value;
+        }
+        return {};
+      });
+  if (!parsed.ok()) return parsed.error();
   return out;
 }
 
 domain::Result<SeedGrabQuery> ParseSeedGrabQuery(std::string_view query) {
   SeedGrabQuery out;
-  std::string copy;
-  auto params = ParseQuery(query, &copy);
-  if (!params) return MakeError(ErrorCode::kBadRequest, "malformed query string");
   bool have_user = false;
   bool have_packet = false;
-  for (const auto& param : *params) {
-    if (param.key == "user_id")
-      have_user = ParsePositive(param.value, domain::kMaxUserId, &out.user_id);
-    else if (param.key == "red_packet_id")
-      have_packet = ParsePositive(param.value, kMaxPacketId, &out.packet_id);
-  }
+  domain::Status parsed = ForEachParam(query, [&](std::string_view key, std::string_view value) {
+    if (key == "user_id")
+      have_user = ParsePositive(value, domain::kMaxUserId, &out.user_id);
+    else if (key == "red_packet_id")
+      have_packet = ParsePositive(value, kMaxPacketId, &out.packet_id);
+    return domain::Status();
+  });
+  if (!parsed.ok()) return parsed.error();
   if (!have_user || !have_packet) {
     return MakeError(ErrorCode::kBadRequest, "user_id and red_packet_id must be positive integers");
   }
