@@ -178,6 +178,23 @@ class MoneyAndWriteRules(unittest.TestCase):
         self.assertEqual(["audit-agrees"], rule_names(rules.check_audit(0, output, facts, 3)))
 
 
+class Report(unittest.TestCase):
+    def test_planned_faults_that_were_not_injected_are_listed(self):
+        faults = [{"kind": "kill-api", "start": 1.0, "end": 2.0, "beyond_promise": False,
+                   "handle": {}}]
+        not_injected = [("kill-redis-master", "no time left: earlier faults took longer to heal"),
+                        ("kill-api", "could not be taken: no API server is running")]
+        text, found = report.render([grab(1, "1", 5)], faults, [], "cmd", "cluster", 43,
+                                    not_injected)
+        self.assertEqual(found, 0)
+        self.assertIn("planned but not injected: 2 of 3 faults", text)
+        self.assertIn("kinds never injected in this run: kill-redis-master", text)
+        self.assertIn("kill-api: could not be taken: no API server is running", text)
+        self.assertTrue(text.splitlines()[-1].startswith("chaos: 1 operations"))
+        clean, _ = report.render([grab(1, "1", 5)], faults, [], "cmd", "cluster", 43)
+        self.assertNotIn("not injected", clean)
+
+
 class KeySlot(unittest.TestCase):
     def test_redis_cluster_slots(self):
         self.assertEqual(12182, rules.key_slot("foo"))  # CLUSTER KEYSLOT foo

@@ -260,7 +260,8 @@ def main(argv):
         violations += rules.check_audit(code, output, facts, len(violations))
         attribute(violations, history.ops, history.faults)
         text, violations_found = render(history.ops, history.faults, violations,
-                                        command_line(args), args.mode, args.seed)
+                                        command_line(args), args.mode, args.seed,
+                                        nemesis.not_injected if nemesis else ())
         with open(os.path.join(out, "violations.json"), "w", encoding="utf-8") as file:
             json.dump([{"rule": v.rule, "text": v.text, "kinds": sorted(v.kinds),
                         "beyond_promise": v.beyond_promise, "packets": v.packets,

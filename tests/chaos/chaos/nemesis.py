@@ -23,6 +23,9 @@ class Nemesis:
         self.stop_event = threading.Event()
         self.error = None
         self.plan = self._plan()
+        # Planned faults that were not injected, as (kind, why): the report lists them, so that a
+        # run that met fewer faults than it planned says so.
+        self.not_injected = []
 
     def _plan(self):
         plan = []
@@ -67,12 +70,13 @@ class Nemesis:
         would not be healed before the workload ends."""
         try:
             ready_at = 0.0
-            for at, fault, hold in self.plan:
+            for index, (at, fault, hold) in enumerate(self.plan):
                 start = max(at, ready_at)
                 if start + hold > self.duration_s:
-                    self.history.note(f"nemesis: no time left for {fault.kind}")
+                    self._skip(index, "no time left: earlier faults took longer to heal")
                     return
                 if not self._sleep_until(start):
+                    self._skip(index, "the workload ended first")
                     return
                 self._one(fault, hold)
                 ready_at = self.history.now() + self.rng.uniform(*self.gap_s)
@@ -82,11 +86,17 @@ class Nemesis:
                 f"the nemesis failed: {type(error).__name__}: {error}")
             self.history.note(f"nemesis stopped: {error}")
 
+    def _skip(self, index, why):
+        for _, fault, _ in self.plan[index:]:
+            self.not_injected.append((fault.kind, why))
+            self.history.note(f"nemesis: {fault.kind} not injected: {why}")
+
     def _one(self, fault, hold):
         started = self.history.now()
         try:
             handle = fault.start(self.rng)
         except ChaosError as error:
+            self.not_injected.append((fault.kind, f"could not be taken: {error}"))
             self.history.note(f"{fault.kind}: {error}")
             return
         record = self.history.fault_started(fault.kind, handle.get("target", ""),

@@ -34,7 +34,9 @@ def attribute(violations, ops, faults):
                 violation.beyond_promise = True
 
 
-def render(ops, faults, violations, command, mode, seed):
+def render(ops, faults, violations, command, mode, seed, not_injected=()):
+    """The report's text and its number of violations. `not_injected`: (kind, why) of each planned
+    fault that was not injected."""
     lines = []
     kinds = sorted({fault["kind"] for fault in faults})
     injected = Counter(fault["kind"] for fault in faults)
@@ -59,6 +61,13 @@ def render(ops, faults, violations, command, mode, seed):
                      f"{counts['fail']:>8} {counts['info']:>8} {per_kind.get(kind, 0):>10}")
     lines.append(f"{'beyond the durability promise':30} {'':>8} {'':>8} {'':>8} {'':>8} "
                  f"{len(beyond):>10}")
+    if not_injected:
+        lines += ["", f"planned but not injected: {len(not_injected)} of "
+                      f"{len(faults) + len(not_injected)} faults"]
+        never = sorted({kind for kind, _ in not_injected} - set(kinds))
+        if never:
+            lines.append(f"  kinds never injected in this run: {', '.join(never)}")
+        lines += [f"  {kind}: {why}" for kind, why in not_injected]
     by_rule = Counter(v.rule for v in in_promise)
     if by_rule:
         lines += ["", "violations by invariant:"]
