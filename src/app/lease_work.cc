@@ -3,36 +3,47 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace redpacket::app {
 
+LeaseHolder::LeaseHolder(std::unique_ptr<lease::Lease> lease, std::string holder,
+                         std::chrono::milliseconds ttl)
+    : lease_(std::move(lease)),
+      holder_(std::move(holder)),
+      ttl_(ttl),
+      thread_({.name = "rp-lease",
+               .period = std::max(std::chrono::milliseconds(100), ttl / 3)},
+              [this] { Refresh(); }) {}
+
 void LeaseHolder::Stop() {
+  thread_.Stop();
   if (token_.exchange(0) == 0) return;
   if (auto released = lease_->Release(holder_); !released) {
     spdlog::warn("releasing the sweeper lease: {}", released.error().message);
   }
 }
 
-std::optional<std::uint64_t> LeaseHolder::Refresh() {
+void LeaseHolder::Refresh() {
   auto token = lease_->TryAcquire(holder_, ttl_);
   const std::uint64_t before = token_.load();
   if (!token.ok() || !token->has_value()) {
     if (before != 0) spdlog::info("sweeper lease lost: another server sweeps");
     if (!token.ok()) spdlog::warn("sweeper lease: {}", token.error().message);
     token_ = 0;
-    return std::nullopt;
+    return;
   }
   if (before != **token) {
     spdlog::info("sweeper lease taken: this server sweeps (fencing token {})", **token);
   }
   token_ = **token;
-  return **token;
 }
 
 std::optional<store::SweepStats> ClusterSweep::SweepOnce(domain::TimePoint now) {
-  const std::optional<std::uint64_t> token = holder_.Refresh();
-  if (!token) return std::nullopt;
+  const std::uint64_t token = holder_.token();
+  if (token == 0) return std::nullopt;
   store::redis::RedisStore& store = store_.engine();
-  auto swept = store.FencedSweep(now, *token);
+  auto swept = store.FencedSweep(now, token);
   if (!swept) {
     spdlog::warn("sweeper: {}", swept.error().message);
     return std::nullopt;

@@ -2,7 +2,8 @@
 // its component: the sweep (ClusterSweep, the Sweeper's policy: a sweep fenced by the lease's
 // token), and every second the relay's recovery (what no fast path published), the loader
 // (creations whose server died, lost packets) and, now and then, the check (reports only).
-// Thread-safety: LeaseHolder is; ClusterSweep runs on the sweeper's thread, LeaseWork on its own.
+// Thread-safety: LeaseHolder is (it renews on a thread of its own); ClusterSweep runs on the
+// sweeper's thread, LeaseWork on its own.
 #pragma once
 
 #include <atomic>
@@ -25,26 +26,29 @@
 
 namespace redpacket::app {
 
-// The sweeper lease of this server, as a component: acquired or renewed by Refresh() (the sweeper
-// calls it every sweep, well within the lease's time to live), its fencing token readable from
-// any thread; Stop() releases it (another server sweeps at once instead of after its ttl). Stop
-// it after the sweeper and the lease holder's work.
+// The sweeper lease of this server, as a component with a thread of its own ("rp-lease"): it
+// tries to acquire the lease, or renews it, every third of its time to live, whatever the sweep
+// interval; its fencing token is readable from any thread. A token read here may be stale by up
+// to that third: what it guards is fenced in Redis (a holder past its lease is refused there).
+// Stop() releases it (another server sweeps at once instead of after its ttl). Stop it after the
+// sweeper and the lease holder's work.
 class LeaseHolder final : public Component {
  public:
   LeaseHolder(std::unique_ptr<lease::Lease> lease, std::string holder,
-              std::chrono::milliseconds ttl)
-      : lease_(std::move(lease)), holder_(std::move(holder)), ttl_(ttl) {}
+              std::chrono::milliseconds ttl);
   std::string name() const override { return "sweeper lease"; }
+  void Start() override { thread_.Start(); }
   void Stop() override;
-  // Blocking: the token when this server holds the lease now, else nullopt.
-  std::optional<std::uint64_t> Refresh();
   std::uint64_t token() const { return token_.load(); }  // 0: not held
 
  private:
+  void Refresh();  // blocking
+
   std::unique_ptr<lease::Lease> lease_;
   std::string holder_;
   std::chrono::milliseconds ttl_;
   std::atomic<std::uint64_t> token_{0};
+  threads::TaskThread thread_;  // last: it stops before the rest goes
 };
 
 // The cluster's sweep: only the lease holder sweeps, fenced by its token (a holder that stalled
