@@ -88,7 +88,7 @@ struct SetAsideRecord {
   std::int32_t partition = 0;
   std::uint64_t offset = 0;
   std::string event_id;  // empty when the message could not be decoded
-  std::string payload;   // the event in the bus's JSON (API.md "Events"), or the bytes as read
+  std::string payload;   // the event in the bus's JSON (docs/API.md "Events"), or the bytes as read
   std::string reason;
   TimePoint at;  // when it was set aside
 };

@@ -83,7 +83,7 @@ TEST_F(ApiUsersTest, BadDepositsAreRefusedAndChangeNothing) {
 }
 
 // An id that a deposit names explicitly, even the largest of the contract, never blocks the ids
-// that POST /v1/users assigns (API.md: the two ranges never collide).
+// that POST /v1/users assigns (docs/API.md: the two ranges never collide).
 TEST_F(ApiUsersTest, ADepositToTheLargestIdLeavesNewUsersTheirOwnIds) {
   const std::int64_t first = CreateUser("first");
   const std::int64_t largest = 9007199254740991;  // 2^53 - 1

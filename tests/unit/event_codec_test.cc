@@ -1,5 +1,5 @@
-// The bus's event JSON (API.md "Events"): exact encoding, round trips, and the strict decoder's
-// refusal of everything that is not an event of the contract. Also domain::ParseTime.
+// The bus's event JSON (docs/API.md "Events"): exact encoding, round trips, and the strict
+// decoder's refusal of everything that is not an event of the contract. Also domain::ParseTime.
 #include "bus/codec/event_codec.h"
 
 #include <gtest/gtest.h>
@@ -168,8 +168,8 @@ TEST(ParseTime, RefusesWhatIsNotRfc3339) {
 // nanosecond conversion (undefined behaviour; garbage "at"), and the encoder wrote the fraction
 // of a time before 1970 as a negative number.
 TEST(ParseTime, RefusesTimesATimePointCannotHold) {
-  for (const char* text : {"2262-04-12T00:00:00Z", "9999-12-31T23:59:59.999-23:59", "1677-09-21T00:00:00Z",
-                           "0000-01-01T00:00:00+23:59"}) {
+  for (const char* text : {"2262-04-12T00:00:00Z", "9999-12-31T23:59:59.999-23:59",
+                           "1677-09-21T00:00:00Z", "0000-01-01T00:00:00+23:59"}) {
     EXPECT_FALSE(domain::ParseTime(text).has_value()) << text;
   }
   EXPECT_TRUE(domain::ParseTime("2262-04-11T00:00:00Z").has_value());
@@ -181,7 +181,8 @@ TEST(ParseTime, RefusesTimesATimePointCannotHold) {
 }
 
 TEST(ParseTime, FormatsAndParsesTimesBefore1970) {
-  for (std::int64_t millis : {-1LL, -500LL, -1000LL, -1001LL, -86'400'123LL, -9'000'000'000'000LL}) {
+  for (std::int64_t millis :
+       {-1LL, -500LL, -1000LL, -1001LL, -86'400'123LL, -9'000'000'000'000LL}) {
     const std::string text = domain::FormatTime(domain::FromUnixMillis(millis));
     EXPECT_EQ(text.find('-', 10), std::string::npos) << text;  // no minus sign after the date
     auto parsed = domain::ParseTime(text);

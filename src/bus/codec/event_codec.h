@@ -1,5 +1,5 @@
-// The wire form of a ledger event on the Kafka bus (API.md, "Events"): one JSON object a message,
-// "type" first, packet_id as a string, "at" in RFC 3339. Pure functions; thread-safe.
+// The wire form of a ledger event on the Kafka bus (docs/API.md, "Events"): one JSON object a
+// message, "type" first, packet_id as a string, "at" in RFC 3339. Pure functions; thread-safe.
 #pragma once
 
 #include <string>

@@ -1,7 +1,8 @@
-// Token buckets per caller, the server's own rate limit (API.md: 429 rate_limited, Retry-After):
-// each key (a user, or a client address) may make `burst` requests at once and `rate_per_s` a
-// second after that. Thread-safe: the buckets are spread over shards, each behind its own mutex,
-// held for one hash lookup; callers on different I/O threads rarely meet. Never blocks otherwise.
+// Token buckets per caller, the server's own rate limit (docs/API.md: 429 rate_limited,
+// Retry-After): each key (a user, or a client address) may make `burst` requests at once and
+// `rate_per_s` a second after that. Thread-safe: the buckets are spread over shards, each behind
+// its own mutex, held for one hash lookup; callers on different I/O threads rarely meet. Never
+// blocks otherwise.
 #pragma once
 
 #include <array>

@@ -1,4 +1,4 @@
-// User, balance and history JSON of API.md.
+// User, balance and history JSON of docs/API.md.
 #include "http/codec/account_json.h"
 
 #include <string>

@@ -1,5 +1,5 @@
-// The JSON of a user's account as the /v1/users endpoints answer it (API.md): the new user, the
-// balance, a page of history. Pure functions; thread-safe.
+// The JSON of a user's account as the /v1/users endpoints answer it (docs/API.md): the new user,
+// the balance, a page of history. Pure functions; thread-safe.
 #pragma once
 
 #include <boost/json/object.hpp>

@@ -1,4 +1,4 @@
-// Packet and grab JSON of API.md (GET /v1/packets/{id}, the event stream).
+// Packet and grab JSON of docs/API.md (GET /v1/packets/{id}, the event stream).
 #include "http/codec/packet_json.h"
 
 #include <string>

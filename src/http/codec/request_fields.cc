@@ -1,4 +1,4 @@
-// The field rules of API.md for request bodies and query strings (Boost.JSON, Boost.URL).
+// The field rules of docs/API.md for request bodies and query strings (Boost.JSON, Boost.URL).
 #include "http/codec/request_fields.h"
 
 #include <fmt/format.h>

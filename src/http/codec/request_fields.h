@@ -1,7 +1,7 @@
 // Decoding of what a client sends beyond the request line: the JSON bodies of the POST endpoints,
 // the query strings of the GET endpoints, and the positive integers of paths and headers, into
-// typed values or a 400 naming the first problem (API.md). Pure functions, no I/O; thread-safe.
-// Fuzzed by fuzz/request_fields_fuzz.cc.
+// typed values or a 400 naming the first problem (docs/API.md). Pure functions, no I/O;
+// thread-safe. Fuzzed by fuzz/request_fields_fuzz.cc.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,7 @@
 // Every handler of the API's routing table (api.cc), by the file that holds it. A handler parses
-// and validates the request, calls the service, and turns its result into the response (API.md).
-// Each runs on the request's I/O thread and never blocks; the service answers later, on any thread.
+// and validates the request, calls the service, and turns its result into the response
+// (docs/API.md). Each runs on the request's I/O thread and never blocks; the service answers later,
+// on any thread.
 #pragma once
 
 #include "http/handlers/call.h"

@@ -99,8 +99,8 @@ CREATE TABLE meta (
   value INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 )sql",
-    // 2: a request_id is bound to its request (API.md: the same request_id with another request
-    // is 409 idempotency_conflict). Rows from version 1 keep '' and match any request.
+    // 2: a request_id is bound to its request (docs/API.md: the same request_id with another
+    // request is 409 idempotency_conflict). Rows from version 1 keep '' and match any request.
     R"sql(
 ALTER TABLE idempotency ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
 )sql",
