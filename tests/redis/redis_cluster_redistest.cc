@@ -19,6 +19,7 @@
 
 #include "net/redis/cluster_client.h"
 #include "net/redis/slot.h"
+#include "tests/support/io_loop.h"
 #include "redis_test_cluster.h"
 
 namespace redpacket::net::redis {
@@ -38,20 +39,9 @@ std::vector<Endpoint> ClusterNodes() { return redis_test::RedisClusterNodes(); }
 
 bool RunUntil(asio::io_context& io, const std::function<bool()>& done,
               std::chrono::milliseconds limit = 10s) {
-  const auto end = Clock::now() + limit;
-  while (!done()) {
-    if (Clock::now() > end) return false;
-    io.restart();
-    io.run_one_for(10ms);
-  }
-  return true;
+  return testing_support::RunUntil(io, done, limit);
 }
-
-// Lets the io_context run for a while (the client reconnecting, timers firing).
-void RunFor(asio::io_context& io, std::chrono::milliseconds duration) {
-  io.restart();
-  io.run_for(duration);
-}
+using testing_support::RunFor;
 
 std::string Describe(const Result& result) {
   return result.ok() ? result.reply().DebugString() : result.error().ToString();

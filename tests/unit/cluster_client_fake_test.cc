@@ -25,6 +25,7 @@
 #include "net/redis/reply.h"
 #include "net/redis/script.h"
 #include "net/redis/slot.h"
+#include "tests/support/io_loop.h"
 
 namespace redpacket::net::redis {
 namespace {
@@ -119,22 +120,11 @@ std::string Bulk(std::string_view value) {
   return "$" + std::to_string(value.size()) + "\r\n" + std::string(value) + "\r\n";
 }
 
-// Runs the io_context until `done` holds; false after `limit`.
 bool RunUntil(asio::io_context& io, const std::function<bool()>& done,
               std::chrono::milliseconds limit = 5s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    io.restart();
-    io.run_one_for(10ms);
-  }
-  return true;
+  return testing_support::RunUntil(io, done, limit);
 }
-
-void RunFor(asio::io_context& io, std::chrono::milliseconds duration) {
-  io.restart();
-  io.run_for(duration);
-}
+using testing_support::RunFor;
 
 class ClusterClientFakeTest : public ::testing::Test {
  protected:
