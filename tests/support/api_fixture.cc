@@ -110,7 +110,8 @@ void ApiFixture::ExpectAuditOk() {
 void ApiFixture::SweepNow() { embedded_->SweepNow(); }
 
 std::string ApiFixture::Token(std::int64_t user, bool admin, std::chrono::seconds ttl) const {
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch());
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch());
   return http::SignToken({user, (now + ttl).count(), admin}, token_secrets_.front());
 }
 

@@ -4,8 +4,8 @@
 // for the shares, and Call(method, path, body). Fast, and run under ASan/UBSan and TSan like any
 // unit test. As in Dragonfly's BaseFamilyTest: one fixture, one test file per resource.
 // Call() blocks until the API answers and may be called from many threads at once (http::Api is
-// thread-safe, as on the server's I/O threads); the rest (setup, SweepNow, Restart, Audit) from
-// the test's thread.
+// thread-safe, as on the server's I/O threads); the rest (setup, SweepNow, Restart, ExpectAuditOk)
+// from the test's thread.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -89,9 +89,7 @@ class ApiFixture : public ::testing::Test {
   // manual clock's now.
   std::string Token(std::int64_t user, bool admin = false,
                     std::chrono::seconds ttl = std::chrono::hours(1)) const;
-  static Headers Bearer(const std::string& token) {
-    return {{"Authorization", "Bearer " + token}};
-  }
+  static Headers Bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
   domain::ManualTimeSource& clock() { return clock_; }
   // Runs the sweeper once (expiry, refunds, eviction) and waits until what it appended is in
@@ -109,7 +107,6 @@ class ApiFixture : public ::testing::Test {
   const std::filesystem::path& data_dir() const { return root_; }
 
  private:
-
   ApiFixtureOptions options_;
   std::filesystem::path root_;
   domain::ManualTimeSource clock_;

@@ -220,7 +220,8 @@ TEST_F(ApiBadInputTest, QueryEndpointsWithoutAQueryStringAnswer) {
   const std::int64_t user = CreateFundedUser("user", 100);
   ApiReply reply = Call("GET", "/v1/users/" + std::to_string(user) + "/history", "", user);
   EXPECT_EQ(reply.status, 200) << Describe(reply);
-  EXPECT_TRUE(reply.json.is_object() && reply.json.as_object().at("items").is_array()) << reply.body;
+  EXPECT_TRUE(reply.json.is_object() && reply.json.as_object().at("items").is_array())
+      << reply.body;
   reply = Call("GET", "/grab");
   EXPECT_EQ(reply.status, 400) << Describe(reply);
   EXPECT_EQ(reply.Error(), "bad_request");

@@ -32,8 +32,9 @@ TEST_F(ApiMoneyLimitsTest, AnIdNamedByADepositNeverBlocksCreatingUsers) {
   // After a restart too: the counter is the ledger's.
   Restart();
   EXPECT_EQ(CreateUser("dave"), 5);
-  const ApiReply balance = Call("GET", "/v1/users/" + std::to_string(domain::kMaxUserId) +
-                                           "/balance", "", domain::kMaxUserId);
+  const ApiReply balance =
+      Call("GET", "/v1/users/" + std::to_string(domain::kMaxUserId) + "/balance", "",
+           domain::kMaxUserId);
   ASSERT_EQ(balance.status, 200) << Describe(balance);
   EXPECT_EQ(balance.Int("balance_cents"), 100);
   ExpectAuditOk();

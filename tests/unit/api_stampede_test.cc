@@ -53,9 +53,9 @@ TEST_F(ApiStampedeTest, ConcurrentRetriesByOneUserGetOneShare) {
   AllAtOnce(kRequests, [&](int i) {
     const std::int64_t user = kFirstGrabber + i / kTriesPerUser;
     replies[static_cast<std::size_t>(i)] =
-        i % 2 == 0 ? Call("POST", "/v1/packets/" + packet + "/grab", "", user)
-                   : Call("GET", "/grab?user_id=" + std::to_string(user) +
-                                     "&red_packet_id=" + packet);
+        i % 2 == 0
+            ? Call("POST", "/v1/packets/" + packet + "/grab", "", user)
+            : Call("GET", "/grab?user_id=" + std::to_string(user) + "&red_packet_id=" + packet);
   });
 
   const ApiReply details = Call("GET", "/v1/packets/" + packet, "", 1);
@@ -116,8 +116,8 @@ TEST_F(ApiStampedeTest, ConcurrentSendsNeverOverdraw) {
   }
   EXPECT_EQ(created.size(), 10u);
   EXPECT_EQ(refused, 10);
-  const ApiReply balance = Call("GET", "/v1/users/" + std::to_string(sender) + "/balance", "",
-                                sender);
+  const ApiReply balance =
+      Call("GET", "/v1/users/" + std::to_string(sender) + "/balance", "", sender);
   ASSERT_EQ(balance.status, 200) << Describe(balance);
   EXPECT_EQ(balance.Int("balance_cents"), 0);
   EXPECT_EQ(balance.Int("pending_cents"), 0);
