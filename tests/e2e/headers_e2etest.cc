@@ -1,11 +1,9 @@
-// Response headers and the API description, against the real binary: every kind of answer
-// (200, 400, 401, 404, 405, 413, 429, the Prometheus text, the description itself) carries the
-// security headers; a 405 names the path's methods in Allow; an empty Authorization header is a
-// 401, not a fall-back to X-User-Id; GET /openapi.json serves docs/openapi.yaml as built.
+// Response headers as the transport writes them (src/http/transport/response.cc), against the
+// real binary: every kind of answer (200, 400, 401, 404, 405, 413, 429 with its Retry-After, the
+// Prometheus text, the description itself) carries the security headers. What http::Api decides
+// (a 405's Allow, an empty Authorization header refused, the description served as built) is
+// tested in-process: tests/unit/api_routes_test.cc and api_access_test.cc.
 #include <gtest/gtest.h>
-
-#include <fstream>
-#include <sstream>
 
 #include "harness.h"
 
@@ -55,56 +53,6 @@ TEST(HeadersE2E, EveryKindOfAnswerCarriesTheSecurityHeaders) {
   auto oversized = server.NewClient();
   ExpectSecurityHeaders(oversized->Get("/healthz", {{"X-Padding", std::string(9 * 1024, 'p')}}),
                         "headers too large");
-}
-
-TEST(HeadersE2E, AnotherMethodOnAKnownPathIs405WithAllow) {
-  ServerProcess server;
-  server.Start();
-  auto client = server.NewClient();
-  const std::map<std::string, std::string> as_user{{"X-User-Id", "7"}};
-  struct Case {
-    std::string method, target, allow;
-  };
-  for (const Case& c : {Case{"DELETE", "/v1/packets/1", "GET"}, Case{"GET", "/v1/packets", "POST"},
-                        Case{"PUT", "/v1/packets/1/grab", "POST"}, Case{"POST", "/healthz", "GET"},
-                        Case{"TRACE", "/", "GET"}}) {
-    SCOPED_TRACE(c.method + " " + c.target);
-    const http::ClientResponse response = client->Request(c.method, c.target, {}, as_user);
-    EXPECT_EQ(response.status, 405) << response.body;
-    EXPECT_EQ(Header(response, "allow"), c.allow);
-    const json::value body = json::parse(response.body);
-    EXPECT_EQ(body.at("error").as_string(), "method_not_allowed");
-  }
-  // An unknown path stays 404.
-  EXPECT_EQ(client->Request("DELETE", "/v1/nothing", {}, as_user).status, 404);
-}
-
-TEST(HeadersE2E, AnEmptyAuthorizationHeaderIsRefusedNotReplacedByXUserId) {
-  ServerProcess server;  // --dev: X-User-Id alone would be accepted
-  server.Start();
-  ApiClient api(server);
-  EXPECT_EQ(api.Get("/v1/users/7/balance", 7).status, 200);
-  const Reply reply = api.Get("/v1/users/7/balance", 7, {{"Authorization", ""}});
-  EXPECT_EQ(reply.status, 401) << Describe(reply);
-  EXPECT_EQ(reply.Error(), "unauthenticated");
-}
-
-TEST(HeadersE2E, ServesTheDescriptionAsBuilt) {
-  ServerProcess server;
-  server.Start();
-  auto client = server.NewClient();
-  const http::ClientResponse response = client->Get("/openapi.json");
-  ASSERT_EQ(response.status, 200);
-  EXPECT_EQ(Header(response, "content-type"), "application/json");
-  std::ifstream file(REDPACKET_OPENAPI_JSON);
-  ASSERT_TRUE(file) << REDPACKET_OPENAPI_JSON;
-  std::stringstream built;
-  built << file.rdbuf();
-  const json::value served = json::parse(response.body);
-  EXPECT_EQ(served, json::parse(built.str()));
-  const json::object& description = served.as_object();
-  EXPECT_EQ(description.at("openapi").as_string(), "3.1.0");
-  EXPECT_TRUE(description.at("paths").as_object().contains("/v1/packets/{id}/grab"));
 }
 
 }  // namespace

@@ -7,6 +7,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "app/config.h"
+#include "audit/audit.h"
+#include "http/access/token.h"
 #include "http/handlers/api.h"
 #include "tests/support/embedded_in_process.h"
 
@@ -36,8 +39,23 @@ std::string Describe(const ApiReply& reply) {
 
 ApiFixture::ApiFixture() : ApiFixture(ApiFixtureOptions{}) {}
 
+namespace {
+
+// The token secrets as `serve` resolves them from its configuration.
+std::vector<std::string> TokenSecrets(const ApiFixtureOptions& options) {
+  app::Config config;
+  config.dev = options.dev;
+  config.token_secret = options.token_secret;
+  return app::EffectiveTokenSecrets(config);
+}
+
+}  // namespace
+
 ApiFixture::ApiFixture(ApiFixtureOptions options)
-    : options_(options), clock_(options.start), random_(options.seed) {}
+    : options_(options),
+      clock_(options.start),
+      random_(options.seed),
+      token_secrets_(TokenSecrets(options)) {}
 
 ApiFixture::~ApiFixture() { Stop(); }
 
@@ -54,7 +72,7 @@ void ApiFixture::TearDown() {
   fs::remove_all(root_, ignored);
 }
 
-// `redpacket serve --dev` in embedded mode, without the socket.
+// `redpacket serve` in embedded mode (src/app/serve_command.cc), without the socket.
 void ApiFixture::Start() {
   InProcessOptions options;
   options.data_dir = root_;
@@ -63,7 +81,10 @@ void ApiFixture::Start() {
   options.limits = options_.limits;
   embedded_ = std::make_unique<EmbeddedInProcess>(options);
   http::ApiOptions api_options;
-  api_options.dev = true;
+  api_options.dev = options_.dev;
+  api_options.token_secrets = token_secrets_;
+  api_options.rate_limit_per_s = options_.rate_limit_per_user;
+  api_options.rate_limit_burst = options_.rate_limit_burst;
   api_options.clock = &clock_;
   api_ = std::make_unique<http::Api>(api_options, embedded_->service());
 }
@@ -78,7 +99,21 @@ void ApiFixture::Restart() {
   Start();
 }
 
+void ApiFixture::ExpectAuditOk() {
+  Stop();
+  const audit::AuditReport report = audit::RunAudit(root_);
+  EXPECT_FALSE(report.checked.empty()) << "the audit checked nothing";
+  for (const std::string& violation : report.violations) ADD_FAILURE() << "audit: " << violation;
+  Start();
+}
+
 void ApiFixture::SweepNow() { embedded_->SweepNow(); }
+
+std::string ApiFixture::Token(std::int64_t user, bool admin, std::chrono::seconds ttl) const {
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch());
+  return http::SignToken({user, (now + ttl).count(), admin}, token_secrets_.front());
+}
 
 ApiReply ApiFixture::Call(std::string_view method, std::string_view target, std::string_view body,
                           std::int64_t user, const Headers& headers) {
@@ -114,6 +149,8 @@ ApiReply ApiFixture::Call(std::string_view method, std::string_view target, std:
   reply.body = std::move(response.body);
   reply.headers = std::move(response.headers);
   reply.retry_after_s = response.retry_after_s;
+  reply.allow = std::move(response.allow);
+  reply.content_type = std::string(response.content_type);
   boost::system::error_code error;
   reply.json = json::parse(reply.body, error);
   if (error) reply.json = nullptr;
@@ -128,11 +165,10 @@ std::int64_t ApiFixture::CreateUser(std::string_view name) {
 
 std::int64_t ApiFixture::CreateFundedUser(std::string_view name, std::int64_t amount_cents) {
   const std::int64_t user = CreateUser(name);
-  static int next_deposit = 0;
   const ApiReply reply =
       Call("POST", "/v1/users/" + std::to_string(user) + "/deposit",
            R"({"amount_cents":)" + std::to_string(amount_cents) + R"(,"request_id":"fixture-)" +
-               std::to_string(++next_deposit) + R"("})");
+               std::to_string(++next_deposit_) + R"("})");
   EXPECT_EQ(reply.status, 200) << Describe(reply);
   return user;
 }
