@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "harness.h"
+#include "tests/support/request_bodies.h"
 
 namespace redpacket::e2e {
 namespace {
@@ -23,17 +24,8 @@ void ExpectAuditOk(const ServerProcess& server, std::string_view when) {
   EXPECT_NE(audit.output.find("audit OK"), std::string::npos) << when << ":\n" << audit.output;
 }
 
-std::string DepositBody(std::int64_t amount, const std::string& request_id) {
-  json::object body{{"amount_cents", amount}};
-  if (!request_id.empty()) body["request_id"] = request_id;
-  return json::serialize(body);
-}
-
-std::string CreateBody(std::int64_t total, std::int64_t count, const std::string& request_id) {
-  json::object body{{"total_cents", total}, {"count", count}, {"kind", "lucky"}};
-  if (!request_id.empty()) body["request_id"] = request_id;
-  return json::serialize(body);
-}
+using testing_support::CreateBody;
+using testing_support::DepositBody;
 
 // One write of the burst, as the client knows it.
 struct SentWrite {
@@ -41,12 +33,13 @@ struct SentWrite {
   bool create = false;
   std::int64_t amount = 0;  // deposit amount or packet total
   std::string request_id;
-  int status = 0;  // 0: no answer (cut off by the kill)
+  int status = 0;           // 0: no answer (cut off by the kill)
   std::int64_t answer = 0;  // balance after the deposit, or the packet id
 };
 
 Reply Send(ApiClient& api, const SentWrite& write) {
-  if (write.create) return api.Post("/v1/packets", CreateBody(write.amount, 5, write.request_id), write.user);
+  if (write.create)
+    return api.Post("/v1/packets", CreateBody(write.amount, 5, write.request_id), write.user);
   return api.Post("/v1/users/" + std::to_string(write.user) + "/deposit",
                   DepositBody(write.amount, write.request_id));
 }

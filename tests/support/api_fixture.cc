@@ -157,6 +157,18 @@ ApiReply ApiFixture::Call(std::string_view method, std::string_view target, std:
   return reply;
 }
 
+std::vector<ApiReply> ApiFixture::CallConcurrently(int threads, std::string_view method,
+                                                   std::string_view target, std::string_view body,
+                                                   std::int64_t user) {
+  std::vector<ApiReply> replies(static_cast<std::size_t>(threads));
+  std::vector<std::thread> callers;
+  for (int i = 0; i < threads; ++i) {
+    callers.emplace_back([&, i] { replies[i] = Call(method, target, body, user); });
+  }
+  for (auto& caller : callers) caller.join();
+  return replies;
+}
+
 std::int64_t ApiFixture::CreateUser(std::string_view name) {
   const ApiReply reply = Call("POST", "/v1/users", R"({"name":")" + std::string(name) + R"("})");
   EXPECT_EQ(reply.status, 201) << Describe(reply);

@@ -78,6 +78,10 @@ class ApiFixture : public ::testing::Test {
   // 0 sends none). Blocks until the response.
   ApiReply Call(std::string_view method, std::string_view target, std::string_view body = "",
                 std::int64_t user = 0, const Headers& headers = {});
+  // The same request from `threads` callers at once; their replies, in the callers' order.
+  std::vector<ApiReply> CallConcurrently(int threads, std::string_view method,
+                                         std::string_view target, std::string_view body,
+                                         std::int64_t user = 0);
 
   // The common steps of a test's setup; each fails the test unless the API answers as it says.
   std::int64_t CreateUser(std::string_view name);
@@ -90,6 +94,9 @@ class ApiFixture : public ::testing::Test {
   std::string Token(std::int64_t user, bool admin = false,
                     std::chrono::seconds ttl = std::chrono::hours(1)) const;
   static Headers Bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
+  static std::string DepositPath(std::int64_t user) {
+    return "/v1/users/" + std::to_string(user) + "/deposit";
+  }
 
   domain::ManualTimeSource& clock() { return clock_; }
   // Runs the sweeper once (expiry, refunds, eviction) and waits until what it appended is in

@@ -7,7 +7,6 @@
 
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "tests/support/api_fixture.h"
@@ -15,24 +14,7 @@
 namespace redpacket::testing_support {
 namespace {
 
-std::string DepositPath(std::int64_t user) {
-  return "/v1/users/" + std::to_string(user) + "/deposit";
-}
-
-class ApiIdempotencyTest : public ApiFixture {
- protected:
-  // `threads` callers sending the same request at once; their replies.
-  std::vector<ApiReply> Concurrently(int threads, const std::string& target,
-                                     const std::string& body, std::int64_t user) {
-    std::vector<ApiReply> replies(threads);
-    std::vector<std::thread> callers;
-    for (int i = 0; i < threads; ++i) {
-      callers.emplace_back([&, i] { replies[i] = Call("POST", target, body, user); });
-    }
-    for (auto& caller : callers) caller.join();
-    return replies;
-  }
-};
+class ApiIdempotencyTest : public ApiFixture {};
 
 TEST_F(ApiIdempotencyTest, RepeatedRequestIdsApplyOnce) {
   const std::int64_t sender = CreateUser("sender");
@@ -55,8 +37,8 @@ TEST_F(ApiIdempotencyTest, RepeatedRequestIdsApplyOnce) {
   EXPECT_EQ(Balance(sender), 5000);
 
   // Eight callers retrying one deposit at the same moment: one credit.
-  for (const ApiReply& reply :
-       Concurrently(8, DepositPath(sender), R"({"amount_cents":1000,"request_id":"d-2"})", 0)) {
+  for (const ApiReply& reply : CallConcurrently(8, "POST", DepositPath(sender),
+                                                R"({"amount_cents":1000,"request_id":"d-2"})", 0)) {
     EXPECT_EQ(reply.status, 200) << Describe(reply);
     EXPECT_EQ(reply.Int("balance_cents"), 6000) << reply.body;
   }
@@ -89,8 +71,9 @@ TEST_F(ApiIdempotencyTest, RepeatedRequestIdsApplyOnce) {
 
   // Eight callers retrying one creation at once: one packet.
   std::set<std::string> ids;
-  for (const ApiReply& reply : Concurrently(
-           8, "/v1/packets", R"({"total_cents":500,"count":5,"request_id":"p-2"})", sender)) {
+  for (const ApiReply& reply :
+       CallConcurrently(8, "POST", "/v1/packets",
+                        R"({"total_cents":500,"count":5,"request_id":"p-2"})", sender)) {
     ASSERT_EQ(reply.status, 201) << Describe(reply);
     ids.insert(reply.String("packet_id"));
   }

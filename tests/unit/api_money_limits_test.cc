@@ -14,10 +14,6 @@
 namespace redpacket::testing_support {
 namespace {
 
-std::string DepositPath(std::int64_t user) {
-  return "/v1/users/" + std::to_string(user) + "/deposit";
-}
-
 class ApiMoneyLimitsTest : public ApiFixture {};
 
 TEST_F(ApiMoneyLimitsTest, AnIdNamedByADepositNeverBlocksCreatingUsers) {

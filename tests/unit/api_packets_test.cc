@@ -1,6 +1,7 @@
 // The packets' API in-process (tests/support/api_fixture.h): what a client is told about grabs,
 // repeats, exclusive packets, expiry and refunds, on a manual clock and a seeded RNG. Nothing here
-// sleeps: expiry is a clock Advance() and a SweepNow().
+// sleeps: expiry is a clock Advance() and a SweepNow(). A create's request_id:
+// api_idempotency_test.cc.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -105,20 +106,6 @@ TEST_F(ApiPacketsTest, GrabbableUntilItsExpiryThenGoneAndTheRestRefundedOnce) {
   SweepNow();
   EXPECT_EQ(BalanceOnce(sender, 10000 - 200), 10000 - 200);
   EXPECT_EQ(BalanceOnce(200, 100), 100);
-}
-
-TEST_F(ApiPacketsTest, ACreateRepeatedWithItsRequestIdGetsTheFirstAnswerAndDebitsOnce) {
-  const std::int64_t sender = CreateFundedUser("sender", 10000);
-  const std::string body = R"({"total_cents":500,"count":5,"request_id":"c-1"})";
-  const ApiReply first = Call("POST", "/v1/packets", body, sender);
-  ASSERT_EQ(first.status, 201) << Describe(first);
-  const ApiReply again = Call("POST", "/v1/packets", body, sender);
-  EXPECT_EQ(again.status, 201) << Describe(again);
-  EXPECT_EQ(again.String("packet_id"), first.String("packet_id"));
-  const ApiReply other =
-      Call("POST", "/v1/packets", R"({"total_cents":600,"count":5,"request_id":"c-1"})", sender);
-  EXPECT_EQ(other.status, 409) << Describe(other);
-  EXPECT_EQ(Balance(sender), 10000 - 500);
 }
 
 TEST_F(ApiPacketsTest, BadCreatesAreRefusedWithAClearErrorAndChangeNothing) {

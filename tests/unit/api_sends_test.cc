@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tests/support/api_fixture.h"
+#include "tests/support/request_bodies.h"
 
 namespace redpacket::testing_support {
 namespace {
@@ -27,18 +28,6 @@ namespace json = boost::json;
 
 constexpr std::int64_t kFirstUser = 5000;
 constexpr std::int64_t kInitialDeposit = 1'000'000;
-
-std::string DepositBody(std::int64_t amount, const std::string& request_id) {
-  json::object body{{"amount_cents", amount}};
-  if (!request_id.empty()) body["request_id"] = request_id;
-  return json::serialize(body);
-}
-
-std::string CreateBody(std::int64_t total, std::int64_t count, const std::string& request_id) {
-  json::object body{{"total_cents", total}, {"count", count}, {"kind", "lucky"}};
-  if (!request_id.empty()) body["request_id"] = request_id;
-  return json::serialize(body);
-}
 
 // What one user's thread saw acknowledged.
 struct UserLedger {

@@ -1,10 +1,9 @@
-// The users' API in-process (tests/support/api_fixture.h): deposits and their request ids, ids
-// that tokens or deposits name, balances and history. Concurrent retries run on threads of their
-// own, so these cases also run under ThreadSanitizer.
+// The users' API in-process (tests/support/api_fixture.h): bad deposits, ids that tokens or
+// deposits name, balances and history. A deposit's request_id, retried in sequence and from
+// threads at once: api_idempotency_test.cc.
 #include <gtest/gtest.h>
 
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "tests/support/api_fixture.h"
@@ -12,55 +11,7 @@
 namespace redpacket::testing_support {
 namespace {
 
-class ApiUsersTest : public ApiFixture {
- protected:
-  static std::string DepositPath(std::int64_t user) {
-    return "/v1/users/" + std::to_string(user) + "/deposit";
-  }
-  // `threads` callers sending the same request at once; their replies.
-  std::vector<ApiReply> Concurrently(int threads, const std::string& target,
-                                     const std::string& body, std::int64_t user) {
-    std::vector<ApiReply> replies(threads);
-    std::vector<std::thread> callers;
-    for (int i = 0; i < threads; ++i) {
-      callers.emplace_back([&, i] { replies[i] = Call("POST", target, body, user); });
-    }
-    for (auto& caller : callers) caller.join();
-    return replies;
-  }
-};
-
-TEST_F(ApiUsersTest, ARepeatedDepositIsToldItsFirstAnswerAndCreditsOnce) {
-  const std::int64_t user = CreateUser("alice");
-  const std::string body = R"({"amount_cents":5000,"request_id":"d-1"})";
-  const ApiReply first = Call("POST", DepositPath(user), body);
-  ASSERT_EQ(first.status, 200) << Describe(first);
-  EXPECT_EQ(first.Int("balance_cents"), 5000);
-  const ApiReply again = Call("POST", DepositPath(user), body);
-  EXPECT_EQ(again.status, 200) << Describe(again);
-  EXPECT_EQ(again.body, first.body);
-  // The same request id with another amount is another request: refused, nothing moves.
-  const ApiReply other =
-      Call("POST", DepositPath(user), R"({"amount_cents":7000,"request_id":"d-1"})");
-  EXPECT_EQ(other.status, 409) << Describe(other);
-  EXPECT_EQ(other.Error(), "idempotency_conflict");
-  EXPECT_EQ(Balance(user), 5000);
-
-  // Eight callers retrying one deposit at the same moment: one credit, one answer.
-  for (const ApiReply& reply :
-       Concurrently(8, DepositPath(user), R"({"amount_cents":1000,"request_id":"d-2"})", 0)) {
-    EXPECT_EQ(reply.status, 200) << Describe(reply);
-    EXPECT_EQ(reply.Int("balance_cents"), 6000) << reply.body;
-  }
-  EXPECT_EQ(Balance(user), 6000);
-
-  // Request ids belong to their account: another user's "d-1" is a deposit of its own.
-  const std::int64_t bob = CreateUser("bob");
-  EXPECT_EQ(Call("POST", DepositPath(bob), R"({"amount_cents":300,"request_id":"d-1"})").status,
-            200);
-  EXPECT_EQ(Balance(bob), 300);
-  EXPECT_EQ(Balance(user), 6000);
-}
+class ApiUsersTest : public ApiFixture {};
 
 TEST_F(ApiUsersTest, BadDepositsAreRefusedAndChangeNothing) {
   const std::int64_t user = CreateFundedUser("alice", 1000);
