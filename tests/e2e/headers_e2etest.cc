@@ -1,8 +1,9 @@
 // Response headers as the transport writes them (src/http/transport/response.cc), against the
 // real binary: every kind of answer (200, 400, 401, 404, 405, 413, 429 with its Retry-After, the
-// Prometheus text, the description itself) carries the security headers. What http::Api decides
-// (a 405's Allow, an empty Authorization header refused, the description served as built) is
-// tested in-process: tests/unit/api_routes_test.cc and api_access_test.cc.
+// Prometheus text, the description itself) carries the security headers; an empty Authorization
+// line reaches the API as a header that is present. What http::Api decides (a 405's Allow, an
+// empty Authorization header refused, the description served as built) is tested in-process:
+// tests/unit/api_routes_test.cc and api_access_test.cc.
 #include <gtest/gtest.h>
 
 #include "harness.h"
@@ -53,6 +54,19 @@ TEST(HeadersE2E, EveryKindOfAnswerCarriesTheSecurityHeaders) {
   auto oversized = server.NewClient();
   ExpectSecurityHeaders(oversized->Get("/healthz", {{"X-Padding", std::string(9 * 1024, 'p')}}),
                         "headers too large");
+}
+
+// The parser's side of ApiDevAccessTest.AnEmptyAuthorizationHeaderIsRefusedNotReplacedByXUserId:
+// "Authorization:" with nothing after it is a header that is present (so refused), not one the
+// transport drops (which would let X-User-Id name the caller).
+TEST(HeadersE2E, AnEmptyAuthorizationLineIsAPresentHeader) {
+  ServerProcess server;  // --dev: X-User-Id alone would be accepted
+  server.Start();
+  ApiClient api(server);
+  EXPECT_EQ(api.Get("/v1/users/7/balance", 7).status, 200);
+  const Reply reply = api.Get("/v1/users/7/balance", 7, {{"Authorization", ""}});
+  EXPECT_EQ(reply.status, 401) << Describe(reply);
+  EXPECT_EQ(reply.Error(), "unauthenticated");
 }
 
 }  // namespace
