@@ -12,8 +12,7 @@ LeaseHolder::LeaseHolder(std::unique_ptr<lease::Lease> lease, std::string holder
     : lease_(std::move(lease)),
       holder_(std::move(holder)),
       ttl_(ttl),
-      thread_({.name = "rp-lease",
-               .period = std::max(std::chrono::milliseconds(100), ttl / 3)},
+      thread_({.name = "rp-lease", .period = std::max(std::chrono::milliseconds(100), ttl / 3)},
               [this] { Refresh(); }) {}
 
 void LeaseHolder::Stop() {

@@ -15,10 +15,7 @@ using domain::ErrorCode;
 using domain::MakeError;
 
 store::GrabResult BeingRestored() {
-  store::GrabResult result;
-  result.code = ErrorCode::kUnavailable;
-  result.message = "the packet is being restored; retry";
-  return result;
+  return store::GrabResult::Failed(ErrorCode::kUnavailable, "the packet is being restored; retry");
 }
 
 }  // namespace
@@ -157,11 +154,9 @@ void RedPacketService::GrabFromLedger(PacketId packet_id, UserId user_id, GrabCa
     store::GrabResult result;
     auto packet = ledger.GetPacket(packet_id);
     if (!packet) {
-      result.code = packet.error().code;
-      result.message = packet.error().message;
+      result = store::GrabResult::Failed(packet.error());
     } else if (!packet->has_value()) {
-      result.code = ErrorCode::kNotFound;
-      result.message = "no such packet";
+      result = store::GrabResult::Failed(ErrorCode::kNotFound, "no such packet");
     } else if ((*packet)->status == domain::PacketStatus::kOpen ||
                (*packet)->status == domain::PacketStatus::kExpired) {
       // Unfinished, yet the store does not hold it: its keys were lost (cluster). Never decided
@@ -185,9 +180,7 @@ void RedPacketService::GrabFromLedger(PacketId packet_id, UserId user_id, GrabCa
                               record.expires_at, taken, record.spec.count},
                              user_id, clock_.Now());
       if (decision == domain::GrabDecision::kTake) decision = domain::GrabDecision::kEmpty;
-      const domain::Error refusal = domain::GrabRefusal(decision);
-      result.code = refusal.code;
-      result.message = refusal.message;
+      result = store::GrabResult::Refused(decision);
       result.remaining_count = record.spec.count - taken;
       if (first != nullptr) {
         result.amount_cents = first->amount_cents;

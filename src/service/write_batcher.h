@@ -36,8 +36,7 @@ class WriteBatcher {
   // create's split into shares) on the batcher's thread just before the batch runs; `done` gets
   // the write's own answer.
   template <class W>
-  void Post(W write, std::function<void(W&)> prepare,
-            std::function<void(typename W::Answer)> done);
+  void Post(W write, std::function<void(W&)> prepare, std::function<void(typename W::Answer)> done);
   // Runs what is queued, then joins. Posts after Stop() are dropped.
   void Stop() { thread_.Stop(); }
   std::size_t queue_depth() const;
@@ -75,8 +74,7 @@ void WriteBatcher::Post(W write, std::function<void(W&)> prepare,
     // The ledger answers each write with the alternative of its own kind.
     std::visit(
         [&done](auto& answer) {
-          if constexpr (std::is_same_v<std::decay_t<decltype(answer)>,
-                                       typename W::Answer>) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(answer)>, typename W::Answer>) {
             done(std::move(answer));
           }
         },

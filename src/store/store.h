@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "domain/grab_rules.h"
 #include "domain/packet.h"
 #include "domain/records.h"
 #include "domain/status.h"
@@ -31,10 +32,17 @@ struct GrabResult {
   static GrabResult NotHeld() {
     return {.code = domain::ErrorCode::kNotFound, .message = "no such packet", .not_held = true};
   }
-  // No share, for `error`'s reason: a refusal of domain/grab_rules.h (GrabRefusal), or why the
-  // store could not decide (kUnavailable, kInternal).
+  // No share, for this reason: why the store could not decide (kUnavailable, kInternal), or
+  // that there is no such packet.
+  static GrabResult Failed(domain::ErrorCode code, std::string message) {
+    return {.code = code, .message = std::move(message)};
+  }
   static GrabResult Failed(domain::Error error) {
-    return {.code = error.code, .message = std::move(error.message)};
+    return Failed(error.code, std::move(error.message));
+  }
+  // No share: the refusal domain/grab_rules.h words for `decision` (not kTake).
+  static GrabResult Refused(domain::GrabDecision decision) {
+    return Failed(domain::GrabRefusal(decision));
   }
 };
 

@@ -1,14 +1,14 @@
 // The embedded engine's packet table and grab decision (see memory_store.h).
 #include "store/memory/memory_store.h"
 
-#include "domain/grab_rules.h"
-#include "store/memory/sweep_index.h"
-
 #include <array>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
+
+#include "domain/grab_rules.h"
+#include "store/memory/sweep_index.h"
 
 namespace redpacket::store {
 namespace {
@@ -23,8 +23,8 @@ struct GrabEntry {
 
 struct Entry {
   std::mutex mutex;
-  domain::PacketRecord record;             // record.grabs is not used here: see grabs
-  std::vector<GrabEntry> grabs;            // in seq order
+  domain::PacketRecord record;                        // record.grabs is not used here: see grabs
+  std::vector<GrabEntry> grabs;                       // in seq order
   std::unordered_map<UserId, std::uint32_t> by_user;  // user -> index in grabs
   Cents grabbed_cents = 0;
   std::uint64_t last_position = 0;  // the packet's last event in the sink
@@ -77,14 +77,14 @@ class MemoryStore final : public PacketStore {
     const auto count = record.spec.count;
     const auto first_grab = entry->by_user.find(user_id);
     const auto taken = static_cast<std::int64_t>(entry->grabs.size());
-    const domain::GrabDecision decision = domain::DecideGrab(
-        {record.spec.receiver_id, first_grab != entry->by_user.end(), record.status,
-         record.expires_at, taken, count},
-        user_id, now);
+    const domain::GrabDecision decision =
+        domain::DecideGrab({record.spec.receiver_id, first_grab != entry->by_user.end(),
+                            record.status, record.expires_at, taken, count},
+                           user_id, now);
     if (decision == domain::GrabDecision::kAlreadyGrabbed) {
       // The 409 carries the first amount, so it too waits until that grab is durable.
       const GrabEntry& first = entry->grabs[first_grab->second];
-      GrabResult result = GrabResult::Failed(domain::GrabRefusal(decision));
+      GrabResult result = GrabResult::Refused(decision);
       result.amount_cents = first.grab.amount_cents;
       result.seq = first.grab.seq;
       result.remaining_count = count - static_cast<std::int64_t>(entry->grabs.size());
@@ -103,7 +103,7 @@ class MemoryStore final : public PacketStore {
           });
       return;
     }
-    if (decision != domain::GrabDecision::kTake) return done(GrabResult::Failed(domain::GrabRefusal(decision)));
+    if (decision != domain::GrabDecision::kTake) return done(GrabResult::Refused(decision));
     // Nothing is decided that could not be written: while the journal's disk is full, a new
     // grab is refused (503) before it takes a share.
     if (domain::Status accepting = sink_.Accepting(); !accepting.ok()) {
@@ -144,7 +144,9 @@ class MemoryStore final : public PacketStore {
     }
   }
 
-  void Snapshot(PacketId packet_id, SnapshotCallback done) override { done(SnapshotNow(packet_id)); }
+  void Snapshot(PacketId packet_id, SnapshotCallback done) override {
+    done(SnapshotNow(packet_id));
+  }
 
   std::optional<PacketSnapshot> SnapshotNow(PacketId packet_id) {
     std::shared_ptr<Entry> entry = Find(packet_id);
@@ -159,10 +161,12 @@ class MemoryStore final : public PacketStore {
     snapshot.record.refund_cents = entry->record.refund_cents;
     snapshot.record.grabs.reserve(entry->grabs.size());
     for (const auto& grab : entry->grabs) snapshot.record.grabs.push_back(grab.grab);
-    snapshot.remaining_count = entry->record.spec.count - static_cast<std::int64_t>(entry->grabs.size());
+    snapshot.remaining_count =
+        entry->record.spec.count - static_cast<std::int64_t>(entry->grabs.size());
     snapshot.remaining_cents = entry->record.spec.total_cents - entry->grabbed_cents;
     // An open packet past its expiry is expired even before the sweeper gets to it.
-    if (snapshot.record.status == PacketStatus::kOpen && clock_.Now() >= snapshot.record.expires_at) {
+    if (snapshot.record.status == PacketStatus::kOpen &&
+        clock_.Now() >= snapshot.record.expires_at) {
       snapshot.record.status = PacketStatus::kExpired;
     }
     return snapshot;
@@ -209,7 +213,9 @@ class MemoryStore final : public PacketStore {
     SweepIndex sweep_index;  // lock order: an entry's mutex, then the index's
   };
 
-  Shard& ShardOf(PacketId packet_id) { return shards_[static_cast<std::uint64_t>(packet_id) % kShards]; }
+  Shard& ShardOf(PacketId packet_id) {
+    return shards_[static_cast<std::uint64_t>(packet_id) % kShards];
+  }
 
   std::shared_ptr<Entry> Find(PacketId packet_id) { return FindIn(ShardOf(packet_id), packet_id); }
 

@@ -22,14 +22,14 @@ void RedisStoreImpl::Grab(PacketId packet_id, UserId user_id, TimePoint now,
       // The receiver never changes: refused here without a script call (the script would
       // refuse it the same way, domain/grab_rules.h).
       if (meta->receiver_id && *meta->receiver_id != user_id) {
-        domain::Error refusal = domain::GrabRefusal(domain::GrabDecision::kForbidden);
-        return done(Failure(refusal.code, std::move(refusal.message)));
+        return done(GrabResult::Refused(domain::GrabDecision::kForbidden));
       }
       return RunGrab(slot, packet_id, user_id, now, false, std::move(done));
     }
     CheckBloom(slot, packet_id,
                [this, &slot, packet_id, user_id, now, done = std::move(done)](bool maybe) mutable {
-                 if (!maybe) return done(Failure(ErrorCode::kNotFound, "no such packet"));
+                 if (!maybe)
+                   return done(GrabResult::Failed(ErrorCode::kNotFound, "no such packet"));
                  RunGrab(slot, packet_id, user_id, now, true, std::move(done));
                });
   });
@@ -75,8 +75,8 @@ void RedisStoreImpl::OnGrabReply(IoSlot& slot, PacketId packet_id, UserId user_i
   }
   std::optional<GrabReply> reply = ParseGrabReply(result.reply());
   if (!reply) {
-    return done(
-        Failure(ErrorCode::kInternal, "malformed grab reply: " + result.reply().DebugString()));
+    return done(GrabResult::Failed(ErrorCode::kInternal,
+                                   "malformed grab reply: " + result.reply().DebugString()));
   }
   if (reply->meta) {
     slot.cache.Insert(packet_id, std::move(*reply->meta), std::chrono::steady_clock::now(),

@@ -54,21 +54,14 @@ std::atomic<std::uint64_t> g_next_generation{1};
 
 }  // namespace
 
-GrabResult Failure(ErrorCode code, std::string message) {
-  GrabResult result;
-  result.code = code;
-  result.message = std::move(message);
-  return result;
-}
-
 GrabResult FromRedisError(const Error& error) {
   if (error.kind == ErrorKind::kNotReplicated) {
-    return Failure(ErrorCode::kUnavailable, "not replicated: " + error.message);
+    return GrabResult::Failed(ErrorCode::kUnavailable, "not replicated: " + error.message);
   }
   if (error.retryable() || error.kind == ErrorKind::kStopped) {
-    return Failure(ErrorCode::kUnavailable, "redis: " + error.ToString());
+    return GrabResult::Failed(ErrorCode::kUnavailable, "redis: " + error.ToString());
   }
-  return Failure(ErrorCode::kInternal, "redis: " + error.ToString());
+  return GrabResult::Failed(ErrorCode::kInternal, "redis: " + error.ToString());
 }
 
 domain::Status StatusFromRedisError(const Error& error) {

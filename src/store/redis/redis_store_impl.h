@@ -37,7 +37,6 @@ struct Arguments {
 // Errors at the Redis edge: what could succeed later is 503, a broken script or reply is 500.
 GrabResult FromRedisError(const net::redis::Error& error);
 domain::Status StatusFromRedisError(const net::redis::Error& error);
-GrabResult Failure(domain::ErrorCode code, std::string message);
 
 struct IoSlot {
   IoSlot(boost::asio::io_context& context, const net::redis::ClusterClientOptions& client_options,
@@ -48,7 +47,7 @@ struct IoSlot {
 
   boost::asio::io_context* io;
   std::unique_ptr<net::redis::ClusterClient> client;
-  MetaCache cache;              // this thread's only: no lock
+  MetaCache cache;  // this thread's only: no lock
   // Request tokens (a retry's identity: unique, their value decides nothing) and cache TTL
   // jitter: not injected, nothing observable depends on what it draws.
   domain::CryptoRandom random;

@@ -97,11 +97,6 @@ bool ParseGrabValue(std::string_view value, domain::Cents* amount, std::int64_t*
   return true;
 }
 
-// The grab script decides in Redis in the order of domain/grab_rules.h; its wording is theirs.
-GrabResult Refusal(domain::GrabDecision decision) {
-  return GrabResult::Failed(domain::GrabRefusal(decision));
-}
-
 }  // namespace
 
 std::optional<GrabReply> ParseGrabReply(const Reply& reply) {
@@ -154,28 +149,29 @@ GrabResult ToGrabResult(const GrabReply& reply) {
     case Outcome::kConflict: {
       // Another request's repeat is refused (409) with what the first grab took.
       const bool own = reply.outcome == Outcome::kOk || reply.same_request;
-      GrabResult result = own ? GrabResult{} : Refusal(domain::GrabDecision::kAlreadyGrabbed);
+      GrabResult result =
+          own ? GrabResult{} : GrabResult::Refused(domain::GrabDecision::kAlreadyGrabbed);
       result.amount_cents = reply.amount_cents;
       result.seq = reply.seq;
       result.remaining_count = reply.remaining_count;
       return result;
     }
     case Outcome::kGoneExpired: {
-      GrabResult result = Refusal(domain::GrabDecision::kExpired);
+      GrabResult result = GrabResult::Refused(domain::GrabDecision::kExpired);
       result.remaining_count = reply.remaining_count;
       return result;
     }
     case Outcome::kGoneEmpty:
-      return Refusal(domain::GrabDecision::kEmpty);
+      return GrabResult::Refused(domain::GrabDecision::kEmpty);
     case Outcome::kForbidden:
-      return Refusal(domain::GrabDecision::kForbidden);
+      return GrabResult::Refused(domain::GrabDecision::kForbidden);
     case Outcome::kUnknown:
       return GrabResult::NotHeld();
     case Outcome::kLoading:
-      return GrabResult::Failed(
-          domain::MakeError(ErrorCode::kUnavailable, "the packet is still being loaded; try again"));
+      return GrabResult::Failed(ErrorCode::kUnavailable,
+                                "the packet is still being loaded; try again");
   }
-  return GrabResult::Failed(domain::MakeError(ErrorCode::kInternal, "unexpected grab outcome"));
+  return GrabResult::Failed(ErrorCode::kInternal, "unexpected grab outcome");
 }
 
 std::optional<LoadReply> ParseLoadReply(const Reply& reply) {
