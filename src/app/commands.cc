@@ -111,10 +111,7 @@ int RunToken(const Config& config, std::int64_t user_id, std::int64_t ttl_s, boo
   http::TokenClaims claims;
   claims.user_id = user_id;
   claims.admin = admin;
-  claims.expires_unix_s = std::chrono::duration_cast<std::chrono::seconds>(
-                              domain::SystemTime().Now().time_since_epoch())
-                              .count() +
-                          ttl_s;
+  claims.expires_unix_s = domain::ToUnixSeconds(domain::SystemTime().Now()) + ttl_s;
   std::cout << http::SignToken(claims, EffectiveTokenSecrets(config).front()) << "\n";
   return 0;
 }
@@ -123,9 +120,7 @@ int RunSeed(const Config& config, const SeedOptions& options) {
   SetUpLogging("warn");
   namespace json = boost::json;
   const std::string secret = EffectiveTokenSecrets(config).front();
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       domain::SystemTime().Now().time_since_epoch())
-                       .count();
+  const std::int64_t now = domain::ToUnixSeconds(domain::SystemTime().Now());
   auto bearer = [&](domain::UserId user, bool admin) {
     return std::map<std::string, std::string>{
         {"Authorization", "Bearer " + http::SignToken({user, now + 3600, admin}, secret)}};

@@ -37,6 +37,10 @@ std::int64_t ToUnixMillis(TimePoint time) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
 }
 
+std::int64_t ToUnixSeconds(TimePoint time) {
+  return std::chrono::duration_cast<std::chrono::seconds>(time.time_since_epoch()).count();
+}
+
 TimePoint FromUnixMillis(std::int64_t millis) {
   return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(millis)));
 }

@@ -36,6 +36,8 @@ std::string FormatTime(TimePoint time);
 // outside what a TimePoint holds (1677-09-21 to 2262-04-11).
 std::optional<TimePoint> ParseTime(std::string_view text);
 std::int64_t ToUnixMillis(TimePoint time);
+// Whole seconds since the epoch, truncated (what a token's expiry counts in).
+std::int64_t ToUnixSeconds(TimePoint time);
 TimePoint FromUnixMillis(std::int64_t millis);
 
 }  // namespace redpacket::domain

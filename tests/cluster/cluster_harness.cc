@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "domain/clock.h"
+
 namespace redpacket::e2e {
 namespace {
 
@@ -93,11 +95,8 @@ void RunServiceScript(const std::string& service, std::vector<std::string> argum
 }
 
 std::int64_t RunUserBase() {
-  static const std::int64_t base = (std::chrono::duration_cast<std::chrono::seconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count() %
-                                    10'000'000) *
-                                   100'000;
+  static const std::int64_t base =
+      (domain::ToUnixSeconds(domain::SystemTime().Now()) % 10'000'000) * 100'000;
   return base;
 }
 

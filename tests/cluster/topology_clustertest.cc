@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "cluster_harness.h"
+#include "domain/clock.h"
 #include "http/access/token.h"
 #include "http/client/client.h"
 
@@ -127,10 +128,7 @@ class Tokens {
   std::string For(std::int64_t user) const {
     http::TokenClaims claims;
     claims.user_id = user;
-    claims.expires_unix_s = std::chrono::duration_cast<std::chrono::seconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count() +
-                            3600;
+    claims.expires_unix_s = domain::ToUnixSeconds(domain::SystemTime().Now()) + 3600;
     return http::SignToken(claims, secret_);
   }
 

@@ -110,9 +110,8 @@ void ApiFixture::ExpectAuditOk() {
 void ApiFixture::SweepNow() { embedded_->SweepNow(); }
 
 std::string ApiFixture::Token(std::int64_t user, bool admin, std::chrono::seconds ttl) const {
-  const auto now =
-      std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch());
-  return http::SignToken({user, (now + ttl).count(), admin}, token_secrets_.front());
+  return http::SignToken({user, domain::ToUnixSeconds(clock_.Now()) + ttl.count(), admin},
+                         token_secrets_.front());
 }
 
 ApiReply ApiFixture::Call(std::string_view method, std::string_view target, std::string_view body,

@@ -30,11 +30,6 @@ ApiFixtureOptions TokenServer(std::string secret = kSecret) {
   return options;
 }
 
-// The manual clock's now, in seconds since the epoch (what token expiries count in).
-std::int64_t UnixSeconds(const domain::TimeSource& clock) {
-  return std::chrono::duration_cast<std::chrono::seconds>(clock.Now().time_since_epoch()).count();
-}
-
 class ApiTokenServerTest : public ApiFixture {
  protected:
   ApiTokenServerTest() : ApiFixture(TokenServer()) {}
@@ -60,7 +55,7 @@ TEST_F(ApiTokenServerTest, RejectsMissingForgedAndExpiredTokens) {
   forged.back() = forged.back() == '0' ? '1' : '0';  // one hex digit of the signature
   std::string other_user = sender_token;             // another user id under the sender's signature
   other_user.replace(4, std::to_string(sender).size(), std::to_string(other));
-  const std::int64_t now = UnixSeconds(clock());
+  const std::int64_t now = domain::ToUnixSeconds(clock().Now());
   const std::string expired = http::SignToken({sender, now - 10, false}, kSecret);
   const std::string expired_admin = http::SignToken({1000, now - 10, true}, kSecret);
   const std::string wrong_secret = http::SignToken({sender, now + 3600, false}, "another-secret");
@@ -142,7 +137,7 @@ class ApiTokenRotationTest : public ApiFixture {
 };
 
 TEST_F(ApiTokenRotationTest, TokenSecretListSignsWithTheFirstAndAcceptsAny) {
-  const std::int64_t expires = UnixSeconds(clock()) + 600;
+  const std::int64_t expires = domain::ToUnixSeconds(clock().Now()) + 600;
   // An unknown packet: 404 once the caller is accepted, 401 before.
   auto status_as = [&](const std::string& token) {
     return Call("GET", "/v1/packets/999999", "", 0, Bearer(token)).status;

@@ -227,9 +227,7 @@ void Api::Handle(Request request, Responder respond) {
   const bool needs_caller = route->access == Access::kUser || route->access == Access::kAdmin;
   CallerCheck credential;
   if (needs_caller) {
-    const std::int64_t now_unix_s =
-        std::chrono::duration_cast<std::chrono::seconds>(options_.clock->Now().time_since_epoch())
-            .count();
+    const std::int64_t now_unix_s = domain::ToUnixSeconds(options_.clock->Now());
     credential = IdentifyCaller(call.request, options_.token_secrets, options_.dev, now_unix_s);
     call.caller = credential.caller;
   }
