@@ -50,19 +50,11 @@ progress "worker: $backlog events in $drain s from its start ($credits_per_s/s),
 progress "baseline: $backlog rows into bench_grabs, 1000 per INSERT and transaction"
 sql -e 'DROP TABLE IF EXISTS bench_grabs'
 bench_table_created=1
-sql -e "CREATE TABLE bench_grabs (
-  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  packet_id BIGINT NOT NULL,
-  user_id BIGINT NOT NULL,
-  amount_cents BIGINT NOT NULL,
-  seq BIGINT NOT NULL,
-  grabbed_at_ms BIGINT NOT NULL,
-  UNIQUE KEY bench_grabs_one_per_user (packet_id, user_id),
-  UNIQUE KEY bench_grabs_one_per_share (packet_id, seq),
-  KEY bench_grabs_by_user (user_id, id),
-  CONSTRAINT bench_grabs_packet FOREIGN KEY (packet_id) REFERENCES packets (packet_id),
-  CONSTRAINT bench_grabs_positive CHECK (amount_cents > 0 AND seq > 0)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+# The ledger's own grabs table (its keys, foreign key and check: what a credit's row costs),
+# under another name: SHOW CREATE TABLE, renamed, and without its AUTO_INCREMENT start.
+sql -N -s -r -e 'SHOW CREATE TABLE grabs' |
+  sed '1s/^[^\t]*\t//; s/`grabs`/`bench_grabs`/; s/`grabs_/`bench_grabs_/g; s/ AUTO_INCREMENT=[0-9]*//' |
+  sql || die "creating bench_grabs like grabs failed"
 # Rows like the hot packet's grabs: one packet, users counting up, seq 1..n.
 next_users
 awk -v n="$backlog" -v packet="$hot" -v user="$users" -v t="$(date +%s%3N)" 'BEGIN {
