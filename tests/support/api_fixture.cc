@@ -168,6 +168,18 @@ std::vector<ApiReply> ApiFixture::CallConcurrently(int threads, std::string_view
   return replies;
 }
 
+ApiReply ApiFixture::DetailsOnce(const std::string& packet, const std::string& status,
+                                 std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  ApiReply details = Call("GET", "/v1/packets/" + packet, "", 1);
+  while (details.status == 200 && details.String("status") != status &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    details = Call("GET", "/v1/packets/" + packet, "", 1);
+  }
+  return details;
+}
+
 std::int64_t ApiFixture::CreateUser(std::string_view name) {
   const ApiReply reply = Call("POST", "/v1/users", R"({"name":")" + std::string(name) + R"("})");
   EXPECT_EQ(reply.status, 201) << Describe(reply);

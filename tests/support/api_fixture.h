@@ -97,6 +97,14 @@ class ApiFixture : public ::testing::Test {
   static std::string DepositPath(std::int64_t user) {
     return "/v1/users/" + std::to_string(user) + "/deposit";
   }
+  static std::string GrabPath(const std::string& packet) {
+    return "/v1/packets/" + packet + "/grab";
+  }
+  // The packet's details (as user 1) once its status is `status`, or the last answer after
+  // `limit` (expired becomes refunded once the ledger has applied the refund: a wait for the
+  // applier, not for the clock).
+  ApiReply DetailsOnce(const std::string& packet, const std::string& status,
+                       std::chrono::milliseconds limit);
 
   domain::ManualTimeSource& clock() { return clock_; }
   // Runs the sweeper once (expiry, refunds, eviction) and waits until what it appended is in

@@ -51,18 +51,6 @@ class ApiExpiryTest : public ApiFixture {
  protected:
   explicit ApiExpiryTest(ApiFixtureOptions options = {}) : ApiFixture(options) {}
 
-  std::string GrabPath(const std::string& packet) { return "/v1/packets/" + packet + "/grab"; }
-
-  // The packet's details once its status is `status` (expired becomes refunded once the ledger
-  // has applied the refund: a wait for the applier, 10 s at most).
-  ApiReply DetailsOnce(const std::string& packet, const std::string& status) {
-    ApiReply details = Call("GET", "/v1/packets/" + packet, "", 1);
-    for (int i = 0; i < 1000 && details.status == 200 && details.String("status") != status; ++i) {
-      std::this_thread::sleep_for(milliseconds(10));
-      details = Call("GET", "/v1/packets/" + packet, "", 1);
-    }
-    return details;
-  }
   // The user's balance once nothing is pending (the journal's credits are in the ledger).
   ApiReply SettledBalance(std::int64_t user) {
     const std::string path = "/v1/users/" + std::to_string(user) + "/balance";
@@ -101,7 +89,7 @@ TEST_F(ApiExpiryTest, UngrabbedRemainderIsRefundedOnceAfterExpiry) {
 
   clock().Advance(seconds(60));
   SweepNow();
-  const ApiReply details = DetailsOnce(packet, "refunded");
+  const ApiReply details = DetailsOnce(packet, "refunded", seconds(10));
   ASSERT_EQ(details.status, 200) << Describe(details);
   ASSERT_EQ(details.String("status"), "refunded") << Describe(details);
   EXPECT_EQ(details.Int("refund_cents"), refund) << details.body;
@@ -226,7 +214,7 @@ TEST_F(ApiExpiryRaceTest, GrabsRacingExpiryAddUpWithTheRefund) {
   EXPECT_EQ(result.gone, 8);  // every thread ended on a 410
   ASSERT_FALSE(result.acknowledged.empty());
 
-  const ApiReply details = DetailsOnce(packet, "refunded");
+  const ApiReply details = DetailsOnce(packet, "refunded", seconds(10));
   ASSERT_EQ(details.status, 200) << Describe(details);
   ASSERT_EQ(details.String("status"), "refunded") << details.body.substr(0, 300);
   const auto listed = GrabsByUser(details);

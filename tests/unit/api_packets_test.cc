@@ -20,8 +20,6 @@ using std::chrono::seconds;
 
 class ApiPacketsTest : public ApiFixture {
  protected:
-  std::string GrabPath(const std::string& packet) { return "/v1/packets/" + packet + "/grab"; }
-
   // The balance once the journal has the credits the test expects (the pending credits of a
   // grab or refund show as soon as it is durable; this waits for the fsync, not for time).
   std::int64_t BalanceOnce(std::int64_t user, std::int64_t expected) {
@@ -31,16 +29,6 @@ class ApiPacketsTest : public ApiFixture {
       balance = Balance(user);
     }
     return balance;
-  }
-  // The packet's details once its status is `status` (expired becomes refunded once the ledger
-  // has applied the refund: a wait for the applier, not for time).
-  ApiReply DetailsOnce(const std::string& packet, const std::string& status) {
-    ApiReply details = Call("GET", "/v1/packets/" + packet, "", 1);
-    for (int i = 0; i < 500 && details.status == 200 && details.String("status") != status; ++i) {
-      std::this_thread::sleep_for(milliseconds(10));
-      details = Call("GET", "/v1/packets/" + packet, "", 1);
-    }
-    return details;
   }
 };
 
@@ -96,7 +84,7 @@ TEST_F(ApiPacketsTest, GrabbableUntilItsExpiryThenGoneAndTheRestRefundedOnce) {
 
   SweepNow();
   SweepNow();  // a second sweep refunds nothing more
-  const ApiReply details = DetailsOnce(packet, "refunded");
+  const ApiReply details = DetailsOnce(packet, "refunded", seconds(5));
   ASSERT_EQ(details.status, 200) << Describe(details);
   ASSERT_EQ(details.String("status"), "refunded") << Describe(details);
   EXPECT_EQ(details.Int("refund_cents"), 800);
