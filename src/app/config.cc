@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "http/access/token.h"
+#include "http/handlers/api.h"
 
 namespace redpacket::app {
 namespace {
@@ -359,6 +360,16 @@ bool ConfigBinder::IsSet(const std::string& key) const {
   auto it = std::find_if(bindings_.begin(), bindings_.end(),
                          [&](const Binding& b) { return b.key == key; });
   return it != bindings_.end() && (it->option->count() > 0 || it->set_from_file);
+}
+
+http::ApiOptions ApiOptionsFrom(const Config& config, const domain::TimeSource& clock) {
+  http::ApiOptions options;
+  options.dev = config.dev;
+  options.token_secrets = EffectiveTokenSecrets(config);
+  options.rate_limit_per_s = config.rate_limit_per_user;
+  options.rate_limit_burst = config.rate_limit_burst;
+  options.clock = &clock;
+  return options;
 }
 
 std::vector<std::string> EffectiveTokenSecrets(const Config& config) {

@@ -9,7 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "domain/clock.h"
 #include "domain/packet.h"
+
+namespace redpacket::http {
+struct ApiOptions;
+}
 
 namespace redpacket::app {
 
@@ -100,5 +105,9 @@ class ConfigBinder {
 // available or the list has an empty entry.
 std::vector<std::string> EffectiveTokenSecrets(const Config& config);
 inline constexpr const char* kDevTokenSecret = "redpacket-dev-secret";
+
+// The API's options as `serve` sets them from the configuration: --dev, the token secrets, the
+// rate limit; `clock` is the "now" of a token's expiry (it must outlive the Api).
+http::ApiOptions ApiOptionsFrom(const Config& config, const domain::TimeSource& clock);
 
 }  // namespace redpacket::app

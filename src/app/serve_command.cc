@@ -193,13 +193,7 @@ int RunServe(const Config& config) {
   service_options.limits = config.limits;
   service::RedPacketService service(service_options, std::move(deps));
 
-  http::ApiOptions api_options;
-  api_options.dev = config.dev;
-  api_options.token_secrets = EffectiveTokenSecrets(config);
-  api_options.rate_limit_per_s = config.rate_limit_per_user;
-  api_options.rate_limit_burst = config.rate_limit_burst;
-  api_options.clock = &clock;
-  http::Api api(api_options, service);
+  http::Api api(ApiOptionsFrom(config, clock), service);
   http::PacketEventsOptions events_options;
   events_options.max_streams = static_cast<std::size_t>(config.event_streams_max);
   events_options.poll_interval = std::chrono::milliseconds(config.event_poll_ms);

@@ -41,12 +41,14 @@ ApiFixture::ApiFixture() : ApiFixture(ApiFixtureOptions{}) {}
 
 namespace {
 
-// The token secrets as `serve` resolves them from its configuration.
-std::vector<std::string> TokenSecrets(const ApiFixtureOptions& options) {
+// The configuration of `serve` that these options stand for.
+app::Config ConfigOf(const ApiFixtureOptions& options) {
   app::Config config;
   config.dev = options.dev;
   config.token_secret = options.token_secret;
-  return app::EffectiveTokenSecrets(config);
+  config.rate_limit_per_user = options.rate_limit_per_user;
+  config.rate_limit_burst = options.rate_limit_burst;
+  return config;
 }
 
 }  // namespace
@@ -55,7 +57,7 @@ ApiFixture::ApiFixture(ApiFixtureOptions options)
     : options_(options),
       clock_(options.start),
       random_(options.seed),
-      token_secrets_(TokenSecrets(options)) {}
+      token_secrets_(app::EffectiveTokenSecrets(ConfigOf(options))) {}
 
 ApiFixture::~ApiFixture() { Stop(); }
 
@@ -80,13 +82,8 @@ void ApiFixture::Start() {
   options.random = &random_;
   options.limits = options_.limits;
   embedded_ = std::make_unique<EmbeddedInProcess>(options);
-  http::ApiOptions api_options;
-  api_options.dev = options_.dev;
-  api_options.token_secrets = token_secrets_;
-  api_options.rate_limit_per_s = options_.rate_limit_per_user;
-  api_options.rate_limit_burst = options_.rate_limit_burst;
-  api_options.clock = &clock_;
-  api_ = std::make_unique<http::Api>(api_options, embedded_->service());
+  api_ = std::make_unique<http::Api>(app::ApiOptionsFrom(ConfigOf(options_), clock_),
+                                     embedded_->service());
 }
 
 void ApiFixture::Stop() {
