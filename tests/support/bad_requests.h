@@ -1,15 +1,15 @@
-// Tables of bad requests for the in-process API tests (api_bad_input_test, api_access_test): a
-// case names the request and the refusal it must get; ExpectRefused checks a reply against it
-// (the status, the JSON error code, and a message for the client).
+// Tables of bad requests, for the in-process API tests (api_bad_input_test, api_access_test) and
+// the transport's e2e table (bad_input_e2etest): a case names the request and the refusal it must
+// get; ExpectRefused checks a reply against it (the status, the JSON error code, and a message
+// for the client), an in-process ApiReply or an e2e Reply alike.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
 #include <map>
 #include <string>
 #include <utility>
-
-#include "tests/support/api_fixture.h"
 
 namespace redpacket::testing_support {
 
@@ -30,7 +30,9 @@ inline BadCase Bad(std::string name, std::string method, std::string target, std
           std::move(error)};
 }
 
-inline void ExpectRefused(const BadCase& bad, const ApiReply& reply) {
+// Reply: status, body, json (a boost::json::value) and Error(); Describe(reply) found beside it.
+template <class Reply>
+void ExpectRefused(const BadCase& bad, const Reply& reply) {
   EXPECT_EQ(reply.status, bad.status) << Describe(reply);
   EXPECT_EQ(reply.Error(), bad.error) << Describe(reply);
   const boost::json::object* body = reply.json.if_object();
